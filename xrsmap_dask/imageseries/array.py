@@ -1,0 +1,53 @@
+"""The ``array`` format: a series over an in-memory numpy array ``(frames, rows, cols)``.
+
+``open(None, 'array', data=arr, meta={...})`` as in hexrd; a 2-D array is one frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from .base import ImageSeries, as_metadata
+from .registry import register_opener
+
+
+class ArrayImageSeries(ImageSeries):
+    """Frames of an in-memory array (a view, not a copy)."""
+
+    def __init__(self, data, meta=None):
+        arr = np.asarray(data)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise InputError(f"expected a (frames, rows, cols) array, got shape {arr.shape}",
+                             argument="data")
+        self._data = arr
+        self._shape = arr.shape[1:]
+        self._dtype = arr.dtype
+        self._metadata = as_metadata(meta)
+
+    def __len__(self) -> int:
+        return self._data.shape[0]
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
+        return self._data[j, rows, cols]
+
+    def read_block(self, start: int, stop: int, roi=None) -> np.ndarray:
+        from ..roi import normalize_roi
+
+        rows, cols = normalize_roi(roi, self.shape)
+        return self._data[start:stop, rows, cols]
+
+
+@register_opener("array")
+def open_array(filename=None, data=None, meta=None, **kwargs) -> ArrayImageSeries:
+    if data is None:
+        raise InputError("the 'array' format needs data=<(frames, rows, cols) array>",
+                         argument="data")
+    if kwargs:
+        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="array")
+    return ArrayImageSeries(data, meta)

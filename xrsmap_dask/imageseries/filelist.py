@@ -1,0 +1,249 @@
+"""Image series over a list of image files (EDF, TIFF, CBF, ... anything fabio reads).
+
+Opening reads headers only: each EDF file's header(s) are parsed (lengths differ between
+files) to find every frame's data offset; other formats are probed through fabio.  Multi-frame
+files count all their frames.  A block read then takes, per frame, one positioned read of the
+ROI rows (uncompressed EDF) or a fabio read and crop (anything else).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import FrameReadError, InputError
+from ..io import edf, fabio_reader
+from ..roi import RoiSlices, roi_shape
+from .base import BlockSource, ImageSeries, as_metadata, check_on_error, read_frames
+
+_EDF_SUFFIXES = (".edf", ".ehf")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
+#: threads used to parse headers at open time (I/O bound: many small reads)
+HEADER_THREADS = 16
+
+
+@dataclass(frozen=True)
+class _FileFrames:
+    """What one file holds: per frame (offset or -1 for fabio, dtype with byte order)."""
+
+    path: str
+    offsets: tuple[int, ...] = ()
+    shape: tuple[int, int] | None = None
+    dtype: np.dtype | None = None
+    error: str | None = None
+
+
+def _is_edf(path: str) -> bool:
+    low = path.lower()
+    if low.endswith(_COMPRESSED_SUFFIXES):
+        return False
+    if low.endswith(_EDF_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(1) == b"{"
+    except OSError:
+        return False
+
+
+def _probe_file(path: str) -> _FileFrames:
+    try:
+        if _is_edf(path):
+            infos = edf.read_edf_headers(path)
+            first = infos[0]
+            for info in infos[1:]:
+                if info.shape != first.shape or info.dtype != first.dtype:
+                    raise FrameReadError(
+                        f"frame shape/dtype {info.shape} {info.dtype} differs from the file's "
+                        f"first frame {first.shape} {first.dtype}", path=path,
+                        frame=info.index_in_file)
+            offsets = tuple(-1 if i.compressed else i.offset for i in infos)
+            return _FileFrames(path, offsets, first.shape, first.dtype)
+        nframes, shape, dtype = fabio_reader.probe(path)
+        return _FileFrames(path, (-1,) * nframes, shape, dtype)
+    except FrameReadError as exc:
+        return _FileFrames(path, error=exc.reason)
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("=")
+
+
+class FileListImageSeries(ImageSeries):
+    """Frames of a list of image files, in list order (all frames of each file in turn).
+
+    Parameters
+    ----------
+    paths : sequence of str or PathLike
+        The image files.
+    dtype : dtype, optional
+        Cast frames to this dtype (hexrd image-files ``dtype`` option).
+    meta : dict, optional
+        Series metadata.
+    empty_frames : int
+        Frames to skip at the start of each file (hexrd ``empty-frames``).
+    max_file_frames, max_total_frames : int
+        Take at most this many frames per file / in all (0: no limit).
+    on_error : {'raise', 'fill'}
+        ``'raise'``: a missing, truncated or corrupt file, or one whose frames differ in shape
+        or dtype from the first file's, raises :class:`FrameReadError` at open (or read) time,
+        naming the file.  ``'fill'``: such frames read as NaN and are listed in
+        :attr:`bad_frames` (a missing or unreadable file counts as one frame).
+    """
+
+    def __init__(self, paths: Sequence, *, dtype=None, meta=None, empty_frames: int = 0,
+                 max_file_frames: int = 0, max_total_frames: int = 0, on_error: str = "raise"):
+        self.on_error = check_on_error(on_error)
+        paths = [os.fspath(p) for p in paths]
+        if not paths:
+            raise InputError("no image files given", argument="paths")
+        for name, value in (("empty-frames", empty_frames), ("max-file-frames", max_file_frames),
+                            ("max-total-frames", max_total_frames)):
+            if int(value) < 0:
+                raise InputError(f"must be >= 0, got {value}", argument=name)
+        with ThreadPoolExecutor(min(HEADER_THREADS, len(paths))) as pool:
+            probed = list(pool.map(_probe_file, paths))
+        good = [p for p in probed if p.error is None]
+        if not good:
+            first = probed[0]
+            raise FrameReadError(first.error, path=first.path, frame=0)
+        ref = good[0]
+        self._shape = ref.shape
+        self._file_dtype = _native(ref.dtype)
+        self._dtype = np.dtype(dtype) if dtype is not None else self._file_dtype
+        self._metadata = as_metadata(meta)
+
+        frame_paths: list[str] = []
+        offsets: list[int] = []
+        in_file: list[int] = []
+        big_endian: list[bool] = []
+        self.bad_frames: list[tuple[int, str, str]] = []
+        for p in probed:
+            error = p.error
+            if error is None and (p.shape != ref.shape or _native(p.dtype) != self._file_dtype):
+                error = (f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} "
+                         f"differs from the first file's {ref.shape[0]} x {ref.shape[1]} "
+                         f"{self._file_dtype} ({ref.path})")
+            if error is not None:
+                if self.on_error == "raise":
+                    raise FrameReadError(error, path=p.path, frame=len(frame_paths))
+                self.bad_frames.append((len(frame_paths), p.path, error))
+                frame_offsets: Sequence[int] = (-2,)  # -2: known bad
+                is_big = False
+            else:
+                frame_offsets = p.offsets[empty_frames:]
+                if max_file_frames:
+                    frame_offsets = frame_offsets[:max_file_frames]
+                is_big = p.dtype.byteorder == ">"
+            for k, off in enumerate(frame_offsets):
+                frame_paths.append(p.path)
+                offsets.append(off)
+                in_file.append(k + (empty_frames if off != -2 else 0))
+                big_endian.append(is_big)
+        if max_total_frames:
+            del frame_paths[max_total_frames:], offsets[max_total_frames:]
+            del in_file[max_total_frames:], big_endian[max_total_frames:]
+            self.bad_frames = [b for b in self.bad_frames if b[0] < max_total_frames]
+        if not frame_paths:
+            raise InputError("the files hold no frames after empty-frames/max-frames",
+                             argument="paths")
+        self._paths = frame_paths
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._in_file = np.asarray(in_file, dtype=np.int32)
+        self._big_endian = np.asarray(big_endian, dtype=bool)
+        self._bad_reason = {i: reason for i, _, reason in self.bad_frames}
+        digest = hashlib.sha1()
+        for path, off in zip(frame_paths, offsets):
+            digest.update(f"{path}\0{off}\0".encode())
+        digest.update(f"{self._dtype}{self._shape}".encode())
+        self._token = digest.hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @property
+    def filenames(self) -> list[str]:
+        """Path of each frame's file (frames of one multi-frame file repeat it)."""
+        return list(self._paths)
+
+    def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
+        block = self.block_source(j, j + 1)
+        return block.read((rows, cols))[0]
+
+    def block_source(self, start: int, stop: int) -> "FileFramesBlock":
+        sel = slice(start, stop)
+        return FileFramesBlock(
+            first_frame=start,
+            paths=self._paths[sel],
+            offsets=self._offsets[sel],
+            in_file=self._in_file[sel],
+            big_endian=self._big_endian[sel],
+            shape=self._shape,
+            file_dtype=self._file_dtype,
+            dtype=self._dtype,
+            bad={j - start: r for j, r in self._bad_reason.items() if start <= j < stop},
+            on_error=self.on_error,
+        )
+
+
+@dataclass
+class FileFramesBlock(BlockSource):
+    """File names and offsets of a run of frames: all a read task needs (pickles small)."""
+
+    first_frame: int
+    paths: list[str]
+    offsets: np.ndarray
+    in_file: np.ndarray
+    big_endian: np.ndarray
+    shape: tuple[int, int]
+    file_dtype: np.dtype
+    dtype: np.dtype
+    bad: dict = field(default_factory=dict)
+    on_error: str = "raise"
+
+    @property
+    def nframes(self) -> int:
+        return len(self.paths)
+
+    def read(self, roi: RoiSlices) -> np.ndarray:
+        rows, cols = roi
+        native = self.file_dtype
+        swapped = native.newbyteorder(">")
+
+        def one(i: int, out: np.ndarray) -> np.ndarray:
+            frame = self.first_frame + i
+            if i in self.bad:
+                raise FrameReadError(self.bad[i], path=self.paths[i], frame=frame)
+            off = int(self.offsets[i])
+            if off >= 0:
+                dt = swapped if self.big_endian[i] else native
+                return edf.read_rows(self.paths[i], off, self.shape, dt, rows, cols, out=out,
+                                     frame=frame)
+            return fabio_reader.read_frame(self.paths[i], int(self.in_file[i]), self.shape,
+                                           native, rows, cols, frame=frame)
+
+        data = read_frames(one, range(self.nframes), roi_shape(roi), native, self.on_error)
+        if data.dtype.kind != "f" or self.on_error != "fill":
+            if data.dtype != self.dtype:
+                data = data.astype(self.dtype)
+        return data
+
+
+def from_files(paths: Sequence, **kwargs) -> FileListImageSeries:
+    """An image series over image files (a list of paths, or a glob pattern string).
+
+    Keyword arguments are those of :class:`FileListImageSeries`.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        import glob
+
+        pattern = os.fspath(paths)
+        found = sorted(glob.glob(pattern))
+        if not found:
+            raise FrameReadError("no file matches this pattern", path=pattern)
+        paths = found
+    return FileListImageSeries(paths, **kwargs)

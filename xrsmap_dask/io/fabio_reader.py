@@ -1,0 +1,63 @@
+"""Any image format fabio reads (TIFF, CBF, compressed EDF, ...): whole-frame read, then crop.
+
+Used where a positioned read of the ROI rows is not possible.  Errors name the file and frame.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import FrameReadError
+
+
+def _open(path: str, frame: int | None):
+    import fabio
+
+    if not os.path.exists(path):
+        raise FrameReadError("file not found", path=path, frame=frame)
+    try:
+        return fabio.open(path)
+    except Exception as exc:  # fabio raises many types for unreadable files
+        raise FrameReadError(f"fabio cannot read it: {exc}", path=path, frame=frame) from None
+
+
+def probe(path: str) -> tuple[int, tuple[int, int], np.dtype]:
+    """(number of frames, frame shape, dtype) of an image file, through fabio."""
+    img = _open(path, None)
+    try:
+        data = img.data
+        if data is None or data.ndim != 2:
+            raise FrameReadError(f"expected 2-D frames, got {None if data is None else data.shape}",
+                                 path=path)
+        return int(getattr(img, "nframes", 1) or 1), tuple(data.shape), data.dtype
+    finally:
+        _close(img)
+
+
+def _close(img) -> None:
+    close = getattr(img, "close", None)
+    if close is not None:
+        close()
+
+
+def read_frame(path: str, index_in_file: int, shape: tuple[int, int], dtype: np.dtype,
+               rows: slice, cols: slice, frame: int | None = None) -> np.ndarray:
+    """Frame ``index_in_file`` of ``path`` cropped to ``[rows, cols]``; shape/dtype checked."""
+    img = _open(path, frame)
+    try:
+        if index_in_file:
+            img = img.getframe(index_in_file)
+        data = img.data
+    except Exception as exc:
+        raise FrameReadError(f"fabio cannot read frame {index_in_file} of the file: {exc}",
+                             path=path, frame=frame) from None
+    finally:
+        _close(img)
+    if data is None or tuple(data.shape) != tuple(shape):
+        raise FrameReadError(f"frame shape {None if data is None else data.shape} differs from "
+                             f"the series' {tuple(shape)}", path=path, frame=frame)
+    if data.dtype != dtype:
+        raise FrameReadError(f"dtype {data.dtype} differs from the series' {dtype}", path=path,
+                             frame=frame)
+    return np.ascontiguousarray(data[rows, cols])

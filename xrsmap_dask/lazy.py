@@ -1,0 +1,80 @@
+"""ImageSeries -> lazy dask array whose blocks are batched, ROI-restricted reads.
+
+One task reads the ROI of a run of frames (``frames_per_chunk`` of them) through the series'
+:meth:`~xrsmap_dask.imageseries.base.ImageSeries.block_source`, which carries only file names
+and offsets.  Tasks are named ``read-roi-<token>`` so they read well in the dashboard.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .roi import RoiSlices, normalize_roi, roi_shape
+
+#: bytes of ROI data one read task aims for with ``frames_per_chunk='auto'``
+TARGET_CHUNK_BYTES = 32 * 2**20
+#: upper bound on frames per task with 'auto' (tiny ROIs would otherwise make one task)
+MAX_AUTO_FRAMES = 1024
+
+
+def auto_frames_per_chunk(nframes: int, frame_bytes: int,
+                          target_bytes: int = TARGET_CHUNK_BYTES) -> int:
+    """Frames per read task so a block holds about ``target_bytes`` (at least 1 frame)."""
+    per = max(1, target_bytes // max(1, frame_bytes))
+    return int(max(1, min(per, MAX_AUTO_FRAMES, nframes)))
+
+
+def frame_chunks(nframes: int, frames_per_chunk: int) -> tuple[int, ...]:
+    """Chunk sizes along the frame axis; the last chunk holds the remainder."""
+    full, rest = divmod(nframes, frames_per_chunk)
+    return (frames_per_chunk,) * full + ((rest,) if rest else ())
+
+
+def read_block(source, roi: RoiSlices) -> np.ndarray:
+    """Task body: read the ROI of the frames described by ``source``."""
+    return source.read(roi)
+
+
+def series_to_dask(ims, roi=None, frames_per_chunk: int | str = "auto", name: str | None = None):
+    """Lazy ``(nframes, roi rows, roi cols)`` dask array over an image series.
+
+    Parameters
+    ----------
+    ims : ImageSeries
+    roi : (slice, slice), optional
+        numpy style, rows from the top, stop exclusive; ``None`` = whole frame.
+    frames_per_chunk : int or 'auto'
+        Frames read by one task.  ``'auto'`` aims at 32 MiB per block (capped at 1024 frames).
+    name : str, optional
+        Task-name prefix (default ``read-roi``).
+    """
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    roi = normalize_roi(roi, ims.shape)
+    nframes = len(ims)
+    if nframes == 0:
+        raise InputError("the image series has no frames", argument="ims")
+    h, w = roi_shape(roi)
+    dtype = np.dtype(ims.block_dtype())
+    if frames_per_chunk == "auto":
+        fpc = auto_frames_per_chunk(nframes, h * w * dtype.itemsize)
+    else:
+        try:
+            fpc = int(frames_per_chunk)
+        except (TypeError, ValueError):
+            fpc = 0
+        if fpc < 1:
+            raise InputError(f"must be a positive int or 'auto', got {frames_per_chunk!r}",
+                             argument="frames_per_chunk")
+        fpc = min(fpc, nframes)
+    chunks = frame_chunks(nframes, fpc)
+    key = f"{name or 'read-roi'}-{tokenize(ims.token, roi[0].start, roi[0].stop, roi[1].start, roi[1].stop, fpc, dtype.str)}"
+    dsk = {}
+    start = 0
+    for i, n in enumerate(chunks):
+        dsk[(key, i, 0, 0)] = (read_block, ims.block_source(start, start + n), roi)
+        start += n
+    graph = HighLevelGraph.from_collections(key, dsk, dependencies=())
+    return da.Array(graph, key, (chunks, (h,), (w,)), dtype=dtype)

@@ -1,0 +1,231 @@
+"""Synthetic scans: real EDF files (or an HDF5 stack) with known features.
+
+A raster scan of ``npt_y x npt_x`` points (row-major, x fastest: frame ``i`` is at
+``(i // npt_x, i % npt_x)``).  Each frame (rows x cols, rows from the top) holds:
+
+* a flat ``background`` level;
+* Debye-Scherrer rings centred on ``centre = (cy, cx)`` at ``radii`` (pixels), Gaussian in
+  radius (sigma ``ring_sigma``); ring ``k``'s amplitude varies over the map with a known
+  pattern (:func:`ring_amplitude`) so annulus maps show structure;
+* a Gaussian spot whose position moves with the scan position (so composite maps show it);
+* optional Poisson noise; hot pixels where the mask excludes them.
+
+EDF headers get a comment of varying length, so header sizes differ between files as in real
+scans.  ``python -m xrsmap_dask.synth OUTDIR`` writes one from the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HOT_VALUE = 60000
+
+
+@dataclass
+class SynthScan:
+    """What :func:`make_scan` wrote and the truth it was built from."""
+
+    directory: str
+    npt_y: int
+    npt_x: int
+    frame_shape: tuple[int, int]
+    dtype: str
+    centre: tuple[float, float]
+    radii: tuple[float, ...]
+    files: list[str] = field(default_factory=list)
+    background_files: list[str] = field(default_factory=list)
+    mask_file: str | None = None
+    hdf5_file: str | None = None
+    hdf5_dataset: str = "/imageseries/images"
+
+    @property
+    def nframes(self) -> int:
+        return self.npt_y * self.npt_x
+
+    def save(self) -> str:
+        path = os.path.join(self.directory, "scan.json")
+        with open(path, "w") as f:
+            json.dump(asdict(self), f, indent=1)
+        return path
+
+    @classmethod
+    def load(cls, directory) -> "SynthScan":
+        with open(os.path.join(directory, "scan.json")) as f:
+            d = json.load(f)
+        d["frame_shape"] = tuple(d["frame_shape"])
+        d["centre"] = tuple(d["centre"])
+        d["radii"] = tuple(d["radii"])
+        return cls(**d)
+
+
+def ring_amplitude(k: int, iy: int, ix: int, npt_y: int, npt_x: int) -> float:
+    """Peak height of ring ``k`` at scan point (iy, ix): a different smooth pattern per ring."""
+    fy = (iy + 0.5) / npt_y
+    fx = (ix + 0.5) / npt_x
+    patterns = (
+        lambda: 200.0 * (0.5 + fx),                                   # gradient along x
+        lambda: 300.0 * np.exp(-((fy - 0.5) ** 2 + (fx - 0.5) ** 2) / 0.08),  # blob
+        lambda: 150.0 * (0.5 + fy),                                   # gradient along y
+    )
+    return float(patterns[k % len(patterns)]())
+
+
+def spot_position(iy: int, ix: int, npt_y: int, npt_x: int,
+                  frame_shape: tuple[int, int]) -> tuple[float, float]:
+    """(row, col) of the moving spot at scan point (iy, ix)."""
+    ny, nx = frame_shape
+    return (ny * (0.2 + 0.6 * (iy + 0.5) / npt_y), nx * (0.2 + 0.6 * (ix + 0.5) / npt_x))
+
+
+def model_frame(index: int, npt_y: int, npt_x: int, frame_shape=(128, 128),
+                centre=None, radii=None, background: float = 20.0, ring_sigma: float = 1.5,
+                spot: bool = True, _r=None) -> np.ndarray:
+    """Noiseless expected counts of frame ``index`` (float64, rows x cols)."""
+    ny, nx = frame_shape
+    centre = default_centre(frame_shape) if centre is None else centre
+    radii = default_radii(frame_shape) if radii is None else radii
+    iy, ix = divmod(index, npt_x)
+    if _r is None:
+        yy, xx = np.indices(frame_shape, dtype=np.float64)
+        _r = np.hypot(yy - centre[0], xx - centre[1])
+    img = np.full(frame_shape, float(background))
+    for k, radius in enumerate(radii):
+        img += ring_amplitude(k, iy, ix, npt_y, npt_x) * np.exp(
+            -0.5 * ((_r - radius) / ring_sigma) ** 2)
+    if spot:
+        sy, sx = spot_position(iy, ix, npt_y, npt_x, frame_shape)
+        half = max(3, int(min(ny, nx) * 0.03))
+        y0, y1 = max(0, int(sy) - half), min(ny, int(sy) + half + 1)
+        x0, x1 = max(0, int(sx) - half), min(nx, int(sx) + half + 1)
+        py, px = np.mgrid[y0:y1, x0:x1]
+        img[y0:y1, x0:x1] += 2000.0 * np.exp(-((py - sy) ** 2 + (px - sx) ** 2) / (2 * (half / 3) ** 2))
+    return img
+
+
+def default_centre(frame_shape) -> tuple[float, float]:
+    """Ring centre: a little off the frame centre (so rings clip the edges unevenly)."""
+    return (frame_shape[0] * 0.47, frame_shape[1] * 0.53)
+
+
+def default_radii(frame_shape) -> tuple[float, ...]:
+    """Three rings; the outer one is clipped by the frame edge."""
+    m = min(frame_shape)
+    return (0.18 * m, 0.31 * m, 0.52 * m)
+
+
+def default_mask(frame_shape) -> np.ndarray:
+    """uint8 mask, nonzero = excluded: a detector gap (2 rows) and a few hot pixels."""
+    ny, nx = frame_shape
+    mask = np.zeros(frame_shape, dtype=np.uint8)
+    mask[ny // 3: ny // 3 + 2, :] = 1
+    rng = np.random.default_rng(1234)
+    mask[rng.integers(0, ny, 5), rng.integers(0, nx, 5)] = 1
+    return mask
+
+
+def write_edf(path: str, data: np.ndarray, header: dict | None = None) -> None:
+    """Write one frame as an EDF file with fabio."""
+    import fabio.edfimage
+
+    fabio.edfimage.EdfImage(data=data, header=header or {}).write(path)
+
+
+def make_scan(directory, npt_y: int = 7, npt_x: int = 5, frame_shape=(128, 128),
+              dtype: str = "uint16", radii=None, centre=None, noise: bool = True,
+              spot: bool = True, background: float = 20.0, n_background: int = 0,
+              mask: bool = True, vary_headers: bool = True, hdf5: bool = False,
+              edf: bool = True, seed: int = 0, prefix: str = "scan",
+              progress: bool = False) -> SynthScan:
+    """Write a synthetic raster scan to ``directory`` and return its description.
+
+    Files are ``{prefix}_{index:05d}.edf`` in scan order; background frames (background
+    level and noise only) ``bkg_{k:03d}.edf``; the mask ``mask.edf`` (uint8, nonzero =
+    excluded; the frames hold hot pixels there); with ``hdf5=True`` also ``{prefix}.h5``
+    with the stack at ``/imageseries/images`` (hexrd layout).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    frame_shape = tuple(int(v) for v in frame_shape)
+    centre = default_centre(frame_shape) if centre is None else tuple(centre)
+    radii = default_radii(frame_shape) if radii is None else tuple(radii)
+    scan = SynthScan(str(directory), npt_y, npt_x, frame_shape, str(np.dtype(dtype)),
+                     centre, radii)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices(frame_shape, dtype=np.float64)
+    r = np.hypot(yy - centre[0], xx - centre[1])
+    mask_arr = default_mask(frame_shape) if mask else None
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+
+    def finish(expected: np.ndarray) -> np.ndarray:
+        img = rng.poisson(expected).astype(np.float64) if noise else np.rint(expected)
+        if mask_arr is not None:
+            img[mask_arr != 0] = HOT_VALUE
+        if info is not None:
+            img = np.clip(img, info.min, info.max)
+        return img.astype(dtype)
+
+    h5 = None
+    if hdf5:
+        import h5py
+
+        scan.hdf5_file = str(directory / f"{prefix}.h5")
+        h5 = h5py.File(scan.hdf5_file, "w")
+        ds = h5.create_dataset(scan.hdf5_dataset, shape=(scan.nframes,) + frame_shape,
+                               dtype=dtype, chunks=(1,) + frame_shape)
+    try:
+        for i in range(scan.nframes):
+            img = finish(model_frame(i, npt_y, npt_x, frame_shape, centre, radii, background,
+                                     spot=spot, _r=r))
+            if edf:
+                iy, ix = divmod(i, npt_x)
+                header = {"scan_point": f"{iy} {ix}", "frame_index": str(i)}
+                if vary_headers:
+                    header["comment"] = "x" * int(rng.integers(0, 1500))
+                path = str(directory / f"{prefix}_{i:05d}.edf")
+                write_edf(path, img, header)
+                scan.files.append(path)
+            if h5 is not None:
+                ds[i] = img
+            if progress and (i + 1) % max(1, scan.nframes // 20) == 0:
+                print(f"  synth: {i + 1}/{scan.nframes} frames", flush=True)
+    finally:
+        if h5 is not None:
+            h5.close()
+    for k in range(n_background):
+        path = str(directory / f"bkg_{k:03d}.edf")
+        write_edf(path, finish(np.full(frame_shape, float(background))), {"background": str(k)})
+        scan.background_files.append(path)
+    if mask_arr is not None:
+        scan.mask_file = str(directory / "mask.edf")
+        write_edf(scan.mask_file, mask_arr)
+    scan.save()
+    return scan
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m xrsmap_dask.synth",
+                                description="Write a synthetic scan of real EDF files.")
+    p.add_argument("directory")
+    p.add_argument("--npt-y", type=int, default=7)
+    p.add_argument("--npt-x", type=int, default=5)
+    p.add_argument("--shape", type=int, nargs=2, default=(128, 128), metavar=("ROWS", "COLS"))
+    p.add_argument("--dtype", default="uint16")
+    p.add_argument("--n-background", type=int, default=0)
+    p.add_argument("--hdf5", action="store_true", help="also write an HDF5 stack")
+    p.add_argument("--no-noise", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    scan = make_scan(a.directory, a.npt_y, a.npt_x, tuple(a.shape), a.dtype,
+                     noise=not a.no_noise, n_background=a.n_background, hdf5=a.hdf5,
+                     seed=a.seed, progress=True)
+    print(f"wrote {scan.nframes} frames to {scan.directory} (description: scan.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
