@@ -35,6 +35,7 @@ class _FileFrames:
     shape: tuple[int, int] | None = None
     dtype: np.dtype | None = None
     error: str | None = None
+    size: int = -1
 
 
 def _is_edf(path: str) -> bool:
@@ -62,7 +63,7 @@ def _probe_file(path: str) -> _FileFrames:
                         f"first frame {first.shape} {first.dtype}", path=path,
                         frame=info.index_in_file)
             offsets = tuple(-1 if i.compressed else i.offset for i in infos)
-            return _FileFrames(path, offsets, first.shape, first.dtype)
+            return _FileFrames(path, offsets, first.shape, first.dtype, size=first.file_size)
         nframes, shape, dtype = fabio_reader.probe(path)
         return _FileFrames(path, (-1,) * nframes, shape, dtype)
     except FrameReadError as exc:
@@ -121,6 +122,7 @@ class FileListImageSeries(ImageSeries):
         offsets: list[int] = []
         in_file: list[int] = []
         big_endian: list[bool] = []
+        sizes: list[int] = []
         self.bad_frames: list[tuple[int, str, str]] = []
         for p in probed:
             error = p.error
@@ -144,9 +146,11 @@ class FileListImageSeries(ImageSeries):
                 offsets.append(off)
                 in_file.append(k + (empty_frames if off != -2 else 0))
                 big_endian.append(is_big)
+                sizes.append(p.size)
         if max_total_frames:
             del frame_paths[max_total_frames:], offsets[max_total_frames:]
             del in_file[max_total_frames:], big_endian[max_total_frames:]
+            del sizes[max_total_frames:]
             self.bad_frames = [b for b in self.bad_frames if b[0] < max_total_frames]
         if not frame_paths:
             raise InputError("the files hold no frames after empty-frames/max-frames",
@@ -155,6 +159,7 @@ class FileListImageSeries(ImageSeries):
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._in_file = np.asarray(in_file, dtype=np.int32)
         self._big_endian = np.asarray(big_endian, dtype=bool)
+        self._file_sizes = np.asarray(sizes, dtype=np.int64)
         self._bad_reason = {i: reason for i, _, reason in self.bad_frames}
         digest = hashlib.sha1()
         for path, off in zip(frame_paths, offsets):
@@ -182,6 +187,7 @@ class FileListImageSeries(ImageSeries):
             offsets=self._offsets[sel],
             in_file=self._in_file[sel],
             big_endian=self._big_endian[sel],
+            file_sizes=self._file_sizes[sel],
             shape=self._shape,
             file_dtype=self._file_dtype,
             dtype=self._dtype,
@@ -199,6 +205,7 @@ class FileFramesBlock(BlockSource):
     offsets: np.ndarray
     in_file: np.ndarray
     big_endian: np.ndarray
+    file_sizes: np.ndarray
     shape: tuple[int, int]
     file_dtype: np.dtype
     dtype: np.dtype
@@ -222,7 +229,7 @@ class FileFramesBlock(BlockSource):
             if off >= 0:
                 dt = swapped if self.big_endian[i] else native
                 return edf.read_rows(self.paths[i], off, self.shape, dt, rows, cols, out=out,
-                                     frame=frame)
+                                     frame=frame, file_size=int(self.file_sizes[i]))
             return fabio_reader.read_frame(self.paths[i], int(self.in_file[i]), self.shape,
                                            native, rows, cols, frame=frame)
 

@@ -47,6 +47,7 @@ class EdfFrameInfo:
     dtype: np.dtype
     compressed: bool
     header: dict
+    file_size: int
 
 
 def parse_header_text(text: str) -> dict[str, str]:
@@ -102,7 +103,8 @@ def _read_header_block(fd: int, pos: int, path: str, index: int) -> tuple[dict, 
     return parse_header_text(text), pos + data_start
 
 
-def _frame_from_header(header: dict, path: str, index: int, offset: int) -> tuple[EdfFrameInfo, int]:
+def _frame_from_header(header: dict, path: str, index: int, offset: int,
+                       file_size: int) -> tuple[EdfFrameInfo, int]:
     """Build the frame description and return it with the data size in bytes."""
     try:
         ncols = int(_lookup(header, "Dim_1"))
@@ -137,7 +139,7 @@ def _frame_from_header(header: dict, path: str, index: int, offset: int) -> tupl
     if not compressed and size < nbytes:
         raise FrameReadError(f"EDF Size {size} is smaller than {nrows} x {ncols} x "
                              f"{dtype.itemsize} bytes", path=path, frame=index)
-    info = EdfFrameInfo(path, index, offset, (nrows, ncols), dtype, compressed, header)
+    info = EdfFrameInfo(path, index, offset, (nrows, ncols), dtype, compressed, header, file_size)
     return info, size
 
 
@@ -165,7 +167,7 @@ def read_edf_headers(path: str) -> list[EdfFrameInfo]:
             if index and not os.pread(fd, 64, pos).strip(b" \n\r\t\x00"):
                 break
             header, offset = _read_header_block(fd, pos, path, index)
-            info, size = _frame_from_header(header, path, index, offset)
+            info, size = _frame_from_header(header, path, index, offset, file_size)
             if offset + size > file_size:
                 raise FrameReadError(
                     f"truncated: header promises {size} data bytes at offset {offset}, "
@@ -179,11 +181,13 @@ def read_edf_headers(path: str) -> list[EdfFrameInfo]:
 
 def read_rows(path: str, offset: int, shape: tuple[int, int], dtype: np.dtype,
               rows: slice, cols: slice, out: np.ndarray | None = None,
-              frame: int | None = None) -> np.ndarray:
+              frame: int | None = None, file_size: int | None = None) -> np.ndarray:
     """Read ``data[rows, cols]`` of one uncompressed frame with one positioned read.
 
     ``out`` (native byte order, shape of the ROI) is filled in place when given.  A short
-    read (file truncated after its header was parsed) raises :class:`FrameReadError`.
+    read (file truncated after its header was parsed) raises :class:`FrameReadError`; so does
+    a file whose size is no longer ``file_size`` (rewritten since its header was parsed, e.g.
+    with a header of another length: the recorded offset would point at the wrong bytes).
     """
     ncols = shape[1]
     itemsize = dtype.itemsize
@@ -197,6 +201,13 @@ def read_rows(path: str, offset: int, shape: tuple[int, int], dtype: np.dtype,
     except OSError as exc:
         raise FrameReadError(f"cannot open: {exc.strerror}", path=path, frame=frame) from None
     try:
+        if file_size is not None:
+            now = os.fstat(fd).st_size
+            if now != file_size:
+                raise FrameReadError(
+                    f"file changed since its header was parsed (size {now}, was {file_size}): "
+                    "its header or data length differs; reopen the series", path=path,
+                    frame=frame)
         start = offset + rows.start * row_bytes
         full_width = cols.start == 0 and cols.stop == ncols
         if out is not None and full_width and dtype.isnative and out.flags.c_contiguous \

@@ -1,0 +1,24 @@
+"""Shared fixtures: small synthetic scans (real EDF files) and a real 2-process LocalCluster."""
+from __future__ import annotations
+
+import pytest
+
+from xrsmap_dask import synth
+
+
+@pytest.fixture(scope="session")
+def small_scan(tmp_path_factory):
+    """A 4 x 6 raster scan of 48 x 40 uint16 EDF frames with varying header lengths."""
+    return synth.make_scan(tmp_path_factory.mktemp("small_scan"), npt_y=4, npt_x=6,
+                           frame_shape=(48, 40), n_background=2, hdf5=True, seed=3)
+
+
+@pytest.fixture(scope="session")
+def cluster_client():
+    """A distributed.Client on a LocalCluster with 2 worker processes (closed at the end)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, host="127.0.0.1") as cluster, \
+            Client(cluster) as client:
+        yield client
