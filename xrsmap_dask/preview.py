@@ -1,0 +1,192 @@
+"""PNG previews of a scan's maps: sum map, annulus maps and a downsampled composite mosaic.
+
+Everything here is numpy in, PNG out (matplotlib's Agg backend; no display needed).  Maps are
+``(npt_y, npt_x)`` arrays, slow axis first; the composite is the 4-D ``(npt_y, npt_x, fy, fx)``
+stack (one ``fy x fx`` binned ROI per scan point).  Axes are labelled in scan points: point
+``(iy, ix)`` is centred on ``(iy, ix)``, row 0 at the top, and a composite tile covers its
+scan point's cell.  NaN (bad frames) shows grey.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+#: default size of one panel, inches; the PNG is ``ncols * PANEL_INCHES * dpi`` pixels wide
+PANEL_INCHES = 4.0
+#: largest side of a composite mosaic in the preview (pixels of data, before plotting)
+MAX_MOSAIC_SIDE = 1024
+
+
+def downsample_composite(composite: np.ndarray, max_side: int = MAX_MOSAIC_SIDE) -> np.ndarray:
+    """Mosaic ``(npt_y * ty, npt_x * tx)`` of a composite, each tile block-averaged.
+
+    Parameters
+    ----------
+    composite : ndarray, shape (npt_y, npt_x, fy, fx)
+        One tile per scan point.
+    max_side : int
+        The mosaic's larger side is at most about this many pixels: tiles are reduced by an
+        integer factor ``f`` (mean of ``f x f`` blocks, NaN ignored; edge rows/columns that do
+        not fill a block are dropped), never below 1 x 1 pixel per scan point.
+
+    Returns
+    -------
+    ndarray, float32
+        The mosaic, tile ``(iy, ix)`` at rows ``iy*ty:(iy+1)*ty`` and columns ``ix*tx:(ix+1)*tx``.
+    """
+    comp = np.asarray(composite)
+    if comp.ndim != 4:
+        raise InputError(f"expected a (npt_y, npt_x, fy, fx) composite, got shape {comp.shape}",
+                         argument="composite")
+    if int(max_side) < 1:
+        raise InputError(f"must be >= 1, got {max_side!r}", argument="max_side")
+    npt_y, npt_x, fy, fx = comp.shape
+    side = max(npt_y * fy, npt_x * fx)
+    f = max(1, math.ceil(side / int(max_side)))
+    f = min(f, fy, fx)
+    ty, tx = fy // f, fx // f
+    tiles = comp[:, :, :ty * f, :tx * f].astype(np.float32)
+    tiles = tiles.reshape(npt_y, npt_x, ty, f, tx, f)
+    with np.errstate(invalid="ignore"), _quiet_nan():
+        small = np.nanmean(tiles, axis=(3, 5))
+    return small.transpose(0, 2, 1, 3).reshape(npt_y * ty, npt_x * tx)
+
+
+class _quiet_nan:
+    """Silence numpy's 'mean of empty slice' warning for all-NaN blocks (they stay NaN)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+def preview_size(npanels: int, ncols: int | None = None, dpi: int = 100,
+                 panel_inches: float = PANEL_INCHES) -> tuple[int, int]:
+    """(width, height) in pixels of a preview of ``npanels`` panels."""
+    ncols, nrows = _grid(npanels, ncols)
+    return (int(round(ncols * panel_inches * dpi)), int(round(nrows * panel_inches * dpi)))
+
+
+def _grid(npanels: int, ncols: int | None) -> tuple[int, int]:
+    if npanels < 1:
+        raise InputError("nothing to preview: no maps and no composite", argument="maps")
+    ncols = min(npanels, ncols or 3)
+    return ncols, -(-npanels // ncols)
+
+
+def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
+                   composite: np.ndarray | None = None, *, log: bool = False,
+                   cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
+                   title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
+                   panel_inches: float = PANEL_INCHES) -> tuple[int, int]:
+    """Write a PNG with one panel per map (and the composite mosaic last); return its size.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The PNG to write (parent directories are created).
+    maps : mapping of name -> (npt_y, npt_x) array
+        E.g. ``{'sum': sum_map, 'annulus r=23': ring0}``; panels in mapping order.
+    composite : (npt_y, npt_x, fy, fx) array, optional
+        Shown as a mosaic downsampled to about ``max_mosaic_side`` pixels.
+    log : bool
+        Logarithmic colour scale (values <= 0 show as the lowest colour).
+    dpi, ncols, panel_inches :
+        The PNG is ``preview_size(npanels, ncols, dpi, panel_inches)`` pixels.
+
+    Returns
+    -------
+    (width, height) in pixels.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+
+    panels: list[tuple[str, np.ndarray, bool]] = []
+    shape = None
+    for name, arr in (maps or {}).items():
+        a = np.asarray(arr, dtype=np.float64)
+        if a.ndim != 2:
+            raise InputError(f"a map must be 2-D (npt_y, npt_x), got shape {a.shape}",
+                             argument=f"maps[{name!r}]")
+        if shape is not None and a.shape != shape:
+            raise InputError(f"shape {a.shape} differs from the other maps' {shape}",
+                             argument=f"maps[{name!r}]")
+        shape = a.shape
+        panels.append((str(name), a, False))
+    if composite is not None:
+        comp = np.asarray(composite)
+        if comp.ndim != 4:
+            raise InputError(f"expected (npt_y, npt_x, fy, fx), got shape {comp.shape}",
+                             argument="composite")
+        if shape is not None and comp.shape[:2] != shape:
+            raise InputError(f"scan shape {comp.shape[:2]} differs from the maps' {shape}",
+                             argument="composite")
+        shape = comp.shape[:2]
+        panels.append(("composite", downsample_composite(comp, max_mosaic_side), True))
+    ncols_, nrows = _grid(len(panels), ncols)
+    width, height = preview_size(len(panels), ncols, dpi, panel_inches)
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    npt_y, npt_x = shape
+    extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)  # scan-point centres on integers
+    colormap = matplotlib.colormaps[cmap].copy()
+    colormap.set_bad("0.6")
+    for k, (name, data, is_mosaic) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols_, k + 1)
+        finite = data[np.isfinite(data)]
+        if log:
+            positive = finite[finite > 0]
+            vmin = float(positive.min()) if positive.size else 1.0
+            vmax = float(positive.max()) if positive.size else 10.0
+            norm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 1.0001), clip=True)
+        else:
+            vmin = float(finite.min()) if finite.size else 0.0
+            vmax = float(finite.max()) if finite.size else 1.0
+            norm = Normalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
+        im = ax.imshow(np.ma.masked_invalid(data), cmap=colormap, norm=norm, extent=extent,
+                       origin="upper", interpolation="nearest", aspect="equal")
+        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cbar.ax.tick_params(labelsize=7)
+        ax.set_title(name + (" (log)" if log else ""), fontsize=9)
+        ax.set_xlabel("scan point x (column)", fontsize=8)
+        ax.set_ylabel("scan point y (row)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    return width, height
+
+
+def annulus_label(radius: float, width: float) -> str:
+    """Panel name of an annulus map (radius and width in pixels)."""
+    return f"annulus r={radius:g} w={width:g}"
+
+
+def as_named_maps(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None,
+                  prefix: str = "map") -> dict[str, np.ndarray]:
+    """Mapping of panel names to maps from a mapping or a sequence."""
+    if maps is None:
+        return {}
+    if isinstance(maps, Mapping):
+        return dict(maps)
+    return {f"{prefix} {k}": m for k, m in enumerate(maps)}
