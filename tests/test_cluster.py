@@ -1,0 +1,248 @@
+"""Execution backends: spec validation, threads/processes/pathos/distributed give identical
+maps, dask-jobqueue job scripts, progress output and a worker killed mid-job."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import dask
+import numpy as np
+import pytest
+
+from xrsmap_dask.cluster import (ExecutionSpec, execution, jobqueue_kwargs,
+                                 make_jobqueue_cluster)
+from xrsmap_dask.errors import InputError
+from xrsmap_dask.imageseries import from_files
+from xrsmap_dask.synth import make_scan
+
+ROI = (slice(10, 50), slice(6, 58))  # numpy style, stop exclusive
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    return make_scan(tmp_path_factory.mktemp("scan"), npt_y=4, npt_x=5, frame_shape=(64, 64))
+
+
+def reference_sum_map(scan) -> np.ndarray:
+    import fabio
+
+    out = np.empty(scan.nframes)
+    for i, path in enumerate(scan.files):
+        out[i] = fabio.open(path).data[ROI].astype(np.float64).sum()
+    return out.reshape(scan.npt_y, scan.npt_x)
+
+
+def lazy_sum_map(scan, frames_per_chunk=3):
+    stack = from_files(scan.files).to_dask(roi=ROI, frames_per_chunk=frames_per_chunk)
+    return stack.astype(np.float64).sum(axis=(1, 2)).reshape(scan.npt_y, scan.npt_x)
+
+
+# -- spec ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(kind="gpu"), "scheduler"),
+    (dict(kind="local", n_workers=0), "n_workers"),
+    (dict(kind="local", threads_per_worker=-1), "threads_per_worker"),
+    (dict(kind="slurm", cores=2.5), "cores"),
+    (dict(kind="slurm", memory="lots"), "memory"),
+    (dict(kind="slurm", walltime="1 hour"), "walltime"),
+    (dict(kind="slurm", adaptive_min=3, adaptive_max=1), "adaptive_min"),
+    (dict(kind="slurm", adaptive_min=1), "adaptive_max"),
+    (dict(kind="address"), "address"),
+    (dict(kind="threads", address="tcp://127.0.0.1:1"), "address"),
+    (dict(kind="threads", threads_per_worker=2), "threads_per_worker"),
+    (dict(kind="local", dashboard=3), "dashboard"),
+])
+def test_spec_rejects_bad_options(kwargs, argument):
+    with pytest.raises(InputError) as err:
+        ExecutionSpec(**kwargs)
+    assert err.value.argument == argument
+    assert argument in str(err.value)
+
+
+def test_from_scheduler_parses_kinds_addresses_and_files(tmp_path):
+    assert ExecutionSpec.from_scheduler(None).kind == "threads"
+    assert ExecutionSpec.from_scheduler("pathos", n_workers=2).n_workers == 2
+    spec = ExecutionSpec.from_scheduler("tcp://10.0.0.1:8786", n_workers=None)
+    assert (spec.kind, spec.address) == ("address", "tcp://10.0.0.1:8786")
+    f = tmp_path / "sched.json"
+    assert ExecutionSpec.from_scheduler(str(f)).address == str(f)  # .json: a scheduler file
+    with pytest.raises(InputError, match="scheduler"):
+        ExecutionSpec.from_scheduler("nonsense")
+    with pytest.raises(InputError, match="memory"):
+        ExecutionSpec.from_scheduler("slurm", memory="-1GB")
+
+
+def test_spec_is_frozen():
+    spec = ExecutionSpec()
+    with pytest.raises(Exception):
+        spec.kind = "local"  # type: ignore[misc]
+    assert spec.replace(kind="local").kind == "local"
+
+
+def test_missing_scheduler_file_is_a_clear_error(tmp_path):
+    spec = ExecutionSpec(kind="address", address=str(tmp_path / "none.json"))
+    with pytest.raises(InputError, match="scheduler file not found"):
+        with execution(spec, quiet=True):
+            pass
+
+
+# -- local backends give identical maps -----------------------------------------------------
+@pytest.mark.parametrize("kind", ["threads", "processes", "pathos"])
+def test_local_backends_identical(scan, kind):
+    ref = reference_sum_map(scan)
+    with execution(ExecutionSpec(kind=kind, n_workers=2), quiet=True) as ex:
+        (got,) = ex.compute(lazy_sum_map(scan))
+        # plain .compute() inside the block uses the same scheduler
+        again = lazy_sum_map(scan, frames_per_chunk=7).compute()
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(again, ref)
+
+
+def test_pathos_runs_tasks_in_other_processes(scan):
+    def pid_block(block):
+        return np.full(block.shape[:1], os.getpid(), dtype=np.int64)
+
+    stack = from_files(scan.files).to_dask(roi=ROI, frames_per_chunk=2)
+    pids = stack.map_blocks(pid_block, drop_axis=(1, 2), dtype=np.int64)
+    with execution(ExecutionSpec(kind="pathos", n_workers=2), quiet=True) as ex:
+        (got,) = ex.compute(pids)
+    assert os.getpid() not in set(got.tolist())
+
+
+def test_progress_bar_written_to_stream(scan):
+    buf = io.StringIO()
+    with execution(ExecutionSpec(), stream=buf) as ex:
+        ex.compute(lazy_sum_map(scan), label="sum map")
+    text = buf.getvalue()
+    assert "sum map" in text and "100% Completed" in text
+    quiet = io.StringIO()
+    with execution(ExecutionSpec(), stream=quiet, quiet=True) as ex:
+        ex.compute(lazy_sum_map(scan))
+    assert quiet.getvalue() == ""
+
+
+def test_interrupt_releases_pool_and_restores_scheduler(scan):
+    import psutil
+
+    me = psutil.Process()
+    before_children = {p.pid for p in me.children(recursive=True)}
+    before = dask.config.get("scheduler", None)
+    with pytest.raises(KeyboardInterrupt):
+        with execution(ExecutionSpec(kind="pathos", n_workers=2), quiet=True) as ex:
+            ex.compute(lazy_sum_map(scan))
+            started = {p.pid for p in me.children(recursive=True)} - before_children
+            assert started  # the pool's worker processes
+            raise KeyboardInterrupt
+    assert dask.config.get("scheduler", None) == before
+    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in started
+                                     if psutil.pid_exists(pid)], timeout=10)
+    assert not alive
+
+
+# -- distributed: LocalCluster, faults -----------------------------------------------------
+@pytest.fixture(scope="module")
+def local_cluster():
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, host="127.0.0.1")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def kill_once(block, marker):
+    """Task body that kills its worker process the first time any task runs it."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return block
+    os.close(fd)
+    os._exit(1)
+
+
+def test_address_backend_identical_and_binds_localhost(scan, local_cluster):
+    ref = reference_sum_map(scan)
+    with execution(ExecutionSpec(kind="address", address=local_cluster.scheduler_address),
+                   quiet=True) as ex:
+        assert ex.client is not None
+        (got,) = ex.compute(lazy_sum_map(scan))
+    np.testing.assert_array_equal(got, ref)
+    assert local_cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+
+
+def test_worker_killed_mid_job_gives_identical_map(scan, local_cluster, tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        ref = reference_sum_map(scan)
+        marker = str(tmp_path / "killed-once")
+        stack = from_files(scan.files).to_dask(roi=ROI, frames_per_chunk=2)
+        stack = stack.map_blocks(kill_once, marker, dtype=stack.dtype)
+        lazy = stack.astype(np.float64).sum(axis=(1, 2)).reshape(scan.npt_y, scan.npt_x)
+        buf = io.StringIO()
+        spec = ExecutionSpec(kind="address", address=local_cluster.scheduler_address)
+        with execution(spec, stream=buf) as ex:
+            (got,) = ex.compute(lazy)
+        assert os.path.exists(marker)  # a worker did die
+        np.testing.assert_array_equal(got, ref)
+        assert len(ex.faults) >= 1 and ex.retries >= 1
+        assert "was lost" in buf.getvalue()
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    local_cluster.wait_for_workers(2, timeout=30)
+
+
+# -- dask-jobqueue ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["slurm", "pbs"])
+def test_jobqueue_job_script_holds_requested_resources(kind):
+    spec = ExecutionSpec(kind=kind, cores=8, memory="16GiB", walltime="01:30:00",
+                         queue="short", account="proj42", threads_per_worker=2,
+                         host="127.0.0.1", dashboard=False,
+                         job_directives=("--exclusive",) if kind == "slurm" else ())
+    cluster = make_jobqueue_cluster(spec)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "distributed.cli.dask_worker" in script or "dask worker" in script
+    assert "--nthreads 2" in script and "--nworkers 4" in script
+    assert "01:30:00" in script
+    assert "proj42" in script and "short" in script
+    if kind == "slurm":
+        assert "#SBATCH --cpus-per-task=8" in script
+        assert "#SBATCH --mem=" in script
+        assert "#SBATCH --exclusive" in script
+    else:
+        assert "ncpus=8" in script and "mem=" in script
+    # the worker memory limit: 16 GiB split over 4 workers
+    assert "--memory-limit 4.00GiB" in script
+
+
+def test_jobqueue_falls_back_to_dask_config():
+    with dask.config.set({"jobqueue.slurm.cores": 3, "jobqueue.slurm.memory": "6GB",
+                          "jobqueue.slurm.walltime": "00:07:00",
+                          "jobqueue.slurm.scheduler-options": {"host": "127.0.0.1"}}):
+        spec = ExecutionSpec(kind="slurm", dashboard=False)
+        kw = jobqueue_kwargs(spec)
+        assert "cores" not in kw and "walltime" not in kw  # left to jobqueue's config
+        assert kw["scheduler_options"]["host"] == "127.0.0.1"
+        cluster = make_jobqueue_cluster(spec)
+        try:
+            script = cluster.job_script()
+        finally:
+            cluster.close()
+    assert "#SBATCH --cpus-per-task=3" in script and "00:07:00" in script
+
+
+def test_jobqueue_dashboard_binds_localhost_by_default():
+    kw = jobqueue_kwargs(ExecutionSpec(kind="pbs", cores=2, memory="1GB"))
+    assert kw["scheduler_options"]["dashboard_address"].startswith("127.0.0.1:")
+    kw = jobqueue_kwargs(ExecutionSpec(kind="pbs", cores=2, memory="1GB",
+                                       dashboard="0.0.0.0:9999"))
+    assert kw["scheduler_options"]["dashboard_address"] == "0.0.0.0:9999"
+    with pytest.raises(InputError, match="threads_per_worker"):
+        jobqueue_kwargs(ExecutionSpec(kind="pbs", cores=3, threads_per_worker=2))
