@@ -1,0 +1,256 @@
+"""The ``hdf5`` format: frames as a 3-D dataset ``GROUP/images`` ``(frame, y, x)``.
+
+``open(f, 'hdf5', path=GROUP, dataname='images')`` (hexrd's names); metadata are the group's
+attributes (numpy arrays allowed).  One dask task reads one hyperslab: the ROI of its run of
+frames (:func:`xrsmap_dask.io.hdf5.read_hyperslab`), carrying only the file name and dataset
+path.  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
+block (never the whole stack in memory) and stores the metadata as group attributes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FrameReadError, InputError
+from ..io import hdf5 as h5io
+from ..roi import RoiSlices, roi_shape
+from .base import BlockSource, ImageSeries, check_on_error, read_frames
+from .registry import register_opener, register_writer
+
+#: bytes of frames one write step holds in memory
+WRITE_BLOCK_BYTES = 32 * 2**20
+
+
+def file_token(path: str, *parts) -> str:
+    """Digest of a file's absolute path, size and mtime plus ``parts`` (a dask task name)."""
+    digest = hashlib.sha1(os.path.abspath(path).encode())
+    try:
+        st = os.stat(path)
+        digest.update(f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    except OSError:
+        pass
+    for p in parts:
+        digest.update(f"\0{p}".encode())
+    return digest.hexdigest()
+
+
+def frames_per_write(frame_bytes: int, nframes: int) -> int:
+    """Frames per write step so one step holds about :data:`WRITE_BLOCK_BYTES`."""
+    return int(max(1, min(nframes, WRITE_BLOCK_BYTES // max(1, frame_bytes))))
+
+
+# -- metadata <-> HDF5 ---------------------------------------------------------------------
+def meta_value_from_h5(value):
+    """An HDF5 attribute/dataset value as metadata: 0-d -> Python scalar, bytes -> str."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return meta_value_from_h5(value[()])
+        if value.dtype.kind == "O":  # variable-length strings
+            return np.array([v.decode() if isinstance(v, bytes) else v for v in value.ravel()],
+                            dtype=str).reshape(value.shape)
+        if value.dtype.kind == "S":
+            return np.char.decode(value, "utf-8")
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def meta_value_to_h5(key: str, value, path: str):
+    """A metadata value as something h5py stores (arrays, numbers, strings)."""
+    if isinstance(value, (str, bytes, bool, int, float, complex, np.generic)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":
+            raise InputError(f"metadata {key!r}: object arrays cannot be stored in HDF5",
+                             path=path, argument="meta")
+        if value.dtype.kind == "U":
+            return np.char.encode(value, "utf-8")
+        return value
+    if isinstance(value, (list, tuple)):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biufcUS":
+            return meta_value_to_h5(key, arr, path)
+    raise InputError(f"metadata {key!r} of type {type(value).__name__} cannot be stored in "
+                     "HDF5 (numbers, strings and numeric/string arrays only)", path=path,
+                     argument="meta")
+
+
+def read_attrs(obj) -> dict:
+    """Attributes of an h5py group/dataset as a metadata dict."""
+    return {k: meta_value_from_h5(v) for k, v in obj.attrs.items()}
+
+
+def write_attrs(obj, meta: dict, path: str) -> None:
+    """Store ``meta`` as attributes of an h5py group/dataset (``None`` values skipped)."""
+    for k, v in meta.items():
+        if v is None:
+            continue
+        obj.attrs[str(k)] = meta_value_to_h5(k, v, path)
+
+
+def _dataset_path(path, dataname: str) -> str:
+    group = "" if path in (None, "", "/") else str(path).strip("/")
+    return f"/{group}/{dataname}" if group else f"/{dataname}"
+
+
+def _group_path(path) -> str:
+    return "/" if path in (None, "", "/") else "/" + str(path).strip("/")
+
+
+# -- reader --------------------------------------------------------------------------------
+class HDF5ImageSeries(ImageSeries):
+    """Frames of a 3-D HDF5 dataset ``(frame, y, x)`` (a 2-D dataset is one frame).
+
+    Parameters
+    ----------
+    filename : str or PathLike
+    path : str, optional
+        Group holding the dataset (hexrd's ``path=``); default the file's root.
+    dataname : str
+        Dataset name within the group (hexrd's default ``'images'``).
+    on_error : {'raise', 'fill'}
+        ``'fill'``: an unreadable frame reads as NaN (the series' blocks are then float).
+    """
+
+    def __init__(self, filename, path=None, dataname: str = "images", on_error: str = "raise"):
+        self.on_error = check_on_error(on_error)
+        self.filename = os.fspath(filename)
+        self.dataset = _dataset_path(path, dataname)
+        f, ds = h5io.open_dataset(self.filename, self.dataset)
+        try:
+            self._nframes = int(ds.shape[0]) if ds.ndim == 3 else 1
+            self._shape = tuple(int(v) for v in ds.shape[-2:])
+            self._dtype = np.dtype(ds.dtype)
+            group = ds.parent
+            self._metadata = read_attrs(group)
+        finally:
+            f.close()
+        self._token = file_token(self.filename, self.dataset)
+
+    def __len__(self) -> int:
+        return self._nframes
+
+    def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
+        return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
+
+    def block_source(self, start: int, stop: int) -> "HDF5Block":
+        return HDF5Block(self.filename, self.dataset, start, stop, self._dtype, self.on_error)
+
+
+@dataclass
+class HDF5Block(BlockSource):
+    """File name, dataset path and frame range: one hyperslab read (pickles small)."""
+
+    filename: str
+    dataset: str
+    start: int
+    stop: int
+    dtype: np.dtype
+    on_error: str = "raise"
+
+    @property
+    def nframes(self) -> int:
+        return self.stop - self.start
+
+    def read(self, roi: RoiSlices) -> np.ndarray:
+        rows, cols = roi
+        try:
+            data = h5io.read_hyperslab(self.filename, self.dataset, self.start, self.stop,
+                                       rows, cols)
+        except FrameReadError:
+            if self.on_error != "fill":
+                raise
+        else:
+            if self.on_error == "fill":
+                return read_frames(lambda j, slot: data[j], range(self.nframes),
+                                   roi_shape(roi), self.dtype, "fill")
+            return data
+
+        # a damaged chunk: retry frame by frame so only the bad frames become NaN
+        def one(j: int, slot: np.ndarray) -> np.ndarray:
+            return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
+
+        return read_frames(one, range(self.start, self.stop), roi_shape(roi), self.dtype,
+                           self.on_error)
+
+
+@register_opener("hdf5")
+def open_hdf5(filename, path=None, dataname: str = "images", on_error: str = "raise",
+              **kwargs) -> HDF5ImageSeries:
+    """Open ``filename``'s dataset ``path/dataname`` as an image series (hexrd's arguments).
+
+    A missing file raises :class:`FrameReadError`; a missing dataset :class:`InputError`;
+    both name the file (and the dataset).
+    """
+    if kwargs:
+        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="hdf5")
+    return HDF5ImageSeries(filename, path=path, dataname=dataname, on_error=on_error)
+
+
+# -- writer --------------------------------------------------------------------------------
+def _check_gzip(gzip) -> int:
+    if isinstance(gzip, (bool, np.bool_)) or not isinstance(gzip, (int, np.integer)) \
+            or not 0 <= int(gzip) <= 9:
+        raise InputError(f"must be an int compression level 0-9, got {gzip!r}",
+                         argument="gzip")
+    return int(gzip)
+
+
+@register_writer("hdf5")
+def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None = None,
+               shuffle: bool = True, dataname: str = "images", meta: dict | None = None,
+               **kwargs) -> None:
+    """Write ``ims`` as dataset ``path/dataname`` of ``filename`` (created or appended to).
+
+    Parameters
+    ----------
+    gzip : int
+        gzip level 0-9 (0: no compression); anything else raises :class:`InputError`
+        (a ``ValueError``), as hexrd does.
+    chunk_rows : int, optional
+        Rows per HDF5 chunk; a chunk is ``(1, chunk_rows, ncols)`` (default: whole frames).
+    shuffle : bool
+        Use the HDF5 byte-shuffle filter (with compression).
+    meta : dict, optional
+        Metadata to store instead of ``ims.metadata`` (group attributes).
+
+    Frames are written in blocks of about 32 MiB, never the whole stack at once.  An existing
+    dataset of the same name is replaced.
+    """
+    import h5py
+
+    if kwargs:
+        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="hdf5")
+    level = _check_gzip(gzip)
+    filename = os.fspath(filename)
+    nframes = len(ims)
+    nrows, ncols = ims.shape
+    if chunk_rows is None or chunk_rows == 0:
+        chunk_rows = nrows
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) \
+            or chunk_rows < 1:
+        raise InputError(f"must be a positive int, got {chunk_rows!r}", argument="chunk_rows")
+    chunk_rows = min(int(chunk_rows), nrows)
+    dtype = np.dtype(ims.dtype)
+    opts = {}
+    if level > 0:
+        opts.update(compression="gzip", compression_opts=level, shuffle=bool(shuffle))
+    meta = ims.metadata if meta is None else meta
+    dsname = _dataset_path(path, dataname)
+    with h5py.File(filename, "a") as f:
+        group = f.require_group(_group_path(path))
+        if dataname in group:
+            del group[dataname]
+        ds = group.create_dataset(dataname, shape=(nframes, nrows, ncols), dtype=dtype,
+                                  chunks=(1, chunk_rows, ncols), **opts)
+        step = frames_per_write(nrows * ncols * dtype.itemsize, nframes)
+        for start in range(0, nframes, step):
+            stop = min(nframes, start + step)
+            ds[start:stop] = ims.read_block(start, stop)
+        write_attrs(group, meta, f"{filename}:{dsname}")

@@ -1,0 +1,228 @@
+"""The ``image-files`` format: a YAML listing image files (hexrd's layout), headers read only.
+
+.. code-block:: yaml
+
+    image-files:
+      directory: frames          # relative to the YAML file's directory
+      files: "scan_*.edf more_*.edf"   # whitespace-separated globs; each glob's matches sorted
+    options:
+      empty-frames: 0            # frames skipped at the start of each file
+      max-total-frames: 0        # 0: no limit (hexrd's older name: max-frames)
+      max-file-frames: 0
+      dtype: float32             # optional cast
+    meta:
+      omega: "! load-numpy-array omega.npy"   # a .npy beside the YAML (allow_pickle=False)
+      temperature: 295.0
+
+``open(yaml, 'image-files')`` takes a path or the YAML text itself.  Unlike hexrd, which reads
+every file whole at open time, the series parses headers only
+(:class:`~xrsmap_dask.imageseries.filelist.FileListImageSeries`).  The writer stores each
+frame as an EDF file in a directory beside the YAML and writes the YAML pointing at them.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+
+from ..errors import FormatError, InputError, UnsafeInputError
+from ._yaml import load_yaml
+from .filelist import FileListImageSeries
+from .registry import register_opener, register_writer
+
+NUMPY_TAG = "! load-numpy-array"
+_OPTION_NAMES = {"empty-frames": "empty_frames", "max-total-frames": "max_total_frames",
+                 "max-frames": "max_total_frames", "max-file-frames": "max_file_frames",
+                 "dtype": "dtype"}
+
+
+# -- metadata in YAML ----------------------------------------------------------------------
+def load_npy(path: str) -> np.ndarray:
+    """``np.load(path, allow_pickle=False)``; a pickled array raises UnsafeInputError."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError("metadata array file not found", path=path) from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise UnsafeInputError("the .npy holds pickled Python objects; refused",
+                                   path=path) from None
+        raise InputError(f"not a readable .npy file: {exc}", path=path) from None
+
+
+def yaml_meta(meta: dict, yaml_path: str | None) -> dict:
+    """Metadata from a YAML ``meta:`` mapping.
+
+    A string ``"! load-numpy-array FILE"`` loads ``FILE`` (relative to the YAML's directory,
+    or the working directory for YAML text) with ``allow_pickle=False``; other values are
+    kept as YAML gives them.
+    """
+    base = os.path.dirname(os.path.abspath(yaml_path)) if yaml_path else os.getcwd()
+    out = {}
+    for k, v in meta.items():
+        if isinstance(v, str) and v.split()[:2] == NUMPY_TAG.split():
+            name = v.strip()[len(NUMPY_TAG):].strip()
+            if not name:
+                raise InputError(f"metadata {k!r}: {NUMPY_TAG!r} needs a file name",
+                                 path=yaml_path)
+            v = load_npy(os.path.join(base, name))
+        out[k] = v
+    return out
+
+
+def yaml_meta_out(meta: dict, yaml_path: str) -> dict:
+    """Metadata as YAML values; numpy arrays saved as ``<yaml stem>-<key>.npy`` beside it.
+
+    The inverse of :func:`yaml_meta`: arrays become ``"! load-numpy-array FILE"``, numpy
+    scalars Python scalars; anything else YAML cannot hold safely raises InputError.
+    """
+    base = os.path.dirname(os.path.abspath(yaml_path))
+    stem = os.path.splitext(os.path.basename(yaml_path))[0]
+    out = {}
+    for k, v in meta.items():
+        if isinstance(v, np.ndarray):
+            if v.dtype.kind == "O":
+                raise InputError(f"metadata {k!r}: object arrays cannot be saved",
+                                 argument="meta")
+            name = f"{stem}-{k}.npy"
+            np.save(os.path.join(base, name), v, allow_pickle=False)
+            v = f"{NUMPY_TAG} {name}"
+        elif isinstance(v, np.generic):
+            v = v.item()
+        elif not isinstance(v, (str, int, float, bool, list, dict, type(None))):
+            raise InputError(f"metadata {k!r} of type {type(v).__name__} cannot be written "
+                             "to YAML", argument="meta")
+        out[str(k)] = v
+    return out
+
+
+# -- reader --------------------------------------------------------------------------------
+def _read_doc(source) -> tuple[dict, str | None]:
+    """(YAML document, YAML path or None for text).
+
+    An existing file, a PathLike, or a one-line string without ``:`` is a path; any other
+    string is YAML text.
+    """
+    if isinstance(source, os.PathLike):
+        path = os.fspath(source)
+        return load_yaml(path), path
+    if not isinstance(source, str):
+        raise InputError(f"expected a YAML path or YAML text, got {type(source).__name__}",
+                         argument="filename")
+    if os.path.isfile(source) or ("\n" not in source and ":" not in source):
+        return load_yaml(source), source
+    return load_yaml(source, is_text=True), None
+
+
+def resolve_files(directory: str, patterns: str, where: str) -> list[str]:
+    """Files matching whitespace-separated globs in ``directory``; each glob's matches sorted.
+
+    A glob matching nothing raises InputError naming it and ``where`` (the YAML).
+    """
+    if not isinstance(patterns, str) or not patterns.split():
+        raise InputError("image-files 'files' must be a string of one or more globs",
+                         path=where)
+    found: list[str] = []
+    for pattern in patterns.split():
+        full = os.path.join(directory, pattern)
+        matches = sorted(glob.glob(full))
+        if not matches:
+            raise InputError(f"glob {full!r} matches no file", path=where)
+        found.extend(matches)
+    return found
+
+
+@register_opener("image-files")
+def open_imagefiles(filename, on_error: str = "raise", **kwargs) -> FileListImageSeries:
+    """Open the series a hexrd image-files YAML (path or text) describes; headers read only.
+
+    Extra keyword arguments (``empty_frames``, ``max_total_frames``, ``max_file_frames``,
+    ``dtype``) override the YAML's ``options:``.
+    """
+    doc, path = _read_doc(filename)
+    where = path if path is not None else "<yaml text>"
+    if not isinstance(doc, dict) or not isinstance(doc.get("image-files"), dict):
+        raise FormatError("an image-files YAML needs an 'image-files:' mapping", path=where)
+    spec = doc["image-files"]
+    if "files" not in spec:
+        raise FormatError("'image-files:' has no 'files'", path=where)
+    base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+    directory = os.path.join(base, os.path.expanduser(str(spec.get("directory") or ".")))
+    files = resolve_files(directory, spec["files"], where)
+    options = doc.get("options") or {}
+    if not isinstance(options, dict):
+        raise FormatError("'options:' must be a mapping", path=where)
+    opts = {}
+    for k, v in options.items():
+        if k not in _OPTION_NAMES:
+            raise InputError(f"unknown image-files option {k!r}; known: "
+                             f"{sorted(_OPTION_NAMES)}", path=where)
+        if v is None:
+            continue
+        if k == "dtype":
+            try:
+                v = np.dtype(v)
+            except TypeError:
+                raise InputError(f"option dtype {v!r} is not a numpy dtype",
+                                 path=where) from None
+        else:
+            try:
+                v = int(v)
+            except (TypeError, ValueError):
+                raise InputError(f"option {k} must be an int, got {v!r}", path=where) from None
+        opts[_OPTION_NAMES[k]] = v
+    opts.update(kwargs)
+    meta = doc.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise FormatError("'meta:' must be a mapping", path=where)
+    series = FileListImageSeries(files, meta=yaml_meta(meta, path), on_error=on_error, **opts)
+    return series
+
+
+# -- writer --------------------------------------------------------------------------------
+@register_writer("image-files")
+def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | None = None,
+                     meta: dict | None = None, **kwargs) -> None:
+    """Write each frame as an EDF file and ``filename``, the YAML listing them.
+
+    Parameters
+    ----------
+    filename : str or PathLike
+        The YAML file.
+    directory : str, optional
+        Where the frames go, relative to the YAML's directory (default ``<yaml stem>_frames``).
+    prefix : str, optional
+        File name prefix (default the YAML stem); files are ``<prefix>_<index:06d>.edf``.
+    meta : dict, optional
+        Metadata instead of ``ims.metadata``; arrays go to ``.npy`` files beside the YAML.
+    """
+    import fabio.edfimage
+    import yaml
+
+    from .hdf5 import frames_per_write
+
+    if kwargs:
+        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
+                         argument="image-files")
+    filename = os.fspath(filename)
+    base = os.path.dirname(os.path.abspath(filename))
+    stem = os.path.splitext(os.path.basename(filename))[0]
+    directory = directory or f"{stem}_frames"
+    prefix = prefix or stem
+    out_dir = os.path.join(base, directory)
+    os.makedirs(out_dir, exist_ok=True)
+    nframes = len(ims)
+    width = max(6, len(str(nframes - 1)))
+    h, w = ims.shape
+    step = frames_per_write(h * w * np.dtype(ims.dtype).itemsize, nframes)
+    for start in range(0, nframes, step):
+        block = ims.read_block(start, min(nframes, start + step))
+        for k in range(block.shape[0]):
+            name = os.path.join(out_dir, f"{prefix}_{start + k:0{width}d}.edf")
+            fabio.edfimage.EdfImage(data=np.ascontiguousarray(block[k])).write(name)
+    doc = {"image-files": {"directory": directory, "files": f"{prefix}_{'?' * width}.edf"},
+           "options": {"empty-frames": 0, "max-total-frames": 0},
+           "meta": yaml_meta_out(dict(ims.metadata if meta is None else meta), filename)}
+    with open(filename, "w", encoding="utf-8") as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
