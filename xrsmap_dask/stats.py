@@ -1,0 +1,420 @@
+"""Pixel-wise statistics of a frame stack as lazy dask graphs, in bounded memory.
+
+>>> from xrsmap_dask import stats
+>>> med = stats.median(sorted(glob.glob('scan/*.edf')), memory_budget=2**30)  # doctest: +SKIP
+>>> med.compute()                                                    # (rows, cols) float64
+>>> low = stats.percentile(ims, [5, 10], roi=(slice(0, 512), slice(None)))  # (2, 512, cols)
+>>> bkg = stats.background(files, method='median')                   # numpy image, computed
+
+``data`` is an :class:`~xrsmap_dask.imageseries.base.ImageSeries`, anything
+:func:`~xrsmap_dask.imageseries.as_imageseries` accepts (a list of image paths, a glob, a
+numpy stack), or a dask array ``(frames, rows, cols)``.  Frames (axis 0) are reduced; results
+are ``(rows, cols)`` images, or ``(len(q), rows, cols)`` for a list of percentiles.  ``roi``
+is numpy style ``(slice(y0, y1), slice(x0, x1))``, stop exclusive, rows from the top.
+
+Median and percentile
+---------------------
+Exact (equal to ``np.median`` / ``np.percentile(.., axis=0, method=method)``, and to
+``np.nanmedian`` / ``np.nanpercentile`` with ``skipna=True``; values and, except noted in
+:mod:`xrsmap_dask._stat_kernels`, dtype).  The graph is one task per *pixel tile*, the frame
+axis whole in each task: for an image series a tile task reads just its tile's rows (and
+columns) from every frame, ``READ_BATCH`` frames per block read
+(``ims.block_source(start, stop).read((rows, cols))``; EDF rows are contiguous, so this is
+one positioned read per frame), into one ``(nframes, tile rows, tile cols)`` buffer, and
+reduces it with the exact sort-based kernel.  There is no rechunk of the stack, and every
+frame is read once in all.  Tasks are named ``median-tile-<token>`` /
+``percentile-tile-<token>``.
+
+Memory: ``memory_budget`` (bytes) is what the whole computation may hold at once.  A tile is
+sized so that ``threads`` tasks running together fit: per task ``nframes x tile pixels x
+itemsize`` (the buffer) + one read batch + the float64 output, with ``threads`` the
+threads of the local scheduler (``dask.config num_workers`` or the CPU count) or, with an
+active ``distributed`` client, the threads of its largest worker.  The default budget is
+:data:`DEFAULT_BUDGET_FRACTION` of the machine's memory, or of the smallest worker's memory
+limit with a distributed client.  Tiles are whole rows when a row of all frames fits,
+otherwise parts of a row.
+
+Generic dask arrays: when the array's own spatial chunks already fit the per-task budget,
+its frame chunks are concatenated per spatial chunk (``rechunk({0: -1})``, no all-to-all:
+each output block depends on one column of input blocks) and reduced per block.  Otherwise
+each tile task computes ``x[:, tile]`` one frame chunk at a time with the synchronous
+scheduler into its buffer: memory stays bounded, but every input chunk is computed once per
+tile it overlaps (dask's slicing optimisation makes array sources such as zarr or HDF5
+read just the tile; our own ``read-roi`` arrays re-read whole blocks), so pass the image
+series itself when you can.
+
+max / min / mean
+----------------
+Ordinary dask tree reductions over frame-batched reads (``ims.to_dask``), chunks sized from
+the budget.  ``max``/``min`` keep the dtype; ``mean`` is float64 for integer data (exact for
+integers; floats equal ``np.mean`` to rounding, the summation order differs).
+"""
+from __future__ import annotations
+
+import builtins
+import os
+from typing import Any
+
+import numpy as np
+
+from . import _stat_kernels as K
+from .errors import InputError
+from .imageseries import as_imageseries
+from .imageseries.base import ImageSeries
+from .imageseries.stats import read_band
+from .roi import normalize_roi, roi_shape
+
+#: default memory budget: this fraction of the machine's (or the smallest worker's) memory
+DEFAULT_BUDGET_FRACTION = 0.25
+#: frames per block read inside a tile task
+READ_BATCH = 32
+
+__all__ = ["max", "min", "mean", "median", "percentile", "background", "default_memory_budget",
+           "plan_tiles"]
+
+
+# -- environment -------------------------------------------------------------------------------
+def _client():
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _worker_info() -> tuple[int | None, int | None]:
+    """(smallest worker memory limit, largest worker thread count) of the active client."""
+    client = _client()
+    if client is None:
+        return None, None
+    try:
+        workers = client.scheduler_info().get("workers", {})
+    except Exception:  # noqa: BLE001 - a client that cannot answer counts as no client
+        return None, None
+    limits = [w.get("memory_limit") or 0 for w in workers.values()]
+    threads = [w.get("nthreads") or 1 for w in workers.values()]
+    limits = [m for m in limits if m]
+    return (builtins.min(limits) if limits else None,
+            builtins.max(threads) if threads else None)
+
+
+def default_memory_budget() -> int:
+    """:data:`DEFAULT_BUDGET_FRACTION` of the smallest worker's memory limit (with an active
+    distributed client) or of the machine's total memory (psutil)."""
+    limit, _ = _worker_info()
+    if limit is None:
+        import psutil
+
+        limit = psutil.virtual_memory().total
+    return int(limit * DEFAULT_BUDGET_FRACTION)
+
+
+def _threads() -> int:
+    _, threads = _worker_info()
+    if threads:
+        return int(threads)
+    import dask
+
+    n = dask.config.get("num_workers", None)
+    return int(n) if n else (os.cpu_count() or 1)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def _is_dask(obj) -> bool:
+    try:
+        import dask.array as da
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, da.Array)
+
+
+def _as_input(data):
+    if _is_dask(data):
+        if data.ndim != 3:
+            raise InputError(f"expected a (frames, rows, cols) dask array, got {data.ndim}-D",
+                             argument="data")
+        return data
+    try:
+        return as_imageseries(data)
+    except TypeError as exc:
+        raise InputError(str(exc), argument="data") from None
+
+
+def _budget(memory_budget) -> int:
+    if memory_budget is None:
+        return default_memory_budget()
+    try:
+        b = int(memory_budget)
+    except (TypeError, ValueError):
+        b = 0
+    if b <= 0:
+        raise InputError(f"must be a positive number of bytes, got {memory_budget!r}",
+                         argument="memory_budget")
+    return b
+
+
+def _check_method(method: str) -> str:
+    if method not in K.METHODS:
+        raise InputError(f"must be one of {K.METHODS}, got {method!r}", argument="method")
+    return method
+
+
+def _check_q(q):
+    try:
+        K.check_percentiles(q)
+    except (ValueError, TypeError) as exc:
+        raise InputError(str(exc), argument="q") from None
+    return q if np.ndim(q) == 0 else [float(v) for v in np.asarray(q, dtype=float)]
+
+
+# -- planning ----------------------------------------------------------------------------------
+def plan_tiles(nframes: int, roi_hw: tuple[int, int], itemsize: int, budget: int,
+               threads: int, nq: int = 1,
+               batch: int = READ_BATCH) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Row and column chunk sizes of the pixel tiles for a median/percentile graph.
+
+    A tile task holds ``nframes x pixels x itemsize`` (its buffer) + ``batch x pixels x
+    itemsize`` (one block read) + ``2 x nq x pixels x 8`` (result); ``threads`` tasks run
+    at once within ``budget`` bytes.  Raises :class:`InputError` when not even one pixel
+    per task fits.
+    """
+    h, w = roi_hw
+    per_task = budget // builtins.max(1, threads)
+    per_task -= builtins.min(K.BUFFER_BYTES, per_task // 8)  # the kernel's pixel-major buffer
+    per_pixel = itemsize * (nframes + builtins.min(batch, nframes)) + 16 * nq
+    pixels = per_task // per_pixel
+    if pixels < 1:
+        raise InputError(
+            f"{budget} bytes for {threads} threads cannot hold one pixel of {nframes} frames "
+            f"(needs about {(per_pixel + K.BUFFER_BYTES) * threads} bytes)",
+            argument="memory_budget")
+    if pixels >= w:
+        th = int(builtins.min(h, pixels // w))
+        tw = w
+    else:
+        th, tw = 1, int(pixels)
+    return _even_chunks(h, th), _even_chunks(w, tw)
+
+
+def _even_chunks(n: int, size: int) -> tuple[int, ...]:
+    """``n`` split in ``ceil(n / size)`` chunks of near-equal sizes (each <= size)."""
+    k = -(-n // builtins.max(1, size))
+    base, extra = divmod(n, k)
+    return tuple(base + 1 if i < extra else base for i in range(k))
+
+
+def _offsets(chunks) -> list[int]:
+    return [0] + list(np.cumsum(chunks)[:-1].tolist())
+
+
+# -- task bodies (plain numpy, picklable arguments) --------------------------------------------
+def _series_tile(ims: ImageSeries, rows: slice, cols: slice, nframes: int, stat: str, q,
+                 method: str, skipna: bool, batch: int) -> np.ndarray:
+    """Read the tile ``rows x cols`` of every frame and reduce it over frames."""
+    tile = read_band(ims, rows, cols, nframes, batch=batch)
+    return K.stat_tile(tile, stat, q, method=method, skipna=skipna)
+
+
+def _block_stat(block: np.ndarray, stat: str, q, method: str, skipna: bool) -> np.ndarray:
+    return K.stat_tile(block, stat, q, method=method, skipna=skipna)
+
+
+class _Deferred:
+    """Holds a dask collection as a plain task argument (dask must not schedule it as a
+    dependency: the task computes it piecewise itself)."""
+
+    def __init__(self, array):
+        self.array = array
+
+
+def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool) -> np.ndarray:
+    """Compute ``x[:, tile]`` one frame chunk at a time (sync scheduler) into one buffer."""
+    import dask
+
+    sub = deferred.array
+    out = np.empty(sub.shape, dtype=sub.dtype)
+    start = 0
+    for k, n in enumerate(sub.chunks[0]):
+        (blk,) = dask.compute(sub.blocks[k], scheduler="sync")
+        out[start:start + n] = blk
+        start += n
+    return K.stat_tile(out, stat, q, method=method, skipna=skipna)
+
+
+# -- graph builders ----------------------------------------------------------------------------
+def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    method = _check_method(method)
+    src = _as_input(data)
+    budget = _budget(memory_budget)
+    threads = _threads()
+    nq = 1 if q is None or np.ndim(q) == 0 else len(q)
+    listq = q is not None and np.ndim(q) == 1
+
+    if _is_dask(src):
+        x = src
+        frame_shape = x.shape[1:]
+        rows, cols = normalize_roi(roi, frame_shape)
+        x = x[:, rows, cols]
+        dtype = np.dtype(x.dtype)
+    else:
+        frame_shape = src.shape
+        rows, cols = normalize_roi(roi, frame_shape)
+        dtype = np.dtype(src.block_dtype())
+    nframes = int(src.shape[0]) if _is_dask(src) else len(src)
+    if nframes == 0:
+        raise InputError("no frames to reduce", argument="data")
+    res_dtype = K.quantile_result_dtype(dtype, q if q is not None or method == "linear"
+                                        else 50.0, method, skipna)
+    hw = roi_shape((rows, cols))
+    rchunks, cchunks = plan_tiles(nframes, hw, dtype.itemsize, budget, threads, nq)
+
+    if _is_dask(src):
+        fits = (builtins.max(x.chunks[1]) * builtins.max(x.chunks[2])
+                <= rchunks[0] * cchunks[0])
+        if fits:
+            merged = x.rechunk({0: -1})
+            if listq:
+                return merged.map_blocks(_block_stat, stat, q, method, skipna,
+                                         chunks=((nq,),) + merged.chunks[1:],
+                                         dtype=res_dtype, name=f"{stat}-tile")
+            return merged.map_blocks(_block_stat, stat, q, method, skipna, drop_axis=0,
+                                     dtype=res_dtype, name=f"{stat}-tile")
+    name = f"{stat}-tile-" + tokenize(
+        src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
+        cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str)
+    dsk: dict[Any, Any] = {}
+    series_key = None
+    if not _is_dask(src):
+        series_key = f"imageseries-{src.token}"
+        dsk[series_key] = src
+    for i, (r0, rh) in enumerate(zip(_offsets(rchunks), rchunks)):
+        for j, (c0, cw) in enumerate(zip(_offsets(cchunks), cchunks)):
+            trows = slice(rows.start + r0, rows.start + r0 + rh)
+            tcols = slice(cols.start + c0, cols.start + c0 + cw)
+            if series_key is not None:
+                task = (_series_tile, series_key, trows, tcols, nframes, stat, q, method,
+                        skipna, READ_BATCH)
+            else:
+                sub = _Deferred(x[:, r0:r0 + rh, c0:c0 + cw])
+                task = (_dask_tile, sub, stat, q, method, skipna)
+            key = (name, 0, i, j) if listq else (name, i, j)
+            dsk[key] = task
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    chunks = ((nq,), rchunks, cchunks) if listq else (rchunks, cchunks)
+    return da.Array(graph, name, chunks, dtype=res_dtype)
+
+
+def median(data, *, memory_budget: int | None = None, method: str = "linear",
+           skipna: bool = False, roi=None):
+    """Lazy exact pixel-wise median over frames, ``(rows, cols)``.
+
+    Parameters
+    ----------
+    data : ImageSeries, list of paths, glob, numpy stack or dask array (frames, rows, cols)
+    memory_budget : int, optional
+        Bytes the computation may hold at once (see the module docstring); default
+        :func:`default_memory_budget`.
+    method : str
+        numpy quantile method; ``'linear'`` (default) is ``np.median``; any other gives the
+        50th percentile by that method.
+    skipna : bool
+        ``np.nanmedian`` semantics (NaNs ignored; an all-NaN pixel is NaN).
+    roi : (slice, slice), optional
+        numpy style, stop exclusive.
+    """
+    return _quantile_graph(data, "median", None, memory_budget=memory_budget, method=method,
+                           skipna=skipna, roi=roi)
+
+
+def percentile(data, q, *, memory_budget: int | None = None, method: str = "linear",
+               skipna: bool = False, roi=None):
+    """Lazy exact pixel-wise percentile(s) ``q`` (in [0, 100]) over frames.
+
+    ``q`` a number -> ``(rows, cols)``; a list -> ``(len(q), rows, cols)``.  Equal to
+    ``np.percentile(stack, q, axis=0, method=method)`` (``np.nanpercentile`` with
+    ``skipna``).  Other arguments as :func:`median`; ``q`` outside [0, 100] raises
+    :class:`InputError` (argument ``'q'``).
+    """
+    q = _check_q(q)
+    return _quantile_graph(data, "percentile", q, memory_budget=memory_budget, method=method,
+                           skipna=skipna, roi=roi)
+
+
+def _frames_lazy(data, memory_budget, roi):
+    """(frames, roi rows, roi cols) dask array with frame chunks sized from the budget."""
+    src = _as_input(data)
+    if _is_dask(src):
+        rows, cols = normalize_roi(roi, src.shape[1:])
+        return src[:, rows, cols]
+    rows, cols = normalize_roi(roi, src.shape)
+    budget = _budget(memory_budget)
+    h, w = roi_shape((rows, cols))
+    itemsize = np.dtype(src.block_dtype()).itemsize
+    # a block, its reduction temporaries and the tree's partial results: ~4 blocks per thread
+    per_chunk = budget // (4 * _threads())
+    fpc = int(builtins.max(1, builtins.min(len(src), per_chunk // builtins.max(1, h * w * itemsize))))
+    return src.to_dask(roi=(rows, cols), frames_per_chunk=fpc)
+
+
+def max(data, *, memory_budget: int | None = None, skipna: bool = False,  # noqa: A001
+        roi=None):
+    """Lazy pixel-wise maximum over frames (dtype kept; ``np.nanmax`` with ``skipna``)."""
+    import dask.array as da
+
+    x = _frames_lazy(data, memory_budget, roi)
+    return (da.nanmax if skipna else da.max)(x, axis=0)
+
+
+def min(data, *, memory_budget: int | None = None, skipna: bool = False,  # noqa: A001
+        roi=None):
+    """Lazy pixel-wise minimum over frames (dtype kept; ``np.nanmin`` with ``skipna``)."""
+    import dask.array as da
+
+    x = _frames_lazy(data, memory_budget, roi)
+    return (da.nanmin if skipna else da.min)(x, axis=0)
+
+
+def mean(data, *, memory_budget: int | None = None, skipna: bool = False, roi=None):
+    """Lazy pixel-wise mean over frames (float64 for integers; ``np.nanmean`` with
+    ``skipna``)."""
+    import dask.array as da
+
+    x = _frames_lazy(data, memory_budget, roi)
+    return (da.nanmean if skipna else da.mean)(x, axis=0)
+
+
+BACKGROUND_METHODS = ("mean", "median", "percentile")
+
+
+def background(data, method: str = "mean", pct: float | None = None, *,
+               memory_budget: int | None = None, roi=None, skipna: bool = False,
+               scheduler: str | None = None) -> np.ndarray:
+    """A background image (computed, numpy) from a set of frames, for the Mapper.
+
+    ``method``: ``'mean'`` (xrsmap's background: mean of the background frames),
+    ``'median'`` or ``'percentile'`` (then ``pct`` in [0, 100] is required, one number).
+    Float64 for integer frames.  ``scheduler`` is passed to ``compute`` (default: dask's
+    current one, the distributed client when one is active).
+    """
+    if method not in BACKGROUND_METHODS:
+        raise InputError(f"must be one of {BACKGROUND_METHODS}, got {method!r}",
+                         argument="method")
+    if method == "percentile":
+        if pct is None or np.ndim(pct) != 0:
+            raise InputError("method='percentile' needs one percentile pct= in [0, 100]",
+                             argument="pct")
+        lazy = percentile(data, pct, memory_budget=memory_budget, roi=roi, skipna=skipna)
+    elif pct is not None:
+        raise InputError(f"pct is only used with method='percentile', not {method!r}",
+                         argument="pct")
+    elif method == "median":
+        lazy = median(data, memory_budget=memory_budget, roi=roi, skipna=skipna)
+    else:
+        lazy = mean(data, memory_budget=memory_budget, roi=roi, skipna=skipna)
+    kwargs = {} if scheduler is None else {"scheduler": scheduler}
+    return np.asarray(lazy.compute(**kwargs))
