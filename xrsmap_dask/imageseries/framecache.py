@@ -93,7 +93,7 @@ class FrameCacheImageSeries(ImageSeries):
     """
 
     def __init__(self, filename, style: str | None = None, path: str | None = None):
-        self.filename = os.fspath(filename)
+        self.filename = os.path.abspath(os.fspath(filename))
         style = guess_style(self.filename) if style is None else style
         if style == "yaml":
             style = "yml"
@@ -139,7 +139,8 @@ class FrameCacheImageSeries(ImageSeries):
         meta = doc.get("meta") or {}
         if not isinstance(meta, dict):
             raise FormatError("'meta:' must be a mapping", path=self.filename)
-        self._metadata.update(yaml_meta(meta, self.filename))
+        self._metadata.update(yaml_meta(meta, self.filename,
+                                        other_dirs=[os.path.dirname(cache)]))
 
     def _load_npz(self, cache: str, header: bool) -> None:
         if not os.path.exists(cache):
@@ -340,7 +341,8 @@ def open_framecache(filename, style: str | None = None, path: str | None = None,
 # -- writer --------------------------------------------------------------------------------
 @register_writer("frame-cache")
 def write_framecache(ims, filename, threshold=None, cache_file=None, style: str = "npz",
-                     meta: dict | None = None, output_yaml: bool = False, **kwargs) -> None:
+                     meta: dict | None = None, output_yaml: bool = False,
+                     path: str | None = None, **kwargs) -> None:
     """Write the pixels of ``ims`` strictly above ``threshold`` as a frame cache.
 
     Parameters
@@ -357,6 +359,11 @@ def write_framecache(ims, filename, threshold=None, cache_file=None, style: str 
     meta : dict, optional
         Metadata instead of ``ims.metadata``.  In YAML, arrays go to ``.npy`` files beside it
         (``"! load-numpy-array FILE"``).
+    output_yaml : bool
+        Also write the YAML (hexrd's flag) for ``npz``.
+    path : str, optional
+        ``fch5`` only: write the cache into this group of the HDF5 file (the file is then
+        appended to, the group replaced) instead of replacing the whole file.
     """
     if kwargs:
         raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
@@ -376,8 +383,10 @@ def write_framecache(ims, filename, threshold=None, cache_file=None, style: str 
         cache_name = os.fspath(cache_file)
         cache = os.path.join(base, cache_name)
     meta = dict(ims.metadata if meta is None else meta)
+    if path is not None and style != "fch5":
+        raise InputError("path= applies to style='fch5' only", argument="path")
     if style == "fch5":
-        _write_fch5(ims, cache, threshold, meta)
+        _write_fch5(ims, cache, threshold, meta, path)
     else:
         _write_npz(ims, cache, threshold, {} if style == "yml" else meta)
     if style == "yml" or output_yaml:
@@ -420,14 +429,18 @@ def _write_npz(ims, cache: str, threshold, meta: dict) -> None:
         np.savez_compressed(f, **arrs)
 
 
-def _write_fch5(ims, cache: str, threshold, meta: dict) -> None:
+def _write_fch5(ims, cache: str, threshold, meta: dict, path: str | None = None) -> None:
     import h5py
 
     nframes = len(ims)
     dtype = np.dtype(ims.dtype)
     idx = _index_dtype(ims.shape)
     frame_ids = np.zeros(2 * nframes, dtype=np.uint64)
-    with h5py.File(cache, "w") as f:
+    group = None if path in (None, "", "/") else str(path).strip("/")
+    with h5py.File(cache, "w" if group is None else "a") as h5:
+        if group is not None and group in h5:
+            del h5[group]
+        f = h5 if group is None else h5.create_group(group)
         f.attrs["HEXRD_FRAMECACHE_VERSION"] = FCH5_VERSION
         f["shape"] = np.asarray(ims.shape)
         f["nframes"] = nframes

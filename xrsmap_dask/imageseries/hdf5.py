@@ -120,7 +120,11 @@ class HDF5ImageSeries(ImageSeries):
 
     def __init__(self, filename, path=None, dataname: str = "images", on_error: str = "raise"):
         self.on_error = check_on_error(on_error)
-        self.filename = os.fspath(filename)
+        if hasattr(filename, "file") and hasattr(filename, "name"):
+            # an open h5py File/Group (hexrd accepts one): tasks reopen it by name
+            path = "/".join(p.strip("/") for p in (filename.name, path or "") if p.strip("/"))
+            filename = filename.file.filename
+        self.filename = os.path.abspath(os.fspath(filename))
         self.dataset = _dataset_path(path, dataname)
         f, ds = h5io.open_dataset(self.filename, self.dataset)
         try:
@@ -228,7 +232,15 @@ def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None =
     if kwargs:
         raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="hdf5")
     level = _check_gzip(gzip)
-    filename = os.fspath(filename)
+    if isinstance(filename, h5py.Group):  # an open h5py File/Group: write into it
+        _write_group(ims, filename, path, dataname, level, chunk_rows, shuffle, meta)
+        return
+    with h5py.File(os.fspath(filename), "a") as f:
+        _write_group(ims, f, path, dataname, level, chunk_rows, shuffle, meta)
+
+
+def _write_group(ims, parent, path, dataname, level, chunk_rows, shuffle, meta) -> None:
+    filename = parent.file.filename
     nframes = len(ims)
     nrows, ncols = ims.shape
     if chunk_rows is None or chunk_rows == 0:
@@ -243,14 +255,16 @@ def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None =
         opts.update(compression="gzip", compression_opts=level, shuffle=bool(shuffle))
     meta = ims.metadata if meta is None else meta
     dsname = _dataset_path(path, dataname)
-    with h5py.File(filename, "a") as f:
-        group = f.require_group(_group_path(path))
-        if dataname in group:
-            del group[dataname]
-        ds = group.create_dataset(dataname, shape=(nframes, nrows, ncols), dtype=dtype,
-                                  chunks=(1, chunk_rows, ncols), **opts)
-        step = frames_per_write(nrows * ncols * dtype.itemsize, nframes)
-        for start in range(0, nframes, step):
-            stop = min(nframes, start + step)
-            ds[start:stop] = ims.read_block(start, stop)
-        write_attrs(group, meta, f"{filename}:{dsname}")
+    group = parent.require_group(path.strip("/")) if path not in (None, "", "/") else parent
+    if dataname in group:
+        del group[dataname]
+    ds = group.create_dataset(dataname, shape=(nframes, nrows, ncols), dtype=dtype,
+                              chunks=(1, chunk_rows, ncols), **opts)
+    step = frames_per_write(nrows * ncols * dtype.itemsize, nframes)
+    for start in range(0, nframes, step):
+        stop = min(nframes, start + step)
+        ds[start:stop] = ims.read_block(start, stop)
+    # the group's attributes are the series' metadata: drop those of an earlier write
+    for k in list(group.attrs):
+        del group.attrs[k]
+    write_attrs(group, meta, f"{filename}:{dsname}")

@@ -51,31 +51,53 @@ def load_npy(path: str) -> np.ndarray:
         raise InputError(f"not a readable .npy file: {exc}", path=path) from None
 
 
-def yaml_meta(meta: dict, yaml_path: str | None) -> dict:
+def yaml_meta(meta: dict, yaml_path: str | None, other_dirs=()) -> dict:
     """Metadata from a YAML ``meta:`` mapping.
 
-    A string ``"! load-numpy-array FILE"`` loads ``FILE`` (relative to the YAML's directory,
-    or the working directory for YAML text) with ``allow_pickle=False``; other values are
-    kept as YAML gives them.
+    A string ``"! load-numpy-array FILE"`` loads ``FILE`` with ``allow_pickle=False``; a
+    relative ``FILE`` is looked up beside the YAML (the working directory for YAML text), then
+    in ``other_dirs`` (hexrd resolves a frame cache's arrays beside the cache file).  Other
+    values are kept as YAML gives them.
     """
     base = os.path.dirname(os.path.abspath(yaml_path)) if yaml_path else os.getcwd()
     out = {}
     for k, v in meta.items():
         if isinstance(v, str) and v.split()[:2] == NUMPY_TAG.split():
-            name = v.strip()[len(NUMPY_TAG):].strip()
-            if not name:
+            words = v.split(None, 2)
+            if len(words) < 3:
                 raise InputError(f"metadata {k!r}: {NUMPY_TAG!r} needs a file name",
                                  path=yaml_path)
-            v = load_npy(os.path.join(base, name))
+            name = os.path.expanduser(words[2].strip())
+            candidates = [os.path.join(base, name)] + [os.path.join(d, name)
+                                                        for d in other_dirs]
+            found = next((c for c in candidates if os.path.exists(c)), candidates[0])
+            v = load_npy(found)
         out[k] = v
     return out
+
+
+def _yaml_value(key: str, value):
+    """A metadata value YAML's safe dumper can hold (numpy scalars -> Python)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_yaml_value(key, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _yaml_value(key, v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _yaml_value(key, value.tolist())
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise InputError(f"metadata {key!r} of type {type(value).__name__} cannot be written to "
+                     "YAML", argument="meta")
 
 
 def yaml_meta_out(meta: dict, yaml_path: str) -> dict:
     """Metadata as YAML values; numpy arrays saved as ``<yaml stem>-<key>.npy`` beside it.
 
-    The inverse of :func:`yaml_meta`: arrays become ``"! load-numpy-array FILE"``, numpy
-    scalars Python scalars; anything else YAML cannot hold safely raises InputError.
+    The inverse of :func:`yaml_meta`: top-level arrays become ``"! load-numpy-array FILE"``
+    (dtype and shape kept), numpy scalars Python scalars; anything else YAML cannot hold
+    safely raises InputError.
     """
     base = os.path.dirname(os.path.abspath(yaml_path))
     stem = os.path.splitext(os.path.basename(yaml_path))[0]
@@ -88,12 +110,7 @@ def yaml_meta_out(meta: dict, yaml_path: str) -> dict:
             name = f"{stem}-{k}.npy"
             np.save(os.path.join(base, name), v, allow_pickle=False)
             v = f"{NUMPY_TAG} {name}"
-        elif isinstance(v, np.generic):
-            v = v.item()
-        elif not isinstance(v, (str, int, float, bool, list, dict, type(None))):
-            raise InputError(f"metadata {k!r} of type {type(v).__name__} cannot be written "
-                             "to YAML", argument="meta")
-        out[str(k)] = v
+        out[str(k)] = _yaml_value(k, v)
     return out
 
 
@@ -183,7 +200,7 @@ def open_imagefiles(filename, on_error: str = "raise", **kwargs) -> FileListImag
 # -- writer --------------------------------------------------------------------------------
 @register_writer("image-files")
 def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | None = None,
-                     meta: dict | None = None, **kwargs) -> None:
+                     meta: dict | None = None, overwrite: bool = False, **kwargs) -> None:
     """Write each frame as an EDF file and ``filename``, the YAML listing them.
 
     Parameters
@@ -196,6 +213,10 @@ def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | 
         File name prefix (default the YAML stem); files are ``<prefix>_<index:06d>.edf``.
     meta : dict, optional
         Metadata instead of ``ims.metadata``; arrays go to ``.npy`` files beside the YAML.
+    overwrite : bool
+        The YAML lists the frames by a glob, so frame files of an earlier write in the same
+        directory would join the series: they raise InputError unless ``overwrite=True``,
+        which deletes them (only files matching this writer's glob) first.
     """
     import fabio.edfimage
     import yaml
@@ -214,6 +235,14 @@ def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | 
     os.makedirs(out_dir, exist_ok=True)
     nframes = len(ims)
     width = max(6, len(str(nframes - 1)))
+    pattern = f"{prefix}_{'?' * width}.edf"
+    stale = glob.glob(os.path.join(glob.escape(out_dir), pattern))
+    if stale and not overwrite:
+        raise InputError(f"{out_dir!r} already holds {len(stale)} files matching {pattern!r} "
+                         "(they would join the series); pass overwrite=True to replace them",
+                         path=filename)
+    for old in stale:
+        os.remove(old)
     h, w = ims.shape
     step = frames_per_write(h * w * np.dtype(ims.dtype).itemsize, nframes)
     for start in range(0, nframes, step):
@@ -221,7 +250,7 @@ def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | 
         for k in range(block.shape[0]):
             name = os.path.join(out_dir, f"{prefix}_{start + k:0{width}d}.edf")
             fabio.edfimage.EdfImage(data=np.ascontiguousarray(block[k])).write(name)
-    doc = {"image-files": {"directory": directory, "files": f"{prefix}_{'?' * width}.edf"},
+    doc = {"image-files": {"directory": directory, "files": pattern},
            "options": {"empty-frames": 0, "max-total-frames": 0},
            "meta": yaml_meta_out(dict(ims.metadata if meta is None else meta), filename)}
     with open(filename, "w", encoding="utf-8") as f:

@@ -74,7 +74,7 @@ class ZarrImageSeries(ImageSeries):
     def __init__(self, store, path_in_store: str | None = None, dataname: str = "images",
                  on_error: str = "raise"):
         self.on_error = check_on_error(on_error)
-        self.store = os.fspath(store)
+        self.store = os.path.abspath(os.fspath(store))
         if not os.path.exists(self.store):
             raise InputError("zarr store not found", path=self.store)
         self.array_path = _join(path_in_store, dataname)
