@@ -161,9 +161,7 @@ class ScanGeometry:
         values = np.asarray(values)
         n = len(values) if nframes is None else int(nframes)
         rows, cols = self.frame_positions(n)
-        dtype = np.result_type(values.dtype, np.min_scalar_type(fill)) \
-            if not (isinstance(fill, float) and np.isnan(fill)) else \
-            np.result_type(values.dtype, np.float32)
+        dtype = np.result_type(values.dtype, np.min_scalar_type(fill))
         out = np.full(self.shape + values.shape[1:], fill, dtype=dtype)
         out[rows, cols] = values[:n]
         return out
