@@ -220,6 +220,8 @@ class FileFramesBlock(BlockSource):
         rows, cols = roi
         native = self.file_dtype
         swapped = native.newbyteorder(">")
+        # one read buffer for the whole block (whole rows of the ROI; cropped on copy-out)
+        scratch = np.empty((rows.stop - rows.start) * self.shape[1] * native.itemsize, np.uint8)
 
         def one(i: int, out: np.ndarray) -> np.ndarray:
             frame = self.first_frame + i
@@ -229,7 +231,8 @@ class FileFramesBlock(BlockSource):
             if off >= 0:
                 dt = swapped if self.big_endian[i] else native
                 return edf.read_rows(self.paths[i], off, self.shape, dt, rows, cols, out=out,
-                                     frame=frame, file_size=int(self.file_sizes[i]))
+                                     frame=frame, file_size=int(self.file_sizes[i]),
+                                     scratch=scratch)
             return fabio_reader.read_frame(self.paths[i], int(self.in_file[i]), self.shape,
                                            native, rows, cols, frame=frame)
 

@@ -181,13 +181,16 @@ def read_edf_headers(path: str) -> list[EdfFrameInfo]:
 
 def read_rows(path: str, offset: int, shape: tuple[int, int], dtype: np.dtype,
               rows: slice, cols: slice, out: np.ndarray | None = None,
-              frame: int | None = None, file_size: int | None = None) -> np.ndarray:
+              frame: int | None = None, file_size: int | None = None,
+              scratch: np.ndarray | None = None) -> np.ndarray:
     """Read ``data[rows, cols]`` of one uncompressed frame with one positioned read.
 
     ``out`` (native byte order, shape of the ROI) is filled in place when given.  A short
     read (file truncated after its header was parsed) raises :class:`FrameReadError`; so does
     a file whose size is no longer ``file_size`` (rewritten since its header was parsed, e.g.
     with a header of another length: the recorded offset would point at the wrong bytes).
+    ``scratch`` (a uint8 array of at least the rows' bytes) is reused for the read when the
+    ROI is narrower than the frame, avoiding a fresh allocation per frame.
     """
     ncols = shape[1]
     itemsize = dtype.itemsize
@@ -217,11 +220,16 @@ def read_rows(path: str, offset: int, shape: tuple[int, int], dtype: np.dtype,
                 raise FrameReadError(f"truncated: read {got} of {want} bytes at offset {start}",
                                      path=path, frame=frame)
             return out
-        buf = os.pread(fd, want, start)
+        if scratch is not None and scratch.nbytes >= want:
+            buf = scratch[:want]
+            got = os.preadv(fd, [memoryview(buf)], start)
+        else:
+            buf = os.pread(fd, want, start)
+            got = len(buf)
     finally:
         os.close(fd)
-    if len(buf) != want:
-        raise FrameReadError(f"truncated: read {len(buf)} of {want} bytes at offset {start}",
+    if got != want:
+        raise FrameReadError(f"truncated: read {got} of {want} bytes at offset {start}",
                              path=path, frame=frame)
     block = np.frombuffer(buf, dtype=dtype).reshape(nrows, ncols)[:, cols]
     if out is None:
