@@ -107,8 +107,6 @@ def test_round_trip(tmp_path, source, key):
 def test_guessed_format_opens_same_series(tmp_path, source, key):
     ims = write_open(tmp_path, key, source)
     fmt, name, _, okw = CASES[key]
-    if fmt == "hdf5" and okw:
-        pytest.skip("hdf5 needs path= for a group other than the root")
     again = imageseries.open(str(tmp_path / name))
     assert type(again) is type(ims)
     np.testing.assert_array_equal(stack_of(again), source.data)
@@ -397,9 +395,10 @@ def test_hdf5_missing_dataset_names_file_and_dataset(tmp_path):
     f = tmp_path / "nodata.h5"
     with h5py.File(f, "w") as h:
         h.create_dataset("imageseries/other", data=np.zeros((2, 3, 3)))
-    with pytest.raises(InputError) as err:
-        imageseries.open(str(f), "hdf5", path="imageseries")
-    assert "nodata.h5" in str(err.value) and "images" in str(err.value)
+    for kwargs in ({"path": "imageseries"}, {}):
+        with pytest.raises(InputError) as err:
+            imageseries.open(str(f), "hdf5", **kwargs)
+        assert "nodata.h5" in str(err.value) and "images" in str(err.value)
 
 
 @pytest.mark.parametrize("gzip", [10, -1, "9", 2.5, True, None])
@@ -482,3 +481,66 @@ def test_zarr_missing_array(tmp_path, source):
     write_open(tmp_path, "zarr", source)
     with pytest.raises(InputError, match="scan.zarr"):
         imageseries.open(str(tmp_path / "scan.zarr"), "zarr", dataname="nothing")
+
+
+# -- hexrd variants ------------------------------------------------------------------------
+def test_hdf5_open_h5py_objects_and_rewrite_drops_old_attrs(tmp_path, source):
+    f = tmp_path / "obj.h5"
+    with h5py.File(f, "a") as h:
+        imageseries.write(source, h, "hdf5", path="a/b", gzip=1)
+    with h5py.File(f, "r") as h:
+        ims = imageseries.open(h["a"], "hdf5", path="b")
+        np.testing.assert_array_equal(stack_of(ims), source.data)
+        assert_meta_equal(ims.metadata, source.metadata)
+    # a second write into the same group replaces data and metadata
+    small = imageseries.open(None, "array", data=source.data[:3], meta={"x": 1})
+    imageseries.write(small, str(f), "hdf5", path="a/b")
+    again = imageseries.open(str(f), "hdf5", path="a/b")
+    assert len(again) == 3 and again.metadata == {"x": 1}
+
+
+def test_fch5_inside_a_group(tmp_path, source):
+    f = tmp_path / "state.h5"
+    with h5py.File(f, "w") as h:
+        h["other"] = np.arange(3)
+    imageseries.write(source, str(f), "frame-cache", style="fch5", threshold=0,
+                      path="images/det")
+    ims = imageseries.open(str(f), "frame-cache", style="fch5", path="images/det")
+    np.testing.assert_array_equal(stack_of(ims), source.data)
+    assert_meta_equal(ims.metadata, source.metadata)
+    np.testing.assert_array_equal(
+        ims.to_dask((slice(30, 40), slice(0, 8)), 4).compute(), source.data[:, 30:, :8])
+    with h5py.File(f, "r") as h:
+        np.testing.assert_array_equal(h["other"][()], np.arange(3))
+
+
+def test_frame_cache_yml_arrays_beside_the_cache(tmp_path, source):
+    # hexrd resolves a frame-cache YAML's arrays beside the cache file
+    sub = tmp_path / "cache"
+    sub.mkdir()
+    imageseries.write(source, str(sub / "c.npz"), "frame-cache", threshold=0)
+    np.save(sub / "om.npy", source.metadata["omega"])
+    (tmp_path / "c.yml").write_text(
+        f"data:\n  file: cache/c.npz\n  nframes: {NFRAMES}\n  shape: [{NY}, {NX}]\n"
+        "  dtype: uint16\nmeta:\n  omega: '! load-numpy-array om.npy'\n")
+    ims = imageseries.open(str(tmp_path / "c.yml"), "frame-cache")
+    np.testing.assert_array_equal(ims.metadata["omega"], source.metadata["omega"])
+    np.testing.assert_array_equal(stack_of(ims), source.data)
+
+
+def test_frame_cache_yml_disagreeing_with_cache(tmp_path, source):
+    imageseries.write(source, str(tmp_path / "c.npz"), "frame-cache", threshold=0)
+    (tmp_path / "c.yml").write_text("data:\n  file: c.npz\n  nframes: 99\n")
+    with pytest.raises(FormatError, match="nframes"):
+        imageseries.open(str(tmp_path / "c.yml"), "frame-cache")
+
+
+def test_image_files_writer_refuses_stale_frames(tmp_path, source):
+    f = tmp_path / "w.yml"
+    imageseries.write(source, str(f), "image-files")
+    short = imageseries.open(None, "array", data=source.data[:4], meta={})
+    with pytest.raises(InputError, match="overwrite"):
+        imageseries.write(short, str(f), "image-files")
+    imageseries.write(short, str(f), "image-files", overwrite=True)
+    ims = imageseries.open(str(f), "image-files")
+    np.testing.assert_array_equal(stack_of(ims), source.data[:4])

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FormatError, InputError, UnsafeInputError
+from ..errors import FormatError, FrameReadError, InputError, UnsafeInputError
 from ..roi import RoiSlices, roi_shape
 from ._yaml import load_yaml
-from .base import BlockSource, ImageSeries, as_metadata
+from .base import BlockSource, ImageSeries
 from .hdf5 import file_token, frames_per_write, meta_value_from_h5, meta_value_to_h5
 from .imagefiles import yaml_meta, yaml_meta_out
 from .registry import register_opener, register_writer
@@ -108,7 +108,7 @@ class FrameCacheImageSeries(ImageSeries):
         elif style == "npz":
             self.cache_file = self.filename
             self._metadata = {}
-            self._load_npz(self.cache_file, header=True)
+            self._load_npz(self.cache_file)
         else:
             self.cache_file = self.filename
             self._load_fch5()
@@ -126,7 +126,7 @@ class FrameCacheImageSeries(ImageSeries):
         cache = os.path.join(base, os.fspath(data["file"]))
         self.cache_file = cache
         self._metadata = {}
-        self._load_npz(cache, header=True)
+        self._load_npz(cache)
         for key in ("nframes", "shape", "dtype"):
             if key in data:
                 want = {"nframes": len(self), "shape": self.shape,
@@ -142,14 +142,12 @@ class FrameCacheImageSeries(ImageSeries):
         self._metadata.update(yaml_meta(meta, self.filename,
                                         other_dirs=[os.path.dirname(cache)]))
 
-    def _load_npz(self, cache: str, header: bool) -> None:
+    def _load_npz(self, cache: str) -> None:
         if not os.path.exists(cache):
             raise InputError("frame cache file not found", path=cache)
         try:
             arrs = np.load(cache, allow_pickle=False)
-        except ValueError as exc:
-            raise InputError(f"not a readable npz file: {exc}", path=cache) from None
-        except OSError as exc:
+        except (ValueError, OSError) as exc:
             raise InputError(f"not a readable npz file: {exc}", path=cache) from None
         with arrs:
             try:
@@ -291,8 +289,6 @@ class Fch5Block(BlockSource):
                 values = np.asarray(g["data"][lo:hi]).reshape(-1)
                 idx = np.asarray(g["indices"][lo:hi])
         except (OSError, KeyError) as exc:
-            from ..errors import FrameReadError
-
             raise FrameReadError(f"cannot read the frame cache: {exc}", path=self.filename,
                                  frame=None) from None
         for k, (a, b) in enumerate(self.frame_ids):

@@ -103,6 +103,32 @@ def _group_path(path) -> str:
     return "/" if path in (None, "", "/") else "/" + str(path).strip("/")
 
 
+def _find_dataset(filename: str, dataname: str) -> str | None:
+    """Without ``path=``: ``/dataname`` if present, else the one 3-D ``.../dataname`` in the
+    file (``None`` when absent or ambiguous; opening then reports the missing dataset)."""
+    import h5py
+
+    try:
+        f = h5py.File(filename, "r")
+    except OSError:
+        return None
+    with f:
+        if dataname in f:
+            return "/" + dataname
+        found = []
+
+        def visit(name, obj):
+            if name.split("/")[-1] == dataname and isinstance(obj, h5py.Dataset) \
+                    and obj.ndim == 3:
+                found.append("/" + name)
+
+        f.visititems(visit)
+    if len(found) > 1:
+        raise InputError(f"several datasets named {dataname!r} ({', '.join(found)}); pass "
+                         "path=GROUP", path=filename)
+    return found[0] if found else None
+
+
 # -- reader --------------------------------------------------------------------------------
 class HDF5ImageSeries(ImageSeries):
     """Frames of a 3-D HDF5 dataset ``(frame, y, x)`` (a 2-D dataset is one frame).
@@ -111,7 +137,8 @@ class HDF5ImageSeries(ImageSeries):
     ----------
     filename : str or PathLike
     path : str, optional
-        Group holding the dataset (hexrd's ``path=``); default the file's root.
+        Group holding the dataset (hexrd's ``path=``).  When omitted: ``/dataname``, else
+        the one 3-D dataset called ``dataname`` anywhere in the file.
     dataname : str
         Dataset name within the group (hexrd's default ``'images'``).
     on_error : {'raise', 'fill'}
@@ -126,6 +153,8 @@ class HDF5ImageSeries(ImageSeries):
             filename = filename.file.filename
         self.filename = os.path.abspath(os.fspath(filename))
         self.dataset = _dataset_path(path, dataname)
+        if path is None:
+            self.dataset = _find_dataset(self.filename, dataname) or self.dataset
         f, ds = h5io.open_dataset(self.filename, self.dataset)
         try:
             self._nframes = int(ds.shape[0]) if ds.ndim == 3 else 1

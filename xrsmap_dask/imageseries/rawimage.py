@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FrameReadError, FormatError, InputError
+from ..errors import FormatError, InputError
 from ..io import edf
 from ..roi import RoiSlices, roi_shape
 from ._yaml import load_yaml
