@@ -155,6 +155,8 @@ def local_cluster():
 
 def kill_once(block, marker):
     """Task body that kills its worker process the first time any task runs it."""
+    if block.size == 0:
+        return block
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
@@ -181,7 +183,9 @@ def test_worker_killed_mid_job_gives_identical_map(scan, local_cluster, tmp_path
         ref = reference_sum_map(scan)
         marker = str(tmp_path / "killed-once")
         stack = from_files(scan.files).to_dask(roi=ROI, frames_per_chunk=2)
-        stack = stack.map_blocks(kill_once, marker, dtype=stack.dtype)
+        # meta given: dask must not call kill_once here to guess the output type
+        stack = stack.map_blocks(kill_once, marker, dtype=stack.dtype,
+                                 meta=np.empty((0, 0, 0), stack.dtype))
         lazy = stack.astype(np.float64).sum(axis=(1, 2)).reshape(scan.npt_y, scan.npt_x)
         buf = io.StringIO()
         spec = ExecutionSpec(kind="address", address=local_cluster.scheduler_address)
@@ -193,7 +197,8 @@ def test_worker_killed_mid_job_gives_identical_map(scan, local_cluster, tmp_path
         assert "was lost" in buf.getvalue()
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    local_cluster.wait_for_workers(2, timeout=30)
+    # (an in-process LocalCluster's nanny may fail to restart the dead worker; the job does
+    # not need it: the other worker took over)
 
 
 # -- dask-jobqueue ---------------------------------------------------------------------------

@@ -292,7 +292,7 @@ class Executor:
             self._stack.enter_context(dask.config.set(scheduler=pathos_get(self._pool, n)))
         else:
             self._start_distributed()
-            self._stack.enter_context(dask.config.set(scheduler=self.client))
+            self._stack.enter_context(dask.config.set(scheduler=self._distributed_get))
             self.dashboard_link = _dashboard_link(self.client)
             if self.dashboard_link:
                 self._say(f"dask dashboard: {self.dashboard_link}")
@@ -306,13 +306,13 @@ class Executor:
             security = Security()  # dask config's distributed.comm.tls.* settings
             address = spec.address
             if _ADDRESS_RE.match(address):
-                self.client = Client(address, security=security, set_as_default=False)
+                self.client = Client(address, security=security, set_as_default=True)
             else:
                 if not os.path.isfile(address):
                     raise InputError("scheduler file not found (start `dask scheduler "
                                      "--scheduler-file FILE` first)", path=address)
                 self.client = Client(scheduler_file=address, security=security,
-                                     set_as_default=False)
+                                     set_as_default=True)
             self._stack.callback(self.client.close)
             return
         if spec.kind == "local":
@@ -336,7 +336,7 @@ class Executor:
                 self.cluster.scale(n=spec.n_workers)
             else:
                 self.cluster.scale(jobs=1)
-        self.client = Client(self.cluster, set_as_default=False)
+        self.client = Client(self.cluster, set_as_default=True)
         self._stack.callback(self.client.close)
 
     def close(self) -> None:
@@ -346,9 +346,15 @@ class Executor:
     # -- computing -------------------------------------------------------------------------
     @property
     def scheduler(self):
-        """What to pass as dask's ``scheduler=`` (a name, a get function or a Client)."""
+        """What to pass as dask's ``scheduler=``: a name or a get function.
+
+        On a cluster it is a get function that submits the graph to the client, shows
+        ``distributed.progress`` and records lost workers, so ``dask.compute(...,
+        scheduler=ex.scheduler)`` anywhere (e.g. in :func:`xrsmap_dask.store.write_maps`)
+        gets the same progress bar and fault report as :meth:`compute`.
+        """
         if self.client is not None:
-            return self.client
+            return self._distributed_get
         if self._pool is not None:
             return pathos_get(self._pool, self.spec.n_workers or os.cpu_count() or 1)
         return self.spec.kind
@@ -361,15 +367,17 @@ class Executor:
         """
         if not collections:
             return ()
-        if label and not self.quiet:
+        if label:
             self._say(label)
-        if self.client is None:
-            import dask
+        import dask
 
-            with self.progress():
-                return dask.compute(*collections, scheduler=self.scheduler, **kwargs)
+        with self.progress():
+            return dask.compute(*collections, scheduler=self.scheduler, **kwargs)
+
+    def _distributed_get(self, dsk, keys, **kwargs):
+        """dask get function on the client: progress bar and lost-worker report."""
         seen = self._fault_ids()
-        futures = self.client.compute(list(collections), **kwargs)
+        futures = self.client.get(dsk, keys, sync=False, **kwargs)
         try:
             if not self.quiet:
                 from distributed import progress
@@ -378,11 +386,10 @@ class Executor:
                     progress(futures, notebook=False,
                              scheduler=self.client.scheduler.address)
                 self._out().write("\n")
-            results = self.client.gather(futures)
+            return self.client.gather(futures)
         finally:
             self._record_faults(seen)
             del futures
-        return tuple(results)
 
     def persist(self, *collections, **kwargs) -> tuple:
         """Persist collections (in worker memory on a cluster, computed in place locally)."""
@@ -487,7 +494,7 @@ def jobqueue_kwargs(spec: ExecutionSpec) -> dict:
     options = dict(dask.config.get(f"jobqueue.{spec.kind}.scheduler-options", None) or {})
     if spec.dashboard is False:
         options["dashboard"] = False
-        options.pop("dashboard_address", None)
+        options["dashboard_address"] = None
     elif spec.dashboard is not True or "dashboard_address" not in options:
         options["dashboard_address"] = spec.dashboard_address()
     if spec.host is not None:
