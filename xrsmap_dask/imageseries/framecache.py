@@ -389,28 +389,21 @@ def write_framecache(ims, filename, threshold=None, cache_file=None, style: str 
         _write_yml(ims, filename, cache_name, meta)
 
 
-def _iter_sparse(ims, threshold):
+def _iter_sparse_blocks(ims, threshold):
+    """Per write block: ``(first frame, [(rows, cols, values) per frame])``."""
     nframes = len(ims)
     h, w = ims.shape
     step = frames_per_write(h * w * np.dtype(ims.dtype).itemsize, nframes)
     for start in range(0, nframes, step):
         block = ims.read_block(start, min(nframes, start + step))
-        for k in range(block.shape[0]):
-            yield start + k, sparse_frame(block[k], threshold)
+        yield start, [sparse_frame(block[k], threshold) for k in range(block.shape[0])]
 
 
-def _write_npz(ims, cache: str, threshold, meta: dict) -> None:
-    idx = _index_dtype(ims.shape)
-    arrs: dict[str, np.ndarray] = {}
-    for i, (r, c, v) in _iter_sparse(ims, threshold):
-        arrs[f"{i}_row"] = r.astype(idx)
-        arrs[f"{i}_col"] = c.astype(idx)
-        arrs[f"{i}_data"] = v
-    arrs["shape"] = np.asarray(ims.shape)
-    arrs["nframes"] = np.asarray(len(ims))
-    arrs["dtype"] = np.asarray(str(np.dtype(ims.dtype)))
+def _npz_meta(meta: dict) -> dict[str, np.ndarray]:
+    out = {}
     for k, v in meta.items():
-        if k in arrs:
+        if k in _HEADER_KEYS or (k.split("_", 1)[0].isdigit()
+                                 and k.split("_", 1)[-1] in ("row", "col", "data")):
             raise InputError(f"metadata key {k!r} clashes with a frame-cache key",
                              argument="meta")
         if v is None:
@@ -419,10 +412,31 @@ def _write_npz(ims, cache: str, threshold, meta: dict) -> None:
         if arr.dtype.kind == "O":
             raise InputError(f"metadata {k!r} is not a number, string or numeric array "
                              "(npz holds no Python objects)", argument="meta")
-        arrs[k] = arr
-    # np.savez appends .npz to a name without it; write through a file object instead
-    with open(cache, "wb") as f:
-        np.savez_compressed(f, **arrs)
+        out[k] = arr
+    return out
+
+
+def _write_npz(ims, cache: str, threshold, meta: dict) -> None:
+    """Stream the npz member by member (memory: one write block), as np.savez lays it out."""
+    import zipfile
+
+    idx = _index_dtype(ims.shape)
+    arrs = _npz_meta(meta)  # checked before anything is written
+    with zipfile.ZipFile(cache, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        def put(key: str, arr) -> None:
+            with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+
+        for start, frames in _iter_sparse_blocks(ims, threshold):
+            for k, (r, c, v) in enumerate(frames):
+                put(f"{start + k}_row", r.astype(idx))
+                put(f"{start + k}_col", c.astype(idx))
+                put(f"{start + k}_data", v)
+        put("shape", np.asarray(ims.shape))
+        put("nframes", np.asarray(len(ims)))
+        put("dtype", np.asarray(str(np.dtype(ims.dtype))))
+        for k, arr in arrs.items():
+            put(k, arr)
 
 
 def _write_fch5(ims, cache: str, threshold, meta: dict, path: str | None = None) -> None:
@@ -447,14 +461,19 @@ def _write_fch5(ims, cache: str, threshold, meta: dict, path: str | None = None)
         indices = f.create_dataset("indices", shape=(0, 2), maxshape=(None, 2), dtype=idx,
                                    chunks=(65536, 2), compression="gzip", compression_opts=1)
         pos = 0
-        for i, (r, c, v) in _iter_sparse(ims, threshold):
-            n = len(v)
-            frame_ids[2 * i], frame_ids[2 * i + 1] = pos, pos + n
-            if n:
+        for start, frames in _iter_sparse_blocks(ims, threshold):
+            counts = np.array([len(v) for _, _, v in frames], dtype=np.uint64)
+            ends = pos + np.cumsum(counts)
+            frame_ids[2 * start:2 * (start + len(frames)):2] = ends - counts
+            frame_ids[2 * start + 1:2 * (start + len(frames)):2] = ends
+            n = int(counts.sum())
+            if n:  # one resize and one write per block
                 data.resize(pos + n, axis=0)
                 indices.resize(pos + n, axis=0)
-                data[pos:pos + n, 0] = v
-                indices[pos:pos + n] = np.stack([r, c], axis=1).astype(idx)
+                data[pos:pos + n, 0] = np.concatenate([v for _, _, v in frames])
+                indices[pos:pos + n] = np.stack(
+                    [np.concatenate([r for r, _, _ in frames]),
+                     np.concatenate([c for _, c, _ in frames])], axis=1).astype(idx)
             pos += n
         f["frame_ids"] = frame_ids
 
