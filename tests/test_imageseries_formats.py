@@ -544,3 +544,11 @@ def test_image_files_writer_refuses_stale_frames(tmp_path, source):
     imageseries.write(short, str(f), "image-files", overwrite=True)
     ims = imageseries.open(str(f), "image-files")
     np.testing.assert_array_equal(stack_of(ims), source.data[:4])
+
+
+def test_image_files_literal_directory_and_list_of_globs(tmp_path):
+    d, data = _edf_dir(tmp_path, n=4, name="run[1]")
+    (tmp_path / "l.yml").write_text(
+        "image-files:\n  directory: run[1]\n  files: ['img_003.edf', 'img_00[0-1].edf']\n")
+    ims = imageseries.open(str(tmp_path / "l.yml"), "image-files")
+    np.testing.assert_array_equal(stack_of(ims), data[[3, 0, 1]])

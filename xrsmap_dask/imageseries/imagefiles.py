@@ -135,15 +135,20 @@ def _read_doc(source) -> tuple[dict, str | None]:
 def resolve_files(directory: str, patterns: str, where: str) -> list[str]:
     """Files matching whitespace-separated globs in ``directory``; each glob's matches sorted.
 
+    ``patterns`` is a string (hexrd) or a list of globs; globs keep their order.
+
     A glob matching nothing raises InputError naming it and ``where`` (the YAML).
     """
+    if isinstance(patterns, (list, tuple)) and all(isinstance(p, str) for p in patterns):
+        patterns = " ".join(patterns)
     if not isinstance(patterns, str) or not patterns.split():
         raise InputError("image-files 'files' must be a string of one or more globs",
                          path=where)
     found: list[str] = []
     for pattern in patterns.split():
         full = os.path.join(directory, pattern)
-        matches = sorted(glob.glob(full))
+        # the directory is literal (may hold [ ] * ?); only the pattern is a glob
+        matches = sorted(glob.glob(os.path.join(glob.escape(directory), pattern)))
         if not matches:
             raise InputError(f"glob {full!r} matches no file", path=where)
         found.extend(matches)
