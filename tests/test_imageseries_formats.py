@@ -552,3 +552,15 @@ def test_image_files_literal_directory_and_list_of_globs(tmp_path):
         "image-files:\n  directory: run[1]\n  files: ['img_003.edf', 'img_00[0-1].edf']\n")
     ims = imageseries.open(str(tmp_path / "l.yml"), "image-files")
     np.testing.assert_array_equal(stack_of(ims), data[[3, 0, 1]])
+
+
+def test_zarr_metadata_kinds_round_trip(tmp_path):
+    meta = {"zero_d": np.array(3.5), "flags": np.array([True, False]),
+            "empty": np.zeros((0, 2), dtype="int32"), "nested": {"a": [1, 2], "b": "x"},
+            "items": [1.5, 2.5], "flag": True}
+    data = sparse_stack()[:3]
+    imageseries.write(imageseries.open(None, "array", data=data, meta=meta),
+                      str(tmp_path / "m.zarr"), "zarr", path="det/a")
+    ims = imageseries.open(str(tmp_path / "m.zarr"), "zarr", path_in_store="det/a")
+    assert_meta_equal(ims.metadata, meta)
+    np.testing.assert_array_equal(stack_of(ims), data)

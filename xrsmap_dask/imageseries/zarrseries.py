@@ -219,7 +219,10 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
             if v.dtype.kind not in "biuf":
                 raise InputError(f"metadata {k!r}: only numeric/bool arrays can be stored "
                                  f"in zarr, got dtype {v.dtype}", argument="meta")
-            mg.create_array(str(k), data=np.ascontiguousarray(v))
+            if v.ndim == 0:  # data= would store a 0-d array as shape (1,)
+                mg.create_array(str(k), shape=(), dtype=v.dtype, chunks=())[()] = v
+            else:
+                mg.create_array(str(k), data=np.ascontiguousarray(v))
         else:
             attrs[str(k)] = _json_value(k, v)
     mg.attrs.update(attrs)
