@@ -54,7 +54,7 @@ def _read_meta(store: str, group_path: str) -> dict:
         return {}
     meta = {k: v for k, v in g.attrs.asdict().items()}
     for name, arr in g.arrays():
-        meta[name] = arr[...]
+        meta[name] = np.asarray(arr[...])
     return meta
 
 
