@@ -328,6 +328,7 @@ def _write_h5_meta(group, meta: dict, path: str) -> None:
 def open_framecache(filename, style: str | None = None, path: str | None = None,
                     **kwargs) -> FrameCacheImageSeries:
     """Open a frame cache (``npz``, ``yml`` or ``fch5``; guessed from the file when omitted)."""
+    kwargs.pop("max_workers", None)  # hexrd's thread count: accepted, not needed
     if kwargs:
         raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
                          argument="frame-cache")
@@ -361,6 +362,7 @@ def write_framecache(ims, filename, threshold=None, cache_file=None, style: str 
         ``fch5`` only: write the cache into this group of the HDF5 file (the file is then
         appended to, the group replaced) instead of replacing the whole file.
     """
+    kwargs.pop("max_workers", None)  # hexrd's thread count: accepted, not needed
     if kwargs:
         raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
                          argument="frame-cache")
