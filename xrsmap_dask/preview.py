@@ -48,13 +48,23 @@ def downsample_composite(composite: np.ndarray, max_side: int = MAX_MOSAIC_SIDE)
     npt_y, npt_x, fy, fx = comp.shape
     side = max(npt_y * fy, npt_x * fx)
     f = max(1, math.ceil(side / int(max_side)))
-    f = min(f, fy, fx)
+    small = reduce_tiles(comp, f)
+    ty, tx = small.shape[2:]
+    return small.transpose(0, 2, 1, 3).reshape(npt_y * ty, npt_x * tx)
+
+
+def reduce_tiles(composite: np.ndarray, factor: int) -> np.ndarray:
+    """``(npt_y, npt_x, fy // f, fx // f)`` float32: each tile's ``f x f`` block means (NaN
+    ignored; edge rows/columns that do not fill a block dropped; ``f`` capped at the tile)."""
+    npt_y, npt_x, fy, fx = composite.shape
+    f = max(1, min(int(factor), fy, fx))
     ty, tx = fy // f, fx // f
-    tiles = comp[:, :, :ty * f, :tx * f].astype(np.float32)
+    tiles = np.asarray(composite[:, :, :ty * f, :tx * f], dtype=np.float32)
+    if f == 1:
+        return tiles
     tiles = tiles.reshape(npt_y, npt_x, ty, f, tx, f)
     with np.errstate(invalid="ignore"), _quiet_nan():
-        small = np.nanmean(tiles, axis=(3, 5))
-    return small.transpose(0, 2, 1, 3).reshape(npt_y * ty, npt_x * tx)
+        return np.nanmean(tiles, axis=(3, 5))
 
 
 class _quiet_nan:
@@ -190,3 +200,53 @@ def as_named_maps(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None,
     if isinstance(maps, Mapping):
         return dict(maps)
     return {f"{prefix} {k}": m for k, m in enumerate(maps)}
+
+
+def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE) -> tuple[dict, np.ndarray | None]:
+    """Maps of a zarr map group for a preview: ``({name: map}, downsampled composite)``.
+
+    The composite is read one scan line at a time and each line downsampled at once, so
+    memory stays at one line of full-resolution tiles.  The returned composite is 4-D
+    ``(npt_y, npt_x, ty, tx)`` (already reduced; :func:`render_preview` reduces no further).
+    """
+    import zarr
+
+    path = os.fspath(path)
+    try:
+        group = zarr.open_group(store=path, mode="r")
+    except Exception as exc:  # noqa: BLE001 - zarr raises several types for a non-group
+        raise InputError(f"not a zarr map group: {exc}", path=path) from None
+    maps: dict[str, np.ndarray] = {}
+    names = set(group.array_keys())
+    if "roi_sum" in names:
+        maps["sum"] = np.asarray(group["roi_sum"][...])
+    if "annulus_sum" in names:
+        ann = np.asarray(group["annulus_sum"][...])
+        rings = group.attrs.get("rings") or []
+        for k in range(ann.shape[0]):
+            label = annulus_label(rings[k]["radius"], rings[k]["width"]) \
+                if k < len(rings) else f"annulus {k}"
+            maps[label] = ann[k]
+    comp = None
+    if "composite" in names:
+        arr = group["composite"]
+        npt_y, npt_x, fy, fx = arr.shape
+        f = max(1, math.ceil(max(npt_y * fy, npt_x * fx) / int(max_mosaic_side)))
+        comp = np.concatenate([reduce_tiles(np.asarray(arr[iy:iy + 1]), f)
+                               for iy in range(npt_y)])
+    if not maps and comp is None:
+        raise InputError("holds no roi_sum, annulus_sum or composite array (is it a map "
+                         "group? for a survey store give the scan's group, e.g. "
+                         "survey.zarr/scan1)", path=path)
+    return maps, comp
+
+
+def preview_zarr(path, png, *, log: bool = False, dpi: int = 100,
+                 max_mosaic_side: int = MAX_MOSAIC_SIDE, title: str | None = None,
+                 cmap: str = "viridis") -> tuple[int, int]:
+    """Write a PNG preview of the zarr map group ``path``; return its (width, height)."""
+    maps, comp = read_map_group(path, max_mosaic_side)
+    if title is None:
+        title = os.path.basename(os.path.normpath(os.fspath(path)))
+    return render_preview(png, maps, comp, log=log, dpi=dpi, title=title, cmap=cmap,
+                          max_mosaic_side=max_mosaic_side)
