@@ -38,10 +38,11 @@ Generic dask arrays: when the array's own spatial chunks already fit the per-tas
 its frame chunks are concatenated per spatial chunk (``rechunk({0: -1})``, no all-to-all:
 each output block depends on one column of input blocks) and reduced per block.  Otherwise
 each tile task computes ``x[:, tile]`` one frame chunk at a time with the synchronous
-scheduler into its buffer: memory stays bounded, but every input chunk is computed once per
-tile it overlaps (dask's slicing optimisation makes array sources such as zarr or HDF5
-read just the tile; our own ``read-roi`` arrays re-read whole blocks), so pass the image
-series itself when you can.
+scheduler into its buffer: a task holds its tile buffer plus one computed input chunk at a
+time (the input's chunk size is the caller's: dask's slicing optimisation makes array
+sources such as zarr or HDF5 read just the tile, while other chunks, our own ``read-roi``
+blocks included, are computed whole and sliced), and every input chunk is computed once per
+tile it overlaps.  So pass the image series itself when you can.
 
 max / min / mean
 ----------------
