@@ -660,6 +660,9 @@ def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False)
     group.attrs.update({"stats": [s.label for s in job.stats], "nframes": len(ims),
                         "convention": "pixel-wise over all frames; frame rows x cols"})
     group.attrs.update({"complete": True})
+    if os.path.exists(os.path.join(path, "zarr.json")):
+        # the map group's consolidated metadata must list the new stats arrays
+        zarr.consolidate_metadata(path)
     return True
 
 
