@@ -248,7 +248,24 @@ def test_annulus_only_reads_ring_box(scan_files):
                    ScanGeometry(NY, NX))
     box = m.plan.box
     assert box[0].stop - box[0].start <= 14 and box[1].stop - box[1].start <= 14
-    assert m.reads.shape[1:] == (box[0].stop - box[0].start, box[1].stop - box[1].start)
+    assert (box[0].start, box[1].start) == (int(np.ceil(cy - 6)), int(np.ceil(cx - 6)))
+
+
+@pytest.mark.parametrize("fpc", [4, "auto"])
+def test_fused_and_unfused_reads_agree(scan_files, frames, fpc):
+    ims = imageseries.from_files(scan_files.files)
+    mask = np.zeros(SHAPE, bool)
+    mask[5:9, 3:30] = True
+    corr = Corrections(dark=np.full(SHAPE, 2.0), mask=mask, norm=np.arange(1, NY * NX + 1))
+    spec = MapSpec(roi=(slice(0, 32), slice(8, 40)), binning=2,
+                   rings=rings(scan_files.centre[0], scan_files.centre[1], [6, 12], 2.0))
+    got = [dask.compute(*build_maps(ims, spec, ScanGeometry(NY, NX), corr, fpc,
+                                    fuse_reads=fuse).arrays().values())
+           for fuse in (True, False)]
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a, b)
+    _close(got[0][1].ravel(), ((frames[:, :32, 8:40] - 2) * ~mask[:32, 8:40]).sum((1, 2))
+           / np.arange(1, NY * NX + 1))
 
 
 def test_graph_is_batched(scan_files):
@@ -258,10 +275,13 @@ def test_graph_is_batched(scan_files):
     assert m.plan.frames_per_chunk == 8 and m.plan.nchunks == 3
     graph = dict(m.composite.__dask_graph__())
     names = [k[0] if isinstance(k, tuple) else k for k in graph]
-    assert sum(n.startswith("read-roi") for n in names) == 3
-    assert sum(n.startswith("map-reduce") for n in names) == 3
+    assert sum(n.startswith("map-reduce") for n in names) == 3   # fused read + reduce
     assert sum(n.startswith("composite") for n in names) == 3
-    assert len(graph) <= 5 * 3 + 2
+    assert len(graph) <= 4 * 3 + 2
+    unfused = build_maps(ims, MapSpec(binning=4), ScanGeometry(NY, NX), frames_per_chunk=8,
+                         fuse_reads=False)
+    names = [k[0] if isinstance(k, tuple) else k for k in dict(unfused.composite.dask)]
+    assert sum(n.startswith("read-roi") for n in names) == 3
 
 
 @pytest.mark.parametrize("make, argument, match", [
