@@ -662,7 +662,11 @@ def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False)
     group.attrs.update({"complete": True})
     if os.path.exists(os.path.join(path, "zarr.json")):
         # the map group's consolidated metadata must list the new stats arrays
-        zarr.consolidate_metadata(path)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr: consolidated metadata not in the v3 spec
+            zarr.consolidate_metadata(path)
     return True
 
 

@@ -1,0 +1,304 @@
+"""The xrsmap-dask CLI: maps identical on threads, pathos and a hand-started dask scheduler
+with two workers; progress bar; PNG preview; stats/convert/info; exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+from xrsmap_dask import cli
+from xrsmap_dask.synth import make_scan
+
+NPT_Y, NPT_X = 4, 5
+ROI = ["8", "8", "55", "55"]    # xrsmap (x0, y0, x1, y1), inclusive
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    return make_scan(tmp_path_factory.mktemp("scan"), npt_y=NPT_Y, npt_x=NPT_X,
+                     frame_shape=(64, 64), hdf5=True)
+
+
+def frames_of(scan) -> np.ndarray:
+    import fabio
+
+    return np.stack([fabio.open(p).data for p in scan.files])
+
+
+def glob_of(scan) -> str:
+    return os.path.join(scan.directory, "scan_*.edf")
+
+
+def composite_args(scan, out, *extra):
+    return ["composite", glob_of(scan), "--npt-y", str(NPT_Y), "--npt-x", str(NPT_X),
+            "--roi", *ROI, "--binning", "4", "--frames-per-chunk", "5", "-o", str(out),
+            *extra]
+
+
+def read_maps(path) -> dict:
+    g = zarr.open_group(str(path), mode="r")
+    return {name: np.asarray(a[...]) for name, a in g.arrays() if name != "chunk_done"}
+
+
+def reference_maps(scan) -> dict:
+    f = frames_of(scan).astype(np.float64)
+    roi = f[:, 8:56, 8:56]
+    comp = roi.reshape(-1, 12, 4, 12, 4).sum(axis=(2, 4)).reshape(NPT_Y, NPT_X, 12, 12)
+    return {"composite": comp, "roi_sum": roi.sum(axis=(1, 2)).reshape(NPT_Y, NPT_X)}
+
+
+@pytest.fixture(scope="module")
+def threaded(scan, tmp_path_factory):
+    out = tmp_path_factory.mktemp("threads") / "maps.zarr"
+    assert cli.main(composite_args(scan, out, "-q")) == 0
+    maps = read_maps(out)
+    ref = reference_maps(scan)
+    np.testing.assert_allclose(maps["composite"], ref["composite"], rtol=1e-6)
+    np.testing.assert_array_equal(maps["roi_sum"], ref["roi_sum"])
+    return maps
+
+
+# -- a hand-started scheduler and two workers ---------------------------------------------
+@pytest.fixture(scope="module")
+def dask_processes(tmp_path_factory):
+    """`dask scheduler` + two `dask worker` subprocesses on 127.0.0.1, random ports."""
+    tmp = tmp_path_factory.mktemp("dask")
+    sched_file = str(tmp / "scheduler.json")
+    dask_exe = os.path.join(os.path.dirname(sys.executable), "dask")
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = []
+    logs = []
+
+    def start(args, name):
+        log = open(tmp / f"{name}.log", "w")
+        logs.append(log)
+        procs.append(subprocess.Popen([dask_exe, *args], stdout=log, stderr=subprocess.STDOUT,
+                                      env=env, cwd=str(tmp)))
+
+    try:
+        start(["scheduler", "--scheduler-file", sched_file, "--host", "127.0.0.1",
+               "--port", "0", "--no-dashboard"], "scheduler")
+        for _ in range(300):
+            if os.path.exists(sched_file) and os.path.getsize(sched_file) > 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("dask scheduler did not write its scheduler file")
+        for k in range(2):
+            start(["worker", "--scheduler-file", sched_file, "--host", "127.0.0.1",
+                   "--nthreads", "1", "--no-dashboard", "--no-nanny", "--name", f"w{k}"],
+                  f"worker{k}")
+        from distributed import Client
+
+        with Client(scheduler_file=sched_file, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+        yield sched_file, address
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs[::-1]:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+
+
+def test_hand_started_scheduler_gives_identical_maps(scan, threaded, dask_processes, tmp_path):
+    sched_file, address = dask_processes
+    assert address.startswith("tcp://127.0.0.1:")
+    out = tmp_path / "by_file.zarr"
+    assert cli.main(composite_args(scan, out, "--scheduler", sched_file, "-q")) == 0
+    got = read_maps(out)
+    assert got.keys() == threaded.keys()
+    for name in got:
+        np.testing.assert_array_equal(got[name], threaded[name])
+    out2 = tmp_path / "by_address.zarr"
+    assert cli.main(composite_args(scan, out2, "--scheduler", address, "-q")) == 0
+    for name, arr in read_maps(out2).items():
+        np.testing.assert_array_equal(arr, threaded[name])
+
+
+def test_pathos_gives_identical_maps(scan, threaded, tmp_path):
+    out = tmp_path / "maps.zarr"
+    assert cli.main(composite_args(scan, out, "--scheduler", "pathos", "--workers", "2",
+                                   "-q")) == 0
+    for name, arr in read_maps(out).items():
+        np.testing.assert_array_equal(arr, threaded[name])
+
+
+# -- progress, preview -------------------------------------------------------------------------
+def test_progress_bar_and_png_preview(scan, tmp_path, capsys):
+    from PIL import Image
+
+    from xrsmap_dask.preview import preview_size
+
+    out, png = tmp_path / "maps.zarr", tmp_path / "maps.png"
+    assert cli.main(composite_args(scan, out, "--preview", str(png), "--log")) == 0
+    err = capsys.readouterr().err
+    assert "100% Completed" in err and "[####" in err
+    assert f"preview: {png}" in err
+    with Image.open(png) as im:
+        im.load()
+        assert im.format == "PNG"
+        assert im.size == preview_size(2)  # sum map + composite mosaic
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 5  # not a blank picture
+    # quiet: no bar, no messages
+    assert cli.main(composite_args(scan, tmp_path / "q.zarr", "-q")) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_pty(scan, tmp_path):
+    """Run as a real command on a pseudo-terminal: the bar is drawn on the terminal."""
+    import pty
+
+    exe = os.path.join(os.path.dirname(sys.executable), "xrsmap-dask")
+    out = tmp_path / "maps.zarr"
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.execv(exe, [exe, *composite_args(scan, out)])
+        finally:
+            os._exit(127)
+    chunks = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "100% Completed" in text
+
+
+def test_annulus_and_preview_command(scan, tmp_path):
+    from PIL import Image
+
+    from xrsmap_dask.preview import preview_size
+
+    out = tmp_path / "rings.zarr"
+    cy, cx = scan.centre
+    radii = [f"{r:.3f}" for r in scan.radii[:2]]
+    assert cli.main(["annulus", glob_of(scan), "--npt-y", str(NPT_Y), "--npt-x", str(NPT_X),
+                     "--cen-y", str(cy), "--cen-x", str(cx), "--radius", *radii,
+                     "--width", "3", "-o", str(out), "-q"]) == 0
+    ann = read_maps(out)["annulus_sum"]
+    f = frames_of(scan).astype(np.float64)
+    yy, xx = np.indices(f.shape[1:])
+    d = np.hypot(yy - cy, xx - cx)
+    for k, r in enumerate(radii):
+        ring = (d >= float(r) - 1.5) & (d <= float(r) + 1.5)
+        np.testing.assert_array_equal(ann[k], f[:, ring].sum(axis=1).reshape(NPT_Y, NPT_X))
+    png = tmp_path / "rings.png"
+    assert cli.main(["preview", str(out), "-o", str(png), "--dpi", "50", "-q"]) == 0
+    with Image.open(png) as im:
+        assert im.size == preview_size(2, dpi=50)
+
+
+# -- stats, convert, info ------------------------------------------------------------------------
+def test_stats_to_image_and_zarr(scan, tmp_path):
+    import fabio
+
+    f = frames_of(scan)
+    med = tmp_path / "median.edf"
+    assert cli.main(["stats", glob_of(scan), "--stat", "median", "-o", str(med), "-q"]) == 0
+    np.testing.assert_allclose(fabio.open(str(med)).data, np.median(f, axis=0), rtol=1e-6)
+    out = tmp_path / "stats.zarr"
+    assert cli.main(["stats", f"{scan.hdf5_file}:/imageseries/images", "--stat", "max", "min",
+                     "--percentile", "10", "-o", str(out), "-q"]) == 0
+    g = zarr.open_group(str(out), mode="r")
+    np.testing.assert_array_equal(g["max"][...], f.max(axis=0))
+    np.testing.assert_array_equal(g["min"][...], f.min(axis=0))
+    np.testing.assert_allclose(g["percentile_10"][...], np.percentile(f, 10, axis=0),
+                               rtol=1e-6)
+    assert g.attrs["complete"] is True
+    # one image file cannot hold two statistics; an existing output needs --overwrite
+    assert cli.main(["stats", glob_of(scan), "--stat", "max", "min", "-o",
+                     str(tmp_path / "x.npy"), "-q"]) == 2
+    assert cli.main(["stats", glob_of(scan), "--stat", "max", "-o", str(med), "-q"]) == 2
+
+
+def test_convert_and_info(scan, tmp_path, capsys):
+    from xrsmap_dask import imageseries
+
+    h5 = tmp_path / "frames.h5"
+    listfile = tmp_path / "frames.txt"
+    listfile.write_text("\n".join(scan.files))
+    assert cli.main(["convert", f"@{listfile}", "-o", str(h5), "--format", "hdf5",
+                     "--path", "/imageseries"]) == 0
+    assert "100%" in capsys.readouterr().err
+    ims = imageseries.open(str(h5), "hdf5", path="/imageseries")
+    f = frames_of(scan)
+    assert len(ims) == len(f)
+    np.testing.assert_array_equal(np.stack([ims[i] for i in range(len(ims))]), f)
+
+    assert cli.main(["info", f"{h5}:/imageseries/images", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["frames"], d["frame_shape"], d["dtype"]) == (NPT_Y * NPT_X, [64, 64], "uint16")
+
+    out = tmp_path / "maps.zarr"
+    assert cli.main(composite_args(scan, out, "-q")) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["attrs"]["complete"] is True
+    assert d["arrays"]["composite"]["shape"] == [NPT_Y, NPT_X, 12, 12]
+    assert d["chunks_done"] == f"{NPT_Y}/{NPT_Y}"
+
+
+# -- exit codes and errors -----------------------------------------------------------------------
+def test_exit_codes_and_one_line_errors(scan, tmp_path, capsys):
+    assert cli.main(["--help"]) == 0
+    assert "examples" in capsys.readouterr().out
+    assert cli.main(["composite", "--help"]) == 0
+    assert "example:" in capsys.readouterr().out
+    assert cli.main([]) == 2                       # no command
+    assert cli.main(["composite", glob_of(scan)]) == 2   # missing --npt-y ...
+    capsys.readouterr()
+    # bad input: one line naming the problem, no traceback
+    code = cli.main(composite_args(scan, tmp_path / "o.zarr", "--scheduler", "gpu"))
+    err = capsys.readouterr().err
+    assert code == 2 and "scheduler" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    code = cli.main(["composite", str(tmp_path / "none_*.edf"), "--npt-y", "4", "--npt-x",
+                     "5", "-o", str(tmp_path / "o.zarr")])
+    err = capsys.readouterr().err
+    assert code == 2 and "none_*.edf" in err and "no file matches" in err
+    code = cli.main(composite_args(scan, tmp_path / "o.zarr").__add__(["--binning", "5"]))
+    err = capsys.readouterr().err
+    assert code == 2 and "binning" in err
+    assert not (tmp_path / "o.zarr").exists()
+    # a second writer of the same output is refused
+    from xrsmap_dask.store import OutputLock
+
+    out = tmp_path / "locked.zarr"
+    with OutputLock(str(out)):
+        code = cli.main(composite_args(scan, out, "-q"))
+    assert code == 2 and "another job is writing" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_subprocess(scan, tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "xrsmap-dask")
+    proc = subprocess.run([exe, "info", glob_of(scan)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"frames: {NPT_Y * NPT_X}" in proc.stdout
+    proc = subprocess.run([exe, "info", str(tmp_path / "missing.h5:/x")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
