@@ -154,8 +154,10 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
     FigureCanvasAgg(fig)
     npt_y, npt_x = shape
     extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)  # scan-point centres on integers
-    colormap = matplotlib.colormaps[cmap].copy()
-    colormap.set_bad("0.6")
+    try:
+        colormap = matplotlib.colormaps[cmap].with_extremes(bad="0.6")
+    except KeyError:
+        raise InputError(f"unknown matplotlib colour map {cmap!r}", argument="cmap") from None
     for k, (name, data, is_mosaic) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols_, k + 1)
         finite = data[np.isfinite(data)]
