@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,10 @@ from .roi import normalize_roi, roi_shape
 DEFAULT_BUDGET_FRACTION = 0.25
 #: frames per block read inside a tile task
 READ_BATCH = 32
+#: largest tile buffer (frames x tile pixels x itemsize) whatever the budget
+MAX_TILE_BYTES = 64 * 2**20
+#: at least this many tiles per thread when the frame has enough pixels (load balance)
+MIN_TILES_PER_THREAD = 4
 
 __all__ = ["max", "min", "mean", "median", "percentile", "background", "default_memory_budget",
            "plan_tiles"]
@@ -76,6 +81,8 @@ __all__ = ["max", "min", "mean", "median", "percentile", "background", "default_
 
 # -- environment -------------------------------------------------------------------------------
 def _client():
+    if "distributed" not in sys.modules:  # no client can be active; importing it is slow
+        return None
     try:
         from distributed import get_client
 
@@ -190,6 +197,10 @@ def plan_tiles(nframes: int, roi_hw: tuple[int, int], itemsize: int, budget: int
             f"{budget} bytes for {threads} threads cannot hold one pixel of {nframes} frames "
             f"(needs about {(per_pixel + K.BUFFER_BYTES) * threads} bytes)",
             argument="memory_budget")
+    # enough tiles to keep every thread busy (and tiles small enough to pipeline reads with
+    # sorting): a tile task re-opens each file, which costs little next to its pixels
+    pixels = builtins.min(pixels, builtins.max(1, MAX_TILE_BYTES // (itemsize * nframes)),
+                          builtins.max(1, (h * w) // (MIN_TILES_PER_THREAD * threads)))
     if pixels >= w:
         th = int(builtins.min(h, pixels // w))
         tw = w
