@@ -25,6 +25,7 @@ def numpy_mosaic(comp: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
 @pytest.mark.parametrize("max_side, f", [(1000, 1), (30, 1), (20, 2), (10, 3), (1, 7)])
 def test_downsample_matches_numpy(max_side, f):
     rng = np.random.default_rng(0)

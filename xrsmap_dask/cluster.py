@@ -327,6 +327,15 @@ class Executor:
             if spec.adaptive_max is not None:
                 self.cluster.adapt(minimum=spec.adaptive_min or 0, maximum=spec.adaptive_max)
         else:
+            import shutil
+
+            submit = "sbatch" if spec.kind == "slurm" else "qsub"
+            if shutil.which(submit) is None:
+                # jobqueue would fail to submit in the background and the job wait forever
+                raise InputError(f"--scheduler {spec.kind} submits worker jobs with "
+                                 f"{submit!r}, which is not on this node's PATH; run on a "
+                                 "login node, or start workers by hand "
+                                 "(deploy/start_dask_manual.sh)", argument="scheduler")
             self.cluster = make_jobqueue_cluster(spec)
             self._stack.callback(self.cluster.close)
             if spec.adaptive_max is not None:
