@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 _CHILD = r"""
 import gc, glob, json, resource, sys, threading, time

@@ -1,7 +1,6 @@
 """Dask-graph stats (xrsmap_dask.stats) against numpy, graph shape, and bounded memory."""
 from __future__ import annotations
 
-import glob
 import json
 import subprocess
 import sys
@@ -345,3 +344,21 @@ def test_dask_config_threads_used_for_planning(files):
     with dask.config.set(num_workers=4):
         four = stats.median(paths, memory_budget=SMALL_BUDGET).numblocks
     assert four[0] * four[1] > one[0] * one[1]
+
+
+def test_processed_and_omega_series(files):
+    from xrsmap_dask.imageseries.omega import OmegaImageSeries, OmegaWedges
+    from xrsmap_dask.imageseries.process import ProcessedImageSeries
+
+    ref, paths, _ = files
+    w = OmegaWedges(N)
+    w.addwedge(0, 17, N)
+    ims = imageseries.from_files(paths, meta={"omega": w.omegas})
+    fl = [16, 0, 1, 2, 3, 9, 10, 11]
+    pims = ProcessedImageSeries(ims, [("flip", "t"), ("rectangle", [[2, 17], [1, 20]])],
+                                frame_list=fl)
+    exp = np.median(np.swapaxes(ref[fl], 1, 2)[:, 2:17, 1:20], axis=0)
+    assert np.array_equal(stats.median(pims, memory_budget=SMALL_BUDGET).compute(), exp)
+    oms = OmegaImageSeries(ims)
+    assert np.array_equal(stats.percentile(oms, [30, 70], memory_budget=SMALL_BUDGET).compute(),
+                          np.percentile(ref, [30, 70], axis=0))
