@@ -188,8 +188,13 @@ class Mapper:
 
         ims = _series(in_files, opts["on_error"])
         spec = MapSpec(**spec_kwargs)
-        maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]),
-                          opts["frames_per_chunk"])
+        fpc = opts["frames_per_chunk"]
+        if opts["output"] is not None and fpc == "auto" and not opts["overwrite"]:
+            from .store import stored_frames_per_chunk
+
+            # resuming: keep the chunk layout of the partial output (any machine)
+            fpc = stored_frames_per_chunk(opts["output"]) or fpc
+        maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]), fpc)
         self.last_maps = maps
         arrays = maps.arrays()
         if opts["output"] is not None:

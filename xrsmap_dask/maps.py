@@ -30,7 +30,8 @@ m.annulus_sum)`` therefore reads every input byte once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -513,6 +514,8 @@ def plan_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections |
     itemsize = np.dtype(ims.block_dtype()).itemsize
     if frames_per_chunk == "auto":
         fpc = auto_frames_per_chunk(nframes, h * w * itemsize)
+        # small scans: still at least ~2 tasks per core, so every core gets work
+        fpc = min(fpc, max(1, -(-nframes // (2 * (os.cpu_count() or 1)))))
     else:
         try:
             fpc = int(frames_per_chunk)

@@ -183,15 +183,14 @@ def job_attrs(maps, ims, extra: dict | None = None) -> dict:
         "nframes": plan.nframes,
         "inputs_digest": inputs_digest(ims),
         "on_error": getattr(ims, "on_error", "raise"),
-        "frames_per_chunk": plan.frames_per_chunk,
-        "nchunks": plan.nchunks,
-        "map_axis": plan.map_axis,
-        "map_chunk": plan.map_chunk,
     }
     if extra:
         attrs.update(extra)
     attrs = _jsonable(attrs)
     attrs["job_digest"] = hashlib.sha1(json.dumps(attrs, sort_keys=True).encode()).hexdigest()
+    # the chunk layout is not part of the job's identity but must match to resume
+    attrs.update({"frames_per_chunk": plan.frames_per_chunk, "nchunks": plan.nchunks,
+                  "map_axis": plan.map_axis, "map_chunk": plan.map_chunk})
     attrs["xrsmap_dask_version"] = __version__
     attrs["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     files = getattr(ims, "filenames", None)
@@ -279,6 +278,24 @@ class StoreResult:
     bad_frames: list
 
 
+def stored_frames_per_chunk(path) -> int | None:
+    """``frames_per_chunk`` of an existing, incomplete output at ``path`` (None otherwise):
+    a resumed job must use the same chunk layout."""
+    import zarr
+
+    path = os.fspath(path)
+    if not os.path.exists(os.path.join(path, "zarr.json")):
+        return None
+    try:
+        attrs = zarr.open_group(store=path, mode="r").attrs
+    except Exception:  # noqa: BLE001 - not a readable group: write_maps will say so
+        return None
+    if attrs.get("complete") is True:
+        return None
+    fpc = attrs.get("frames_per_chunk")
+    return int(fpc) if isinstance(fpc, int) else None
+
+
 def open_maps(path):
     """Open a map group with zarr (read only)."""
     import zarr
@@ -336,6 +353,13 @@ def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,
                                  argument="output")
             if have.get("complete") is True:
                 return StoreResult(path, [], plan.nchunks, True, list(have.get("bad_frames", [])))
+            layout = ("frames_per_chunk", "map_axis", "map_chunk", "nchunks")
+            if any(have.get(k) != want[k] for k in layout):
+                raise InputError(
+                    f"holds a partial output written with frames_per_chunk="
+                    f"{have.get('frames_per_chunk')} (map chunks of {have.get('map_chunk')} "
+                    f"scan lines); resume with the same frames_per_chunk, or pass "
+                    f"overwrite=True", path=path, argument="frames_per_chunk")
         else:
             group = _create(path, maps, want)
         done = _done_flags(path, plan.nchunks)
