@@ -362,3 +362,30 @@ def test_processed_and_omega_series(files):
     oms = OmegaImageSeries(ims)
     assert np.array_equal(stats.percentile(oms, [30, 70], memory_budget=SMALL_BUDGET).compute(),
                           np.percentile(ref, [30, 70], axis=0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernel_equals_numpy_edge_cases(dtype):
+    """The numpy kernel itself: 1..9 frames (odd/even), q at 0/100, NaNs, several methods."""
+    from xrsmap_dask._stat_kernels import quantile_tile
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 8, 9):
+        tile = rng.normal(50, 20, (n, 5, 7)).astype(dtype)
+        if tile.dtype.kind == "f" and n > 2:
+            tile[rng.integers(0, n, 12), rng.integers(0, 5, 12), rng.integers(0, 7, 12)] = np.nan
+            tile[:, 0, 0] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for skipna in (False, True):
+                med = np.nanmedian if skipna else np.median
+                pct = np.nanpercentile if skipna else np.percentile
+                got = quantile_tile(tile, None, skipna=skipna)
+                exp = med(tile, axis=0)
+                assert got.dtype == exp.dtype and np.array_equal(got, exp, equal_nan=True)
+                for q in (0, 37.5, 50, 100, [0, 12.5, 99.9, 100]):
+                    for method in ("linear", "nearest", "median_unbiased"):
+                        got = quantile_tile(tile, q, method=method, skipna=skipna)
+                        exp = pct(tile, q, axis=0, method=method)
+                        assert np.array_equal(got.astype(exp.dtype), exp, equal_nan=True), \
+                            (n, skipna, q, method)

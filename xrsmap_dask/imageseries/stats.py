@@ -76,10 +76,6 @@ def _read_dtype(src) -> np.dtype:
     return np.dtype(src.block_dtype())
 
 
-def _series_dtype(src) -> np.dtype:
-    return np.dtype(src.dtype)
-
-
 def _check_nframes(src, nframes) -> int:
     total = len(src)
     try:
