@@ -188,13 +188,8 @@ class Mapper:
 
         ims = _series(in_files, opts["on_error"])
         spec = MapSpec(**spec_kwargs)
-        fpc = opts["frames_per_chunk"]
-        if opts["output"] is not None and fpc == "auto" and not opts["overwrite"]:
-            from .store import stored_frames_per_chunk
-
-            # resuming: keep the chunk layout of the partial output (any machine)
-            fpc = stored_frames_per_chunk(opts["output"]) or fpc
-        maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]), fpc)
+        maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]),
+                          opts["frames_per_chunk"])
         self.last_maps = maps
         arrays = maps.arrays()
         if opts["output"] is not None:

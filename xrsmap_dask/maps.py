@@ -595,6 +595,7 @@ class Maps:
     corrections: Corrections
     bad_frames: list
     bad_found: object
+    fuse_reads: bool = True
 
     @property
     def unfilled(self) -> int:
@@ -731,7 +732,8 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     arrays = {k: da.Array(graph, name, chunks, dtype=dtype) for k, (name, chunks, dtype) in made}
     bad_found = da.Array(graph, bname, ((np.nan,),), dtype=np.int64)
     return Maps(arrays.get("composite"), arrays.get("roi_sum"), arrays.get("annulus_sum"),
-                plan, spec, corr, list(getattr(ims, "bad_frames", []) or []), bad_found)
+                plan, spec, corr, list(getattr(ims, "bad_frames", []) or []), bad_found,
+                fuse_reads)
 
 
 # ---------------------------------------------------------------------------------------

@@ -278,24 +278,6 @@ class StoreResult:
     bad_frames: list
 
 
-def stored_frames_per_chunk(path) -> int | None:
-    """``frames_per_chunk`` of an existing, incomplete output at ``path`` (None otherwise):
-    a resumed job must use the same chunk layout."""
-    import zarr
-
-    path = os.fspath(path)
-    if not os.path.exists(os.path.join(path, "zarr.json")):
-        return None
-    try:
-        attrs = zarr.open_group(store=path, mode="r").attrs
-    except Exception:  # noqa: BLE001 - not a readable group: write_maps will say so
-        return None
-    if attrs.get("complete") is True:
-        return None
-    fpc = attrs.get("frames_per_chunk")
-    return int(fpc) if isinstance(fpc, int) else None
-
-
 def open_maps(path):
     """Open a map group with zarr (read only)."""
     import zarr
@@ -354,6 +336,17 @@ def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,
             if have.get("complete") is True:
                 return StoreResult(path, [], plan.nchunks, True, list(have.get("bad_frames", [])))
             layout = ("frames_per_chunk", "map_axis", "map_chunk", "nchunks")
+            if any(have.get(k) != want[k] for k in layout) and \
+                    isinstance(have.get("frames_per_chunk"), int):
+                # resume in the partial output's chunk layout (same numbers in any layout)
+                from .maps import build_maps
+
+                maps = build_maps(ims, maps.spec, maps.plan.scan, maps.corrections,
+                                  have["frames_per_chunk"], fuse_reads=maps.fuse_reads)
+                plan = maps.plan
+                want.update({"frames_per_chunk": plan.frames_per_chunk,
+                             "nchunks": plan.nchunks, "map_axis": plan.map_axis,
+                             "map_chunk": plan.map_chunk})
             if any(have.get(k) != want[k] for k in layout):
                 raise InputError(
                     f"holds a partial output written with frames_per_chunk="
