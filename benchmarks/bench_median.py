@@ -2,8 +2,9 @@
 
     python benchmarks/bench_median.py [--data DIR] [--small] [--budget MiB]
 
-Full run: 200 frames of 2048 x 2048 uint16 EDF files (written once into ``--data``, default
-``./bench_data``, with :mod:`xrsmap_dask.synth`; reused when present).  ``--small``: 50
+Full run: 200 frames of 2048 x 2048 uint16 EDF files (written once with
+:mod:`xrsmap_dask.synth` into ``--data``/``median_200x2048x2048``, ``--data`` defaulting to
+``bench_data`` at the repository root; reused when present).  ``--small``: 50
 frames of 512 x 512 (a smoke run); ``--frames``/``--shape`` for other sizes (their own data
 directory by default).
 
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "bench_data")
 _CHILD = r"""
 import gc, glob, json, resource, sys, threading, time
 import numpy as np, psutil
@@ -115,7 +118,9 @@ def run_case(case: str, directory: str, budget: int, out: str) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="./bench_data", help="directory of the EDF files")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help="data directory (default: bench_data/ at the repository root); the "
+                        "files go to its subdirectory median_<frames>x<rows>x<cols>")
     p.add_argument("--small", action="store_true", help="smoke run: 50 frames of 512 x 512")
     p.add_argument("--budget", type=float, default=512,
                    help="memory_budget of ours, MiB (default 512)")
@@ -126,9 +131,8 @@ def main(argv=None) -> int:
     nframes, shape = (50, (512, 512)) if a.small else (200, (2048, 2048))
     nframes = a.frames or nframes
     shape = tuple(a.shape) if a.shape else shape
-    directory = a.data
-    if directory == "./bench_data" and (nframes, shape) != (200, (2048, 2048)):
-        directory = f"./bench_data_{nframes}x{shape[0]}x{shape[1]}"
+    # one subdirectory per data set, beside the other benchmarks' meshes
+    directory = os.path.join(a.data, f"median_{nframes}x{shape[0]}x{shape[1]}")
     files = ensure_data(directory, nframes, shape)
     warm_page_cache(files)
     budget = int(a.budget * 2**20)
@@ -147,14 +151,14 @@ def main(argv=None) -> int:
         equal = np.array_equal(arrays["ours"], arrays["numpy"])
         equal_dask = np.allclose(arrays["ours"], arrays["dask"])
     ours = results["ours"]["seconds"]
-    print(f"{'case':34s} {'time (s)':>9s} {'peak RSS (MiB)':>15s} {'ours faster by':>15s}")
+    print(f"{'case':42s} {'time (s)':>9s} {'peak RSS (MiB)':>15s} {'ours faster by':>15s}")
     rows = [("ours: stats.median (files, reads incl.)", "ours"),
             ("np.median(stack, axis=0) (in memory)", "numpy"),
             ("dask.array.median (frame chunks)", "dask")]
     for label, case in rows:
         r = results[case]
         ratio = "" if case == "ours" else f"{r['seconds'] / ours:14.2f}x"
-        print(f"{label:34s} {r['seconds']:9.2f} {r['peak'] / 2**20:15.0f} {ratio:>15s}")
+        print(f"{label:42s} {r['seconds']:9.2f} {r['peak'] / 2**20:15.0f} {ratio:>15s}")
     print(f"  (numpy: loading the stack took {results['numpy']['load_seconds']:.2f} s more)")
     r_np = results["numpy"]["seconds"] / ours
     r_da = results["dask"]["seconds"] / ours
