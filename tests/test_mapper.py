@@ -17,7 +17,7 @@ SHAPE = (64, 64)
 def scan(tmp_path_factory):
     d = tmp_path_factory.mktemp("mapper")
     s = synth.make_scan(d, npt_y=NPT_Y, npt_x=NPT_X, frame_shape=SHAPE, n_background=3,
-                        seed=11)
+                        seed=11, hdf5=True)
     rng = np.random.default_rng(4)
     dark = (3 + rng.integers(0, 4, SHAPE)).astype(np.uint16)
     flat = (0.8 + 0.4 * rng.random(SHAPE)).astype(np.float32)
@@ -224,3 +224,17 @@ def test_norm(scan, raw):
     comp, sums = Mapper(NPT_X, NPT_Y, norm=norm).composite_map(scan.files, binning=64)
     _close(sums.ravel(), raw.sum((1, 2)) / norm)
     _close(comp.ravel(), raw.sum((1, 2)) / norm)
+
+
+def test_hdf5_and_array_series(scan, raw):
+    m = Mapper(NPT_X, NPT_Y, mask=scan.mask_file)
+    want = m.composite_map(scan.files, roi=(8, 0, 55, 63), binning=8)
+    h5 = imageseries.open(scan.hdf5_file, "hdf5", path="/imageseries")
+    arr = imageseries.open(None, "array", data=raw.astype(np.uint16))
+    for ims in (h5, arr):
+        got = m.composite_map(ims, roi=(8, 0, 55, 63), binning=8)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    ref_comp, ref_sums = reference(raw, scan, (8, 0, 55, 63), 8, mask=True)
+    _close(want[0], ref_comp)
+    _close(want[1], ref_sums)

@@ -298,6 +298,10 @@ def test_fill_bad_frames(fill_scan, tmp_path):
     np.testing.assert_allclose(tiles[good], raw[good].reshape(-1, 6, 4, 6, 4).sum((2, 4)),
                                rtol=1e-6)
     assert np.all(tiles[~good] == -1)
+    # the same without an output (in memory)
+    comp2, sums2 = Mapper(20, 20, dummy=-1, on_error="fill").composite_map(s.files, binning=4)
+    np.testing.assert_array_equal(comp2, comp)
+    np.testing.assert_array_equal(sums2, sums)
     for path in (out, str(tmp_path / "ring.zarr")):
         attrs = zarr.open_group(store=path, mode="r").attrs
         listed = attrs["bad_frames"]
