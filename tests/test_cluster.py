@@ -140,6 +140,25 @@ def test_interrupt_releases_pool_and_restores_scheduler(scan):
     assert not alive
 
 
+def test_interrupt_closes_a_local_cluster_it_started():
+    import psutil
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    with pytest.raises(KeyboardInterrupt):
+        with execution(ExecutionSpec(kind="local", n_workers=1, dashboard=False),
+                       quiet=True) as ex:
+            cluster = ex.cluster
+            assert ex.client.scheduler.address.startswith("tcp://127.0.0.1:")
+            started = {p.pid for p in me.children(recursive=True)} - before
+            assert started  # the worker process
+            raise KeyboardInterrupt
+    assert cluster.status.name == "closed"
+    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in started
+                                     if psutil.pid_exists(pid)], timeout=15)
+    assert not alive
+
+
 # -- distributed: LocalCluster, faults -----------------------------------------------------
 @pytest.fixture(scope="module")
 def local_cluster():

@@ -632,7 +632,7 @@ def describe_zarr(path: str) -> dict:
         done = np.asarray(group["chunk_done"][...])
         d["chunks_done"] = f"{int(done.sum())}/{done.size}"
     subs = {}
-    for name, sub in group.groups():
+    for name, sub in sorted(group.groups(), key=lambda kv: kv[0]):
         sattrs = dict(sub.attrs)
         subs[name] = {"complete": sattrs.get("complete", False),
                       "arrays": sorted(n for n, _ in sub.arrays()),
