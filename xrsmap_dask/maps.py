@@ -31,7 +31,7 @@ m.annulus_sum)`` therefore reads every input byte once.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -294,7 +294,8 @@ class KernelParams:
     binning: int
     do_composite: bool
     do_roi_sum: bool
-    ring_index: np.ndarray | None  # flat pixel indices into the read box, rings concatenated
+    ring_rows: np.ndarray | None   # pixel (row, col) indices into the box, rings concatenated
+    ring_cols: np.ndarray | None
     ring_starts: np.ndarray | None
     dark: np.ndarray | None        # corrections cropped to the read box
     flat: np.ndarray | None
@@ -304,6 +305,7 @@ class KernelParams:
     dummy: float
     dtype: str
     detect_bad: bool               # blocks are float with NaN frames for unreadable ones
+    crop_cols: slice | None = None  # blocks read wider than the box: its columns in them
 
 
 def apply_corrections(block: np.ndarray, dark=None, flat=None, background=None, mask=None,
@@ -381,9 +383,8 @@ def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None):
                 comp[:, p.dead_bins] = p.dummy
             if len(bad):
                 comp[bad] = p.dummy
-    if p.ring_index is not None:
-        flat = x.reshape(n, -1)
-        vals = np.take(flat, p.ring_index, axis=1)
+    if p.ring_rows is not None:
+        vals = x[:, p.ring_rows, p.ring_cols]
         ann = np.add.reduceat(vals, p.ring_starts, axis=1, dtype=np.float64)
     if norm is not None:
         if roi is not None:
@@ -411,6 +412,8 @@ def _read_reduce_task(sources, box, params, norm, start):
     for src in sources:
         n = src.nframes
         block = src.read(box)
+        if params.crop_cols is not None:
+            block = block[:, :, params.crop_cols]
         parts.append(reduce_block(block, params, None if norm is None else norm[k:k + n]))
         parts[-1] = parts[-1][:3] + (parts[-1][3] + k,)
         k += n
@@ -558,7 +561,7 @@ def _kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections, detect_bad: 
             m = mask[roi].reshape(fy, b, fx, b)
             dead = m.all(axis=(1, 3))
             dead = dead if dead.any() else None
-    ring_index = ring_starts = None
+    ring_rows = ring_cols = ring_starts = None
     if plan.rings:
         pieces = []
         for ring in plan.rings:
@@ -567,12 +570,12 @@ def _kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections, detect_bad: 
                 m &= ~mask
             pieces.append(np.flatnonzero(m.ravel()))
         ring_starts = np.cumsum([0] + [len(p) for p in pieces[:-1]]).astype(np.intp)
-        ring_index = np.concatenate(pieces).astype(np.intp)
+        ring_rows, ring_cols = np.divmod(np.concatenate(pieces).astype(np.intp), w)
         empty = [k for k, p in enumerate(pieces) if len(p) == 0]
         if empty:
             raise InputError(f"rings {empty} hold only masked pixels", argument="rings")
-    return KernelParams(roi, plan.binning, spec.composite, spec.roi_sum, ring_index,
-                        ring_starts, crop(corr.dark), crop(corr.flat), crop(corr.background),
+    return KernelParams(roi, plan.binning, spec.composite, spec.roi_sum, ring_rows,
+                        ring_cols, ring_starts, crop(corr.dark), crop(corr.flat), crop(corr.background),
                         mask, dead, corr.dummy, corr.dtype, detect_bad)
 
 
@@ -663,7 +666,14 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     deps: dict = {}
     if fuse_reads:
         # read + reduce in one task, a few frames at a time (cache-hot; see module doc)
-        h, w = roi_shape(box)
+        read_box = box
+        if hasattr(ims, "filenames") and (box[1].start, box[1].stop) != (0, ims.shape[1]):
+            # file reads fetch whole rows anyway (one pread): take them straight into the
+            # block, no copy, and let the kernel see the box's columns as a view
+            read_box = (box[0], slice(0, int(ims.shape[1])))
+            params = replace(params, crop_cols=box[1])
+            dsk_r[pkey] = params
+        h, w = roi_shape(read_box)
         frame_bytes = h * w * np.dtype(ims.block_dtype()).itemsize
         sub = max(1, FUSED_READ_BYTES // frame_bytes) if hasattr(ims, "filenames") else \
             plan.frames_per_chunk
@@ -672,7 +682,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
             sources = [ims.block_source(s0, min(start + n, s0 + sub))
                        for s0 in range(start, start + n, sub)]
             norm = None if corr.norm is None else corr.norm[start:start + n]
-            dsk_r[(rname, i)] = (_read_reduce_task, sources, box, pkey, norm, start)
+            dsk_r[(rname, i)] = (_read_reduce_task, sources, read_box, pkey, norm, start)
         deps[rname] = set()
     else:
         reads = ims.to_dask(box, frames_per_chunk=plan.frames_per_chunk)
