@@ -122,6 +122,22 @@ def test_progress_bar_written_to_stream(scan):
     assert quiet.getvalue() == ""
 
 
+def assert_exited(pids) -> None:
+    """The worker processes among ``pids`` exit (multiprocessing's helpers live on)."""
+    import psutil
+
+    workers = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if not any(s in " ".join(proc.cmdline()) for s in ("resource_tracker", "forkserver")):
+                workers.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive
+
+
 def test_interrupt_releases_pool_and_restores_scheduler(scan):
     import psutil
 
@@ -135,28 +151,41 @@ def test_interrupt_releases_pool_and_restores_scheduler(scan):
             assert started  # the pool's worker processes
             raise KeyboardInterrupt
     assert dask.config.get("scheduler", None) == before
-    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in started
-                                     if psutil.pid_exists(pid)], timeout=10)
-    assert not alive
+    assert_exited(started)
 
 
-def test_interrupt_closes_a_local_cluster_it_started():
+def _listening(procs) -> set:
+    out = set()
+    for p in procs:
+        try:
+            conns = p.net_connections(kind="inet")
+        except Exception:  # noqa: BLE001 - a process that just exited
+            continue
+        out |= {(p.pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == "LISTEN"}
+    return out
+
+
+def test_local_cluster_binds_localhost_and_interrupt_closes_it():
     import psutil
 
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
+    listening_before = _listening([me])
+    buf = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        with execution(ExecutionSpec(kind="local", n_workers=1, dashboard=False),
-                       quiet=True) as ex:
+        with execution(ExecutionSpec(kind="local", n_workers=1), stream=buf) as ex:
             cluster = ex.cluster
             assert ex.client.scheduler.address.startswith("tcp://127.0.0.1:")
+            assert ex.dashboard_link.startswith("http://127.0.0.1:")
             started = {p.pid for p in me.children(recursive=True)} - before
             assert started  # the worker process
+            new = _listening([me] + [psutil.Process(pid) for pid in started]) - listening_before
+            assert new  # scheduler, dashboard, worker
+            assert {ip for _, ip, _ in new} == {"127.0.0.1"}
             raise KeyboardInterrupt
+    assert "dask dashboard: http://127.0.0.1:" in buf.getvalue()
     assert cluster.status.name == "closed"
-    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in started
-                                     if psutil.pid_exists(pid)], timeout=15)
-    assert not alive
+    assert_exited(started)
 
 
 # -- distributed: LocalCluster, faults -----------------------------------------------------
