@@ -132,6 +132,18 @@ def test_non_square_not_swapped(scan, raw):
     _close(sums[1, 1], raw[6].sum())
 
 
+def test_incomplete_scan_warns_and_fills_nan(scan, raw):
+    from xrsmap_dask.mapper import IncompleteScanWarning
+    from xrsmap_dask.scan import ScanGeometry
+
+    m = Mapper(NPT_X, NPT_Y, scan=ScanGeometry(NPT_Y, NPT_X, allow_incomplete=True))
+    with pytest.warns(IncompleteScanWarning, match="3 of 35 map points"):
+        comp, sums = m.composite_map(scan.files[:32], binning=8)
+    assert np.isnan(sums[-1, 2:]).all() and np.isnan(sums).sum() == 3
+    _close(sums.ravel()[:32], raw[:32].sum((1, 2)))
+    assert np.isnan(comp[-8:, 2 * 8:]).all() and not np.isnan(comp[:-8]).any()
+
+
 def test_wrong_frame_counts(scan):
     with pytest.raises(InputError, match="34 frames for a 7 x 5"):
         Mapper(NPT_X, NPT_Y).composite_map(scan.files[:34])

@@ -19,6 +19,7 @@ Conventions (the same numbers as xrsmap, with its bugs fixed):
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +30,10 @@ from .roi import xrsmap_roi_to_slices
 from .scan import ScanGeometry, as_scan
 
 BACKGROUND_METHODS = ("mean", "median", "percentile")
+
+
+class IncompleteScanWarning(UserWarning):
+    """A scan accepted with ``allow_incomplete=True`` left map points without a frame."""
 
 
 def load_image(value, argument: str) -> np.ndarray | None:
@@ -121,6 +126,14 @@ class Mapper:
         #: what the last call wrote (``output=``), a :class:`~xrsmap_dask.store.StoreResult`
         self.last_store = None
 
+    @property
+    def bad_frames(self) -> list:
+        """``(index, path, reason)`` of the frames of the last call that could not be read
+        (``on_error='fill'``: NaN in the sums, ``dummy`` in the composite)."""
+        if self.last_store is not None:
+            return [tuple(b) for b in self.last_store.bad_frames]
+        return [] if self.last_maps is None else list(self.last_maps.bad_frames)
+
     # -- settings --------------------------------------------------------------------------
     def _background(self, background) -> np.ndarray | None:
         method, pct = None, None
@@ -191,6 +204,10 @@ class Mapper:
         maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]),
                           opts["frames_per_chunk"])
         self.last_maps = maps
+        if maps.unfilled:
+            warnings.warn(f"{maps.unfilled} of {opts['scan'].npt_y * opts['scan'].npt_x} map "
+                          f"points have no frame ({len(ims)} frames): they are NaN",
+                          IncompleteScanWarning, stacklevel=3)
         arrays = maps.arrays()
         if opts["output"] is not None:
             import zarr
