@@ -261,3 +261,81 @@ def test_resolve_inputs_forms(scans, tmp_path):
     with pytest.raises(InputError, match="empty"):
         (tmp_path / "empty.txt").write_text("# nothing\n")
         resolve_inputs(f"@{tmp_path / 'empty.txt'}")
+
+
+# -- a worker killed during a job -------------------------------------------------------------
+class KillFirstTask:
+    """Worker plugin: the first task any worker starts kills that worker's process (once,
+    guarded by a marker file)."""
+
+    name = "kill-first-task"
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def setup(self, worker):
+        pass
+
+    def teardown(self, worker):
+        pass
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish != "executing":
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os._exit(1)
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, host="127.0.0.1")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_worker_killed_during_job_same_maps_and_retry_reported(scans, tmp_path, local_cluster):
+    import sys
+
+    import cloudpickle
+    from distributed import Client
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    root, synth = scans
+    spec = write_spec(tmp_path / "job.yaml", SPEC.replace("../out/", "out/")
+                      .replace("../data/", str(root / "data") + "/"))
+    marker = str(tmp_path / "killed")
+    plugin_cls = type("KillFirstTaskPlugin", (KillFirstTask, WorkerPlugin), {})
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        with Client(local_cluster.scheduler_address) as client:
+            client.register_plugin(plugin_cls(marker))
+            code = cli.main(["run", spec, "--scheduler", local_cluster.scheduler_address,
+                             "-q"])
+            client.unregister_worker_plugin(plugin_cls.name)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert code == 0
+    assert os.path.exists(marker)  # a worker did die
+    with open(tmp_path / "out" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["done"] * 3
+    assert sum(int(r["retries"]) for r in rows) >= 1
+    store = zarr.open_group(str(tmp_path / "out" / "survey.zarr"), mode="r")
+    import fabio
+
+    mask = fabio.open(synth["a"].mask_file).data
+    for name in "abc":
+        comp, roi_sum, ann, _ = reference(synth[name], mask if name == "a" else None)
+        np.testing.assert_array_equal(store[name]["roi_sum"][...], roi_sum)
+        np.testing.assert_array_equal(store[name]["annulus_sum"][...], ann)
+        np.testing.assert_allclose(store[name]["composite"][...], comp, rtol=1e-6)
