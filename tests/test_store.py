@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 
+import dask
 import fabio
 import numpy as np
 import pytest
@@ -335,3 +336,21 @@ def test_same_results_on_threads_and_cluster(job_scan, client, tmp_path):
         np.testing.assert_array_equal(stored[name], local[name])
     # the composite tasks really ran on the worker processes
     assert zarr.open_group(store=str(tmp_path / "c.zarr"), mode="r").attrs["complete"] is True
+
+
+@pytest.mark.parametrize("kind", ["snake", "column", "positions"])
+def test_store_every_scan_kind(job_scan, tmp_path, kind):
+    ims = imageseries.from_files(job_scan.files)
+    if kind == "positions":
+        perm = np.random.default_rng(9).permutation(NY * NX)
+        scan = ScanGeometry(NY, NX, positions=np.stack(np.divmod(perm, NX), axis=1))
+    else:
+        scan = ScanGeometry(NY, NX, kind=kind)
+    maps = build_maps(ims, _spec(job_scan), scan, frames_per_chunk=20)
+    res = write_maps(maps, tmp_path / "k.zarr", ims)
+    assert res.nchunks == maps.plan.nchunks > 1
+    got = _arrays(tmp_path / "k.zarr")
+    want = dict(zip(maps.arrays(), dask.compute(*maps.arrays().values())))
+    for name, arr in want.items():
+        np.testing.assert_array_equal(got[name], arr)
+    assert got["chunk_done"].all()
