@@ -20,5 +20,5 @@ def cluster_client():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0", host="127.0.0.1") as cluster, \
-            Client(cluster) as client:
+            Client(cluster, set_as_default=False) as client:
         yield client
