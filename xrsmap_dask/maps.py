@@ -372,10 +372,12 @@ def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None):
     comp = roi = ann = None
     if p.do_composite or p.do_roi_sum:
         r = x[:, p.roi[0], p.roi[1]]
-        binned = bin_frames(r, p.binning)
-        if p.do_roi_sum:
-            roi = binned.sum(axis=(1, 2), dtype=np.float64)
-        if p.do_composite:
+        if not p.do_composite:
+            roi = r.sum(axis=(1, 2), dtype=np.float64)
+        else:
+            binned = bin_frames(r, p.binning)
+            if p.do_roi_sum:
+                roi = binned.sum(axis=(1, 2), dtype=np.float64)
             if norm is not None:
                 binned = binned / norm[:, None, None]
             comp = binned.astype(p.dtype, copy=False)
