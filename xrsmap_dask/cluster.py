@@ -38,6 +38,7 @@ off with ``quiet=True``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -320,7 +321,7 @@ class Executor:
             self.cluster = LocalCluster(
                 n_workers=spec.n_workers or min(4, os.cpu_count() or 1),
                 threads_per_worker=spec.threads_per_worker or 1,
-                processes=True, host=host,
+                processes=True, host=host, silence_logs=logging.ERROR,
                 dashboard_address=spec.dashboard_address(host),
                 local_directory=spec.local_directory)
             self._stack.callback(self.cluster.close)
@@ -539,6 +540,17 @@ def execution(spec: ExecutionSpec | None = None, *, quiet: bool = False,
     try:
         ex._start()
         yield ex
+    except BaseException:
+        # interrupted: tear down without distributed's shutdown tracebacks (workers caught
+        # mid-start or mid-task log errors that say nothing about the user's problem)
+        log = logging.getLogger("distributed")
+        level = log.level
+        log.setLevel(logging.CRITICAL)
+        try:
+            ex.close()
+        finally:
+            log.setLevel(level)
+        raise
     finally:
         ex.close()
 
