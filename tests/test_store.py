@@ -354,3 +354,22 @@ def test_store_every_scan_kind(job_scan, tmp_path, kind):
     for name, arr in want.items():
         np.testing.assert_array_equal(got[name], arr)
     assert got["chunk_done"].all()
+
+
+def test_output_killed_while_being_created_is_recreated(job_scan, tmp_path):
+    out = str(tmp_path / "half.zarr")
+    # what a job killed inside its creation step leaves: the group, no arrays, no job attrs
+    zarr.open_group(store=out, mode="w", zarr_format=3,
+                    attributes={"xrsmap_dask_format": 1, "creating": True})
+    ims = imageseries.from_files(job_scan.files)
+    maps = build_maps(ims, _spec(job_scan), ScanGeometry(NY, NX))
+    res = write_maps(maps, out, ims)
+    assert not res.skipped and len(res.computed_chunks) == res.nchunks
+    attrs = zarr.open_group(store=out, mode="r").attrs
+    assert attrs["complete"] is True and "creating" not in attrs
+    # a foreign zarr group is never replaced without overwrite=True
+    other = str(tmp_path / "foreign.zarr")
+    zarr.open_group(store=other, mode="w", zarr_format=3, attributes={"owner": "someone"})
+    with pytest.raises(InputError, match="different job"):
+        write_maps(maps, other, ims)
+    assert zarr.open_group(store=other, mode="r").attrs["owner"] == "someone"

@@ -226,11 +226,13 @@ def _array_specs(maps) -> dict:
 def _create(path: str, maps, attrs: dict):
     import zarr
 
-    group = zarr.open_group(store=path, mode="w", zarr_format=3)
+    # marked as ours but unfinished first: a job killed while creating is recreated
+    group = zarr.open_group(store=path, mode="w", zarr_format=3,
+                            attributes={"xrsmap_dask_format": FORMAT_VERSION, "creating": True})
     for name, (shape, chunks, dtype, fill) in _array_specs(maps).items():
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
                            dimension_names=DIMS[name])
-    group.attrs.update({**attrs, "complete": False, "bad_frames": []})
+    group.attrs.put({**attrs, "complete": False, "bad_frames": []})
     return group
 
 
@@ -327,8 +329,12 @@ def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,
             raise InputError("exists and is not a zarr group; pass overwrite=True to replace it",
                              path=path, argument="output")
         if exists:
+            have = dict(zarr.open_group(store=path, mode="r").attrs)
+            if have.get("creating") is True and "job_digest" not in have:
+                shutil.rmtree(path)  # our own creation, killed before it finished
+                exists = False
+        if exists:
             group = zarr.open_group(store=path, mode="r+")
-            have = dict(group.attrs)
             if have.get("job_digest") != want["job_digest"]:
                 raise InputError("holds the output of a different job (other inputs or "
                                  "settings); pass overwrite=True to replace it", path=path,
