@@ -171,13 +171,13 @@ def open_inputs(spec: InputSpec, on_error: str = "raise"):
         if spec.kind == "hdf5":
             return imageseries.open(path, "hdf5", path=group, dataname=name, on_error=on_error)
         return imageseries.open(path, "zarr", path=group, dataname=name, on_error=on_error)
-    ims = imageseries.open(path)
-    if on_error != "raise" and getattr(ims, "on_error", "raise") != on_error:
-        try:
-            ims.on_error = on_error
-        except AttributeError:
-            pass
-    return ims
+    fmt = imageseries.guess_format(path)
+    if fmt in ("image-files", "raw-image", "zarr"):  # the openers with a bad-frame policy
+        return imageseries.open(path, fmt, on_error=on_error)
+    if on_error != "raise":
+        raise InputError(f"on_error={on_error!r} is not supported for {fmt} inputs (their "
+                         "frames are read whole at open)", path=path, argument="on_error")
+    return imageseries.open(path, fmt)
 
 
 # -- spec dataclasses -----------------------------------------------------------------------
