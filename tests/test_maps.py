@@ -219,12 +219,13 @@ class _OpenCounter:
                         cls.counts[p] = cls.counts.get(p, 0) + 1
 
 
-def test_each_file_read_once(scan_files):
+@pytest.mark.parametrize("fuse", [True, False])
+def test_each_file_read_once(scan_files, fuse):
     ims = imageseries.from_files(scan_files.files)
     cy, cx = scan_files.centre
     spec = MapSpec(roi=(slice(0, 32), slice(0, 48)), binning=2,
                    rings=rings(cy, cx, scan_files.radii, 2.0))
-    m = build_maps(ims, spec, ScanGeometry(NY, NX), frames_per_chunk=4)
+    m = build_maps(ims, spec, ScanGeometry(NY, NX), frames_per_chunk=4, fuse_reads=fuse)
     _OpenCounter.start(scan_files.files)
     try:
         dask.compute(m.composite, m.roi_sum, m.annulus_sum, scheduler="threads")
