@@ -106,6 +106,8 @@ def test_zarr_group_opens_with_xarray(job_scan, raw, tmp_path):
     assert ds.attrs["binning"] == 8
     assert ds.attrs["roi"]["xrsmap"] == [0, 8, 47, 39]
     assert ds.attrs["rings"][1]["radius"] == pytest.approx(job_scan.radii[1])
+    np.testing.assert_allclose(ds["ring"].values, job_scan.radii)
+    assert "ring" in ds.coords and ds["ring_width"].values.tolist() == [2.5] * 3
     assert ds.attrs["scan"] == {"npt_y": NY, "npt_x": NX, "kind": "raster",
                                 "allow_incomplete": False}
     assert ds.attrs["xrsmap_dask_version"] == xrsmap_dask.__version__

@@ -7,6 +7,7 @@ One zarr v3 group per job holds
 * ``roi_sum`` ``(y, x)`` float64, ``annulus_sum`` ``(ring, y, x)`` float64,
 * ``chunk_done`` ``(chunk,)`` uint8: 1 once map chunk ``c`` of every array is written (its
   own zarr chunk, written *after* the chunk's data),
+* with rings, ``ring`` (radii) and ``ring_width`` along ``ring`` (pixels),
 
 each with ``dimension_names``, so ``xarray.open_zarr(path)`` opens it with named dims.
 Group attrs record the ROI, binning, rings, scan geometry, corrections, a digest of the
@@ -232,6 +233,15 @@ def _create(path: str, maps, attrs: dict):
     for name, (shape, chunks, dtype, fill) in _array_specs(maps).items():
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
                            dimension_names=DIMS[name])
+    rings = maps.plan.rings
+    if rings:
+        # ring radii and widths as coordinates of the ``ring`` dimension (xarray shows them)
+        for name, values in (("ring", [r.radius for r in rings]),
+                             ("ring_width", [r.width for r in rings])):
+            arr = group.create_array(name, shape=(len(rings),), dtype="float64",
+                                     dimension_names=("ring",))
+            arr[:] = np.asarray(values, dtype=np.float64)
+            arr.attrs.update({"units": "pixels"})
     group.attrs.put({**attrs, "complete": False, "bad_frames": []})
     return group
 
