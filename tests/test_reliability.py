@@ -807,7 +807,7 @@ for _q in (101, -1, [5, 100.5], float("nan")):
             ims = imageseries.from_files(env.files)
             return lambda: stats.percentile(ims, q), r"argument 'q'.*\[0, 100\]"
         return setup
-    case(f"percentile-{_q}/stats", )(_make(_q))
+    case(f"percentile-{_q}/stats")(_make(_q))
 
 
 @case("percentile-150/imageseries.stats")
@@ -831,7 +831,7 @@ def _(env):
             r"argument 'background'.*\[0, 100\].*120")
 
 
-@case("percentile-101/cli", cli=True)
+@case("percentile-101/cli", output=True, cli=True)
 def _(env):
     argv = ["stats", *env.files, "--percentile", "101", "-o", env.out, "-q"]
     return lambda: cli.main(argv), r"--percentile.*\[0, 100\].*101"
@@ -1241,10 +1241,8 @@ def test_job_paths_relative_to_yaml_and_never_executed(env, tmp_path, monkeypatc
         assert sorted(os.listdir(cwd)) == ["frames", "only_here"]
 
     # a path that exists only relative to the working directory is not found
-    spec.write_text(textwrap.dedent(f"""\
-        output: maps.zarr
-        scans: [{{name: s2, inputs: only_here/*.edf, mesh: [1, 1]}}]
-        """))
+    spec.write_text("output: maps.zarr\n"
+                    "scans: [{name: s2, inputs: only_here/*.edf, mesh: [1, 1]}]\n")
     with pytest.raises(InputError, match=re.escape(str(jobdir / "only_here"))):
         jobs.load_job(spec)
 
