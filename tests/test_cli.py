@@ -302,3 +302,37 @@ def test_console_script_runs_as_subprocess(scan, tmp_path):
     proc = subprocess.run([exe, "info", str(tmp_path / "missing.h5:/x")], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_on_error_fill_with_truncated_and_missing_files(scan, tmp_path, capsys):
+    import shutil
+
+    bad_dir = tmp_path / "frames"
+    bad_dir.mkdir()
+    names = []
+    for p in scan.files:
+        dst = bad_dir / os.path.basename(p)
+        shutil.copy(p, dst)
+        names.append(str(dst))
+    os.truncate(names[3], 2000)   # truncated
+    os.remove(names[11])          # missing
+    listfile = tmp_path / "frames.txt"
+    listfile.write_text("\n".join(names))
+    out = tmp_path / "maps.zarr"
+    args = ["composite", f"@{listfile}", "--npt-y", str(NPT_Y), "--npt-x", str(NPT_X),
+            "--roi", *ROI, "--binning", "4", "-o", str(out)]
+    assert cli.main(args + ["-q"]) == 2          # default: raise
+    assert not (out / "zarr.json").exists() or \
+        zarr.open_group(str(out), mode="r").attrs.get("complete") is not True
+    capsys.readouterr()
+    assert cli.main(args + ["--on-error", "fill", "--overwrite"]) == 0
+    assert "2 bad" in capsys.readouterr().err
+    got = read_maps(out)
+    ref = reference_maps(scan)
+    bad = np.zeros((NPT_Y, NPT_X), bool)
+    bad.flat[[3, 11]] = True
+    assert np.isnan(got["roi_sum"][bad]).all()
+    np.testing.assert_array_equal(got["roi_sum"][~bad], ref["roi_sum"][~bad])
+    g = zarr.open_group(str(out), mode="r")
+    assert [b[0] for b in g.attrs["bad_frames"]] == [3, 11]
+    assert g.attrs["complete"] is True

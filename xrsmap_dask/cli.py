@@ -337,7 +337,7 @@ def cmd_maps(args) -> int:
     from .jobs import CorrectionFiles, ScanJob, resolve_inputs, run_scan
     from .maps import rings as make_rings
 
-    inputs = resolve_inputs(args.inputs)
+    inputs = resolve_inputs(args.inputs, allow_missing=args.on_error == "fill")
     base = os.getcwd()
 
     def path_or_none(p):
@@ -420,7 +420,8 @@ def cmd_stats(args) -> int:
     if os.path.exists(out) and not args.overwrite:
         raise InputError("exists; pass --overwrite to replace it", path=out,
                          argument="--output")
-    ims = open_inputs(resolve_inputs(args.inputs), on_error=args.on_error)
+    ims = open_inputs(resolve_inputs(args.inputs, allow_missing=args.on_error == "fill"),
+                      on_error=args.on_error)
     roi = _xrsmap_roi_slices(args.roi, ims.shape)
     skipna = args.on_error == "fill"
     lazy = []

@@ -88,14 +88,15 @@ def _is_glob(item: str) -> bool:
 
 
 def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
-                   argument: str = "inputs") -> InputSpec:
+                   argument: str = "inputs", allow_missing: bool = False) -> InputSpec:
     """Resolve input strings (CLI arguments or a YAML ``inputs`` value) to an :class:`InputSpec`.
 
     Each item is a path, a glob (sorted), ``@list.txt`` (one path per line, ``#`` comments,
     relative to the list file), ``file.h5:/path/to/dataset`` (also ``store.zarr:/group``) or
     an imageseries file (YAML, npz, fch5, zarr, h5).  Several items must all be image files.
     Relative paths are taken relative to ``base_dir`` (default: the working directory).  Files
-    are checked to exist; nothing is opened or run.
+    are checked to exist (a listed image file may be missing with ``allow_missing``: with
+    ``on_error='fill'`` it becomes a NaN frame); nothing is opened or run.
     """
     if isinstance(items, (str, os.PathLike)):
         items = [os.fspath(items)]
@@ -150,7 +151,7 @@ def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
         else:
             files.append(absolute(item))
     missing = [p for p in files if not os.path.exists(p)]
-    if missing:
+    if len(missing) == len(files) or (missing and not allow_missing):
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise InputError(f"file not found{more}", path=missing[0], argument=argument)
     return InputSpec("files", tuple(files))
@@ -380,8 +381,11 @@ def _parse_scan(raw: dict, defaults: dict, index: int, base: str, yaml_path: str
     d.update(raw)
     if "inputs" not in d:
         raise w.error("inputs", "missing: where the frames are (glob, list, file.h5:/data)")
+    on_error = d.get("on_error", "raise")
+    if on_error not in ("raise", "fill"):
+        raise w.error("on_error", f"must be raise or fill, got {on_error!r}")
     try:
-        inputs = resolve_inputs(d["inputs"], base, "inputs")
+        inputs = resolve_inputs(d["inputs"], base, "inputs", allow_missing=on_error == "fill")
     except InputError as exc:
         raise w.error("inputs", exc.reason + (f": {exc.path}" if exc.path else "")) from None
     if "mesh" in d:
@@ -422,9 +426,6 @@ def _parse_scan(raw: dict, defaults: dict, index: int, base: str, yaml_path: str
     stats = _parse_stats(d.get("stats"), w)
     if not (flags["composite"] or flags["roi_sum"] or rings or stats):
         raise w.error("composite", "nothing to compute: no composite, roi_sum, rings or stats")
-    on_error = d.get("on_error", "raise")
-    if on_error not in ("raise", "fill"):
-        raise w.error("on_error", f"must be raise or fill, got {on_error!r}")
     fpc = d.get("frames_per_chunk", "auto")
     if fpc != "auto":
         fpc = _int(fpc, "frames_per_chunk", w)
