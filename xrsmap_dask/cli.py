@@ -338,22 +338,22 @@ def cmd_maps(args) -> int:
     from .maps import rings as make_rings
 
     inputs = resolve_inputs(args.inputs, allow_missing=args.on_error == "fill")
-    base = os.getcwd()
 
-    def path_or_none(p):
-        if p is None:
+    def existing(flag: str):
+        value = getattr(args, flag)
+        if value is None:
             return None
-        full = os.path.abspath(p)
+        full = os.path.abspath(value)
         if not os.path.exists(full):
-            raise InputError("file not found", path=full, argument=f"--{_flag_of(p, args)}")
+            raise InputError("file not found", path=full, argument=f"--{flag}")
         return full
 
     background = ()
     if args.background:
-        background = resolve_inputs(args.background, base, "--background").paths
-    corr = CorrectionFiles(mask=path_or_none(args.mask), dark=path_or_none(args.dark),
-                           flat=path_or_none(args.flat), background=background,
-                           norm=path_or_none(args.norm), dummy=args.dummy)
+        background = resolve_inputs(args.background, argument="--background").paths
+    corr = CorrectionFiles(mask=existing("mask"), dark=existing("dark"),
+                           flat=existing("flat"), background=background,
+                           norm=existing("norm"), dummy=args.dummy)
     out = os.path.abspath(args.output).rstrip(os.sep)
     common = dict(name=os.path.basename(out), inputs=inputs, npt_y=args.npt_y,
                   npt_x=args.npt_x, output=os.path.dirname(out), group=os.path.basename(out),
@@ -387,13 +387,6 @@ def cmd_maps(args) -> int:
         size = preview_zarr(result.output, args.preview, log=args.log)
         _say(args, f"preview: {args.preview} ({size[0]} x {size[1]} px)")
     return EXIT_OK
-
-
-def _flag_of(value, args) -> str:
-    for name in ("mask", "dark", "flat", "norm"):
-        if getattr(args, name, None) == value:
-            return name
-    return "input"
 
 
 def cmd_stats(args) -> int:
