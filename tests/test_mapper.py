@@ -151,6 +151,12 @@ def test_wrong_frame_counts(scan):
         Mapper(NPT_X, NPT_Y).composite_map(scan.files + scan.files[:1])
 
 
+def test_position_table_per_call(scan, raw):
+    table = np.stack(np.divmod(np.arange(NPT_X * NPT_Y)[::-1], NPT_X), axis=1)
+    _, sums = Mapper(NPT_X, NPT_Y).composite_map(scan.files, scan=table)
+    _close(sums.ravel()[::-1], raw.sum((1, 2)))
+
+
 @pytest.mark.parametrize("kind", ["snake", "column"])
 def test_scan_kinds(scan, raw, kind):
     _, sums = Mapper(NPT_X, NPT_Y, scan=kind).composite_map(scan.files)

@@ -190,9 +190,10 @@ class Mapper:
         if kw.get("client") is not None:
             opts["scheduler"] = kw.pop("client")
         kw.pop("client", None)
-        opts["scan"] = as_scan(kw.pop("scan", None) or self.scan, npt_y=self.npt_y,
-                               npt_x=self.npt_x)
-        opts.update({k: v for k, v in kw.items() if v is not None or k == "norm"})
+        scan = kw.pop("scan", None)
+        opts["scan"] = self.scan if scan is None else as_scan(scan, npt_y=self.npt_y,
+                                                                npt_x=self.npt_x)
+        opts.update({k: v for k, v in kw.items() if v is not None})
         return opts
 
     # -- maps ------------------------------------------------------------------------------
