@@ -375,3 +375,18 @@ def test_output_killed_while_being_created_is_recreated(job_scan, tmp_path):
     with pytest.raises(InputError, match="different job"):
         write_maps(maps, other, ims)
     assert zarr.open_group(store=other, mode="r").attrs["owner"] == "someone"
+
+
+def test_frame_unreadable_at_read_time_is_listed(tmp_path):
+    s = synth.make_scan(tmp_path / "late", npt_y=3, npt_x=4, frame_shape=(16, 16), seed=2)
+    ims = imageseries.from_files(s.files, on_error="fill")
+    assert ims.bad_frames == []
+    with open(s.files[5], "r+b") as fh:          # damaged after the series was opened
+        fh.truncate(os.path.getsize(s.files[5]) - 100)
+    maps = build_maps(ims, MapSpec(binning=4), ScanGeometry(3, 4))
+    res = write_maps(maps, tmp_path / "late.zarr", ims)
+    assert res.bad_frames == [[5, s.files[5], "read as NaN (unreadable when read)"]]
+    g = zarr.open_group(store=str(tmp_path / "late.zarr"), mode="r")
+    assert np.flatnonzero(np.isnan(g["roi_sum"][:]).ravel()).tolist() == [5]
+    assert np.all(g["composite"][1, 1] == 0)     # dummy (0) in the composite
+    assert g.attrs["bad_frames"] == res.bad_frames
