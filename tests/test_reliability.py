@@ -501,6 +501,43 @@ def _(env):
     return cli_maps(env, "composite", env.with_bad(bad)), rf"{p(bad)}.*32 x 36.*32 x 40"
 
 
+_MULTI_FRAME = ("imageseries/filelist.py _probe_file / FileListImageSeries.__init__: the "
+                "error of a multi-frame EDF is re-raised with frame=len(frame_paths), the series "
+                "index of the file's *first* frame, dropping the in-file index that "
+                "edf.read_edf_headers put in the FrameReadError ({what}). Keep exc.frame in "
+                "_FileFrames and raise with frame = (series index of the file's first frame) + "
+                "(in-file index) - empty_frames")
+
+
+@case("shape-differs-in-multiframe-file/mapper", FrameReadError, output=True,
+      xfail=_MULTI_FRAME.format(what="block 1 of 2, series frame 1, is reported as frame 0"))
+def _(env):
+    a = Path(env.edf("a.edf", np.ones(SHAPE, np.uint16))).read_bytes()
+    b = Path(env.edf("b.edf", np.ones((30, 40), np.uint16))).read_bytes()
+    bad = env.write("multi.edf", a + b)
+    return (lambda: Mapper(2, 1, output=env.out).composite_map([bad]),
+            rf"file {p(bad)}, frame 1\b.*30, 40")
+
+
+@case("truncated-block-of-multiframe-file/mapper", FrameReadError, output=True,
+      xfail=_MULTI_FRAME.format(what="block 2 of 3, series frame 2, is reported as frame 0"))
+def _(env):
+    a = Path(env.edf("a.edf", np.ones(SHAPE, np.uint16))).read_bytes()
+    bad = env.write("multi.edf", a + a + a[:-100])
+    return (lambda: Mapper(3, 1, output=env.out).composite_map([bad]),
+            rf"file {p(bad)}, frame 2\b.*truncated")
+
+
+@case("shape-differs-in-multiframe-file/message", FrameReadError, output=True)
+def _(env):
+    # the file and the reason are named (the frame index: see the xfail above)
+    a = Path(env.edf("a.edf", np.ones(SHAPE, np.uint16))).read_bytes()
+    b = Path(env.edf("b.edf", np.ones((30, 40), np.uint16))).read_bytes()
+    bad = env.write("multi.edf", a + b)
+    return (lambda: Mapper(2, 1, output=env.out).composite_map([bad]),
+            rf"file {p(bad)}.*30, 40.*differs.*32, 40")
+
+
 @case("dtype-differs/mapper", FrameReadError, output=True)
 def _(env):
     bad = env.edf("scan_int32.edf", np.zeros(SHAPE, np.int32))
@@ -540,6 +577,13 @@ def _(env):
 def _(env):
     return (cli_maps(env, "composite", env.files, "--roi", "0", "30", "39", "40"),
             r"roi.*32 x 40")
+
+
+@case("roi-outside/stats-median")
+def _(env):
+    ims = imageseries.from_files(env.files)
+    return (lambda: stats.median(ims, roi=(slice(0, 50), slice(0, 10))),
+            r"argument 'roi'.*rows 0:50.*32 x 40")
 
 
 @case("roi-empty/mapper", output=True)
@@ -904,6 +948,12 @@ def _(env):
     return lambda: imageseries.open(path, "hdf5"), rf"{p(path)}.*no dataset '/images'"
 
 
+@case("hdf5-no-dataset/mapper", output=True)
+def _(env):
+    path = _h5_elsewhere(env)
+    return lambda: mapper_out(env).composite_map(path), rf"{p(path)}.*no dataset '/images'"
+
+
 @case("hdf5-not-hdf5/open", FrameReadError)
 def _(env):
     path = env.write("fake.h5", b"this is not an HDF5 file" * 8)
@@ -1257,6 +1307,40 @@ def test_job_paths_relative_to_yaml_and_never_executed(env, tmp_path, monkeypatc
         if cli is not None:
             assert cli.main(["run", str(spec), "-q"]) == 2
     assert not marker.exists()
+
+
+def test_series_yaml_paths_relative_to_yaml(env, stack, tmp_path, monkeypatch):
+    """image-files ``directory``, frame-cache ``file`` and raw-image ``filename`` are taken
+    relative to the YAML's directory, not the working directory (which holds decoys)."""
+    ydir = tmp_path / "ydir"
+    ydir.mkdir()
+    os.symlink(env.scan.directory, ydir / "frames")
+    ims = imageseries.from_files(env.files)
+    imageseries.write(ims, str(ydir / "cache.npz"), "frame-cache", threshold=-1)
+    (ydir / "raw.bin").write_bytes(stack.astype("<u2").tobytes())
+    decoy = tmp_path / "cwd"
+    (decoy / "frames").mkdir(parents=True)
+    shutil.copy(env.files[0], decoy / "frames")
+    imageseries.write(imageseries.from_files(env.files[:2]), str(decoy / "cache.npz"),
+                      "frame-cache", threshold=-1)
+    (decoy / "raw.bin").write_bytes(stack[:2].astype("<u2").tobytes())
+    monkeypatch.chdir(decoy)
+
+    docs = {
+        "image-files": 'image-files: {directory: frames, files: "scan_*.edf"}\noptions: {}\n',
+        "frame-cache": f"data: {{file: cache.npz, nframes: {NY * NX}, shape: [{SHAPE[0]}, "
+                       f"{SHAPE[1]}], dtype: uint16}}\nmeta: {{}}\n",
+        "raw-image": f"filename: raw.bin\nscalar: {{type: i, bytes: 2, signed: false, "
+                     f"endian: little}}\nshape: \"{SHAPE[0]} {SHAPE[1]}\"\nskip: 0\n",
+    }
+    for fmt, text in docs.items():
+        yml = ydir / f"{fmt}.yml"
+        yml.write_text(text)
+        series = imageseries.open(str(yml), fmt)
+        assert len(series) == NY * NX, fmt
+        np.testing.assert_array_equal(series[7], stack[7], err_msg=fmt)
+        if fmt == "image-files":
+            assert all(f.startswith(str(ydir / "frames")) for f in series.filenames)
 
 
 @needs_jobs
