@@ -339,3 +339,15 @@ def test_worker_killed_during_job_same_maps_and_retry_reported(scans, tmp_path, 
         np.testing.assert_array_equal(store[name]["roi_sum"][...], roi_sum)
         np.testing.assert_array_equal(store[name]["annulus_sum"][...], ann)
         np.testing.assert_allclose(store[name]["composite"][...], comp, rtol=1e-6)
+
+
+def test_bad_cluster_section_fails_at_load(tmp_path, scans):
+    root, _ = scans
+    spec = write_spec(tmp_path / "job.yaml", f"""\
+output: out.zarr
+cluster: {{scheduler: local, wokers: 2}}
+scans:
+  - {{name: a, inputs: '{root}/data/a/scan_*.edf', mesh: [4, 5]}}
+""")
+    with pytest.raises(InputError, match="key 'cluster'.*wokers"):
+        load_job(spec)

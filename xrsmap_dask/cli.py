@@ -291,33 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
 # -- helpers ---------------------------------------------------------------------------------
 def execution_spec(args, defaults: dict | None = None):
     """ExecutionSpec from the scheduler options (over ``defaults``, e.g. a job's ``cluster:``)."""
-    from .cluster import ExecutionSpec
+    from .cluster import spec_from_options
 
-    d = dict(defaults or {})
-    scheduler = d.pop("scheduler", None)
-    if "workers" in d:
-        d["n_workers"] = d.pop("workers")
-    if "job_directive" in d:
-        d["job_directives"] = d.pop("job_directive")
-    for key in list(d):
-        d[key.replace("-", "_")] = d.pop(key)
-    fields = set(ExecutionSpec.__dataclass_fields__) - {"kind", "address"}
-    unknown = set(d) - fields
-    if unknown:
-        raise InputError(f"unknown cluster options {sorted(unknown)}; allowed: scheduler, "
-                         + ", ".join(sorted(fields)), argument="cluster")
-    cli = {"n_workers": args.workers, "threads_per_worker": args.threads_per_worker,
-           "cores": args.cores, "memory": args.memory, "walltime": args.walltime,
-           "queue": args.queue, "account": args.account, "adaptive_min": args.adaptive_min,
+    cli = {"scheduler": args.scheduler, "n_workers": args.workers,
+           "threads_per_worker": args.threads_per_worker, "cores": args.cores,
+           "memory": args.memory, "walltime": args.walltime, "queue": args.queue,
+           "account": args.account, "adaptive_min": args.adaptive_min,
            "adaptive_max": args.adaptive_max, "host": args.host, "interface": args.interface,
            "job_directives": tuple(args.job_directive) if args.job_directive else None}
     if args.dashboard is not None:
         cli["dashboard"] = False if args.dashboard.lower() in ("none", "off", "false", "no") \
             else args.dashboard
-    d.update({k: v for k, v in cli.items() if v is not None})
-    if "job_directives" in d:
-        d["job_directives"] = tuple(d["job_directives"])
-    return ExecutionSpec.from_scheduler(args.scheduler or scheduler, **d)
+    return spec_from_options(defaults or {}, {k: v for k, v in cli.items() if v is not None})
 
 
 def _say(args, msg: str) -> None:

@@ -187,6 +187,37 @@ class ExecutionSpec:
         return self.dashboard
 
 
+_OPTION_ALIASES = {"workers": "n_workers", "job_directive": "job_directives"}
+
+
+def spec_from_options(options: dict, overrides: dict | None = None,
+                      argument: str = "cluster") -> ExecutionSpec:
+    """ExecutionSpec from a mapping of options (a job spec's ``cluster:`` section).
+
+    Keys: ``scheduler`` (a kind, an address or a scheduler file) and the other
+    :class:`ExecutionSpec` fields (``workers`` = ``n_workers``; ``-`` or ``_``).
+    ``overrides`` (e.g. command-line options) win over ``options``.
+    """
+    merged: dict[str, Any] = {}
+    for source in (options or {}), (overrides or {}):
+        if not isinstance(source, dict):
+            raise InputError("must be a mapping of execution options", argument=argument)
+        for key, value in source.items():
+            key = str(key).replace("-", "_")
+            merged[_OPTION_ALIASES.get(key, key)] = value
+    scheduler = merged.pop("scheduler", None)
+    fields = set(ExecutionSpec.__dataclass_fields__) - {"kind", "address"}
+    unknown = set(merged) - fields
+    if unknown:
+        raise InputError(f"unknown options {sorted(unknown)}; allowed: scheduler, workers, "
+                         + ", ".join(sorted(fields - {"n_workers"})), argument=argument)
+    if isinstance(merged.get("job_directives"), (list, tuple)):
+        merged["job_directives"] = tuple(merged["job_directives"])
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise InputError(f"scheduler must be a string, got {scheduler!r}", argument=argument)
+    return ExecutionSpec.from_scheduler(scheduler, **merged)
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

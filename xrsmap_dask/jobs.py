@@ -489,8 +489,15 @@ def load_job(path) -> SurveyJob:
     else:
         summary = _path(summary, "summary", w, base)
     cluster = doc.get("cluster")
-    if cluster is not None and not isinstance(cluster, dict):
-        raise w.error("cluster", "must be a mapping of execution options")
+    if cluster is not None:
+        from .cluster import spec_from_options
+
+        if not isinstance(cluster, dict):
+            raise w.error("cluster", "must be a mapping of execution options")
+        try:
+            spec_from_options(cluster)  # validated now, used (with CLI overrides) by `run`
+        except InputError as exc:
+            raise w.error("cluster", exc.reason) from None
     return SurveyJob(yaml_path, jobs, summary, cluster)
 
 
