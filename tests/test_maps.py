@@ -314,3 +314,19 @@ def test_correction_shape_errors(scan_files):
         build_maps(ims, MapSpec(), ScanGeometry(5, 4))
     with pytest.raises(InputError, match="width"):
         Ring(1, 1, 5, -1)
+
+
+def test_flat_zeros_must_be_masked():
+    flat = np.ones((4, 5))
+    flat[1, 2] = 0
+    with pytest.raises(InputError, match="1 zero or non-finite") as err:
+        Corrections(flat=flat)
+    assert err.value.argument == "flat"
+    mask = np.zeros((4, 5), np.uint8)
+    mask[1, 2] = 1
+    Corrections(flat=flat, mask=mask)          # masked: fine
+    dark = np.zeros((4, 5))
+    dark[0, 0] = np.nan
+    with pytest.raises(InputError, match="non-finite") as err:
+        Corrections(dark=dark)
+    assert err.value.argument == "dark"

@@ -162,6 +162,18 @@ class Corrections:
             raise InputError("shapes differ: " + ", ".join(f"{n} {s[0]} x {s[1]}"
                                                            for n, s in shapes.items()),
                              argument="/".join(shapes))
+        keep = None if mask is None else ~mask
+        for name in ("dark", "flat", "background"):
+            arr = getattr(self, name)
+            if arr is None or (keep is not None and arr.shape != keep.shape):
+                continue
+            vals = arr if keep is None else arr[keep]
+            bad = ~np.isfinite(vals) if name != "flat" else ~np.isfinite(vals) | (vals == 0)
+            if bad.any():
+                what = "zero or non-finite" if name == "flat" else "non-finite"
+                raise InputError(f"{int(bad.sum())} {what} values at pixels the mask keeps "
+                                 f"(they would make the maps NaN/inf); mask them",
+                                 argument=name)
         if self.norm is not None:
             norm = np.asarray(self.norm, dtype=np.float64)
             if norm.ndim != 1:
