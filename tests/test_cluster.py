@@ -7,6 +7,7 @@ import os
 import sys
 
 import dask
+import dask.array
 import numpy as np
 import pytest
 
@@ -247,6 +248,38 @@ def test_worker_killed_mid_job_gives_identical_map(scan, local_cluster, tmp_path
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     # (an in-process LocalCluster's nanny may fail to restart the dead worker; the job does
     # not need it: the other worker took over)
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="needs openssl")
+def test_tls_scheduler_uses_dask_config(tmp_path):
+    """A tls:// scheduler is reached with the certificates named in dask's config."""
+    import subprocess
+
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    key, "-out", cert, "-days", "1", "-subj", "/CN=dask-internal"],
+                   check=True, capture_output=True)
+    sec = Security(tls_ca_file=cert, tls_scheduler_cert=cert, tls_scheduler_key=key,
+                   tls_worker_cert=cert, tls_worker_key=key, tls_client_cert=cert,
+                   tls_client_key=key, require_encryption=True)
+    x = np.arange(100.0).reshape(10, 10)
+    lazy = dask.array.from_array(x, chunks=5).sum(axis=0)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, protocol="tls://", security=sec) as cluster:
+        spec = ExecutionSpec(kind="address", address=cluster.scheduler_address)
+        assert spec.address.startswith("tls://127.0.0.1:")
+        with pytest.raises(InputError, match="cannot connect"):  # no TLS settings
+            with execution(spec, quiet=True):
+                pass
+        cfg = {"distributed.comm.tls.ca-file": cert, "distributed.comm.tls.client.cert": cert,
+               "distributed.comm.tls.client.key": key,
+               "distributed.comm.require-encryption": True}
+        with dask.config.set(cfg), execution(spec, quiet=True) as ex:
+            (got,) = ex.compute(lazy)
+    np.testing.assert_array_equal(got, x.sum(axis=0))
 
 
 # -- dask-jobqueue ---------------------------------------------------------------------------

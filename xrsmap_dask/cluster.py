@@ -337,14 +337,17 @@ class Executor:
         if spec.kind == "address":
             security = Security()  # dask config's distributed.comm.tls.* settings
             address = spec.address
-            if _ADDRESS_RE.match(address):
-                self.client = Client(address, security=security, set_as_default=True)
-            else:
-                if not os.path.isfile(address):
-                    raise InputError("scheduler file not found (start `dask scheduler "
-                                     "--scheduler-file FILE` first)", path=address)
-                self.client = Client(scheduler_file=address, security=security,
-                                     set_as_default=True)
+            if not _ADDRESS_RE.match(address) and not os.path.isfile(address):
+                raise InputError("scheduler file not found (start `dask scheduler "
+                                 "--scheduler-file FILE` first)", path=address)
+            where = {"address": address} if _ADDRESS_RE.match(address) else \
+                {"scheduler_file": address}
+            try:
+                self.client = Client(**where, security=security, set_as_default=True)
+            except (OSError, TimeoutError, TypeError, ValueError) as exc:
+                # unreachable, wrong protocol, or tls:// without TLS settings in dask's config
+                raise InputError(f"cannot connect to the scheduler: {exc}",
+                                 argument="scheduler") from None
             self._stack.callback(self.client.close)
             return
         if spec.kind == "local":
