@@ -400,7 +400,7 @@ _LOAD_IMAGE = ("mapper.py load_image (Mapper mask/dark/flat/background paths) an
                                     "only logs 'Data stream is incomplete'): a silently wrong "
                                     "dark"))
 def _(env):
-    dark = env.write("dark_short.edf", env.good_bytes(0)[:-300])
+    dark = env.write("d_short.edf", env.good_bytes(0)[:-300])
     return (lambda: mapper_out(env, dark=dark).composite_map(env.files),
             rf"(?=.*{p(dark)})(?=.*dark).*truncated")
 
@@ -409,7 +409,7 @@ def _(env):
       xfail=_LOAD_IMAGE.format(what="zero-pads an EDF shorter than its header promises: the "
                                     "masked pixels at the end silently come back"))
 def _(env):
-    mask = env.write("mask_short.edf", Path(env.scan.mask_file).read_bytes()[:-300])
+    mask = env.write("m_short.edf", Path(env.scan.mask_file).read_bytes()[:-300])
     return (cli_maps(env, "composite", env.files, "--mask", mask),
             rf"(?=.*{p(mask)})(?=.*mask).*truncated")
 
@@ -429,7 +429,7 @@ def _(env):
                                     "\"cannot access local variable 'dimi' where it is not "
                                     "associated with a value\""))
 def _(env):
-    dark = env.write("dark_corrupt.edf", CORRUPT_HEADERS["dim-not-a-number"])
+    dark = env.write("d_corrupt.edf", CORRUPT_HEADERS["dim-not-a-number"])
     return (lambda: Mapper(NX, NY, dark=dark),
             rf"(?=.*{p(dark)})(?=.*dark).*(Dim_1|header)")
 
@@ -892,6 +892,46 @@ def _(env):
             stats: [{{percentile: 101}}]
         """))
     return lambda: jobs.load_job(spec), rf"(?=.*{p(spec)})(?=.*key 'stats').*\[0, 100\]"
+
+
+_GROUP_ESCAPES = ("jobs.py _parse_scan: _NAME_RE ('^[A-Za-z0-9_.-]+$') accepts the path "
+                  "components '.' and '..' in a scan's name and group, and scan_output_path "
+                  "joins them onto the store: group '.' makes the scan's output the survey store "
+                  "itself (and `run --overwrite` then rmtree's the whole store, other scans "
+                  "included), '..' parts write outside it. Refuse '.'/'..' components there "
+                  "(e.g. r'^(?!\\.\\.?$)[A-Za-z0-9_.-]+$') with w.error('group'/'name', ...)")
+
+
+def _job_with(env, name: str, group: str | None = None) -> str:
+    extra = f"\n    group: '{group}'" if group is not None else ""
+    return env.write("job.yaml", f"output: {env.out}\nscans:\n  - name: '{name}'\n"
+                                 f"    inputs: {env.scan.directory}/scan_*.edf\n"
+                                 f"    mesh: [{NY}, {NX}]{extra}\n")
+
+
+for _name, _group in (("s1", "."), ("s1", "../../elsewhere"), ("s1", "a/../.."), ("..", None)):
+    def _make(name, group):
+        def setup(env):
+            spec = _job_with(env, name, group)
+            return (lambda: jobs.load_job(spec),
+                    rf"(?=.*{p(spec)}).*key '(group|name)'")
+        return setup
+    case(f"job-{'group' if _group else 'name'}-{_group or _name}/escapes-store", jobs=True,
+         xfail=_GROUP_ESCAPES)(_make(_name, _group))
+
+
+@needs_jobs
+@needs_cli
+@pytest.mark.xfail(strict=True, reason=_GROUP_ESCAPES)
+def test_job_group_cannot_replace_the_survey_store(env, capfd):
+    first = _job_with(env, "s1")
+    assert cli.main(["run", first, "-q"]) == 0, capfd.readouterr().err
+    assert zarr.open_group(store=os.path.join(env.out, "s1"), mode="r").attrs["complete"]
+    second = env.write("job2.yaml", Path(_job_with(env, "s2", ".")).read_text())
+    code = cli.main(["run", second, "-q", "--overwrite"])
+    assert os.path.exists(os.path.join(env.out, "s1", "zarr.json")), \
+        "scan s1's output was deleted by another scan's job"
+    assert code == cli.EXIT_USAGE
 
 
 # -- unknown format ------------------------------------------------------------------------
