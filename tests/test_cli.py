@@ -336,3 +336,69 @@ def test_on_error_fill_with_truncated_and_missing_files(scan, tmp_path, capsys):
     g = zarr.open_group(str(out), mode="r")
     assert [b[0] for b in g.attrs["bad_frames"]] == [3, 11]
     assert g.attrs["complete"] is True
+
+
+# -- deploy/ -----------------------------------------------------------------------------------
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
+
+
+@pytest.mark.parametrize("script, env", [
+    ("slurm_job.sh", {}),
+    ("pbs_job.sh", {"JOB": "/data/survey.yaml"}),
+])
+def test_batch_scripts_call_the_cli_with_valid_options(tmp_path, script, env):
+    """Run the batch script with a stand-in `xrsmap-dask` that records its arguments, then
+    check the real parser accepts them and they ask for the resources set."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text("")
+    record = tmp_path / "argv.json"
+    fake = venv / "bin" / "xrsmap-dask"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                    f"json.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n")
+    fake.chmod(0o755)
+    run_env = dict(os.environ, VENV=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
+                   CORES="16", MEMORY="60GiB", WALLTIME="01:00:00", ACCOUNT="proj42",
+                   ADAPT_MAX="4", **env)
+    run_env.pop("PBS_O_WORKDIR", None)
+    proc = subprocess.run(["bash", os.path.join(DEPLOY, script), "/data/survey.yaml"],
+                          env=run_env, capture_output=True, text=True, timeout=60,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    argv = json.loads(record.read_text())
+    args = cli.build_parser().parse_args(argv)
+    assert args.command == "run" and args.job == "/data/survey.yaml"
+    assert (args.scheduler, args.cores, args.memory, args.walltime, args.account,
+            args.adaptive_max) == (script.split("_")[0], 16, "60GiB", "01:00:00", "proj42", 4)
+    spec = cli.execution_spec(args)
+    assert spec.kind in ("slurm", "pbs") and spec.threads_per_worker == 4
+
+
+def test_deploy_jobqueue_config_builds_clusters(monkeypatch, tmp_path):
+    import dask
+    import yaml
+
+    from xrsmap_dask.cluster import ExecutionSpec, make_jobqueue_cluster
+
+    monkeypatch.chdir(tmp_path)  # jobqueue creates the log directory
+    with open(os.path.join(DEPLOY, "jobqueue.yaml")) as f:
+        config = yaml.safe_load(f)
+    for kind in ("slurm", "pbs"):
+        with dask.config.set(config):
+            cluster = make_jobqueue_cluster(ExecutionSpec(kind=kind, host="127.0.0.1",
+                                                          dashboard=False))
+            try:
+                script = cluster.job_script()
+            finally:
+                cluster.close()
+        assert "--nworkers 8" in script and "--nthreads 4" in script
+        assert "02:00:00" in script and "--interface ib0" in script
+        assert 'source "$HOME/xrsmap-env/bin/activate"' in script
+        assert ("--cpus-per-task=32" in script) if kind == "slurm" else ("ncpus=32" in script)
+
+
+@pytest.mark.parametrize("name", ["slurm_job.sh", "pbs_job.sh", "start_dask_manual.sh"])
+def test_deploy_scripts_parse(name):
+    proc = subprocess.run(["bash", "-n", os.path.join(DEPLOY, name)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -351,3 +351,19 @@ scans:
 """)
     with pytest.raises(InputError, match="key 'cluster'.*wokers"):
         load_job(spec)
+
+
+def test_check_validates_without_writing(scans, tmp_path, capsys):
+    root, _ = scans
+    spec = write_spec(tmp_path / "job.yaml", SPEC.replace("../out/", "out/")
+                      .replace("../data/", str(root / "data") + "/"))
+    assert cli.main(["run", spec, "--check"]) == 0
+    assert "3 scans valid" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # a scan whose frame count does not fit its mesh is caught by --check (headers only)
+    bad = write_spec(tmp_path / "bad.yaml", SPEC.replace("../out/", "out/")
+                     .replace("../data/", str(root / "data") + "/")
+                     .replace("  - name: c\n", "  - name: c\n    mesh: [3, 5]\n"))
+    assert cli.main(["run", bad, "--check"]) == 2
+    assert "20 frames" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
