@@ -20,7 +20,7 @@ Conventions (see DESIGN.md):
 
 Structure: one read of the union bounding box of the ROI and the rings (``box``), in runs
 of ``frames_per_chunk`` frames (whole scan lines); one task per run reads its frames through
-``ims.block_source`` -- the reader ``ims.to_dask(box)`` tasks use -- a few frames (~512 KiB)
+``ims.block_source`` -- the reader ``ims.to_dask(box)`` tasks use -- a few frames (~2 MiB)
 at a time and reduces each piece at once with :func:`reduce_block` (a numpy kernel), while
 it is still in the CPU cache: this fused read+reduce is what makes the pipeline faster than
 a plain loop (``fuse_reads=False`` reduces the blocks of ``ims.to_dask(box)`` instead, same
@@ -41,8 +41,10 @@ from .lazy import auto_frames_per_chunk, frame_chunks
 from .roi import RoiSlices, normalize_roi, roi_shape
 from .scan import ScanGeometry
 
-#: ROI bytes a fused task reads at once before reducing them (stays in the CPU cache)
-FUSED_READ_BYTES = 512 * 2**10
+#: bytes a fused task reads at once before reducing them (stays in the CPU cache)
+FUSED_READ_BYTES = 2 * 2**20
+#: file series: read whole rows into the block (one pread, no copy), crop the box as a view
+WIDEN_FILE_READS = True
 
 # ---------------------------------------------------------------------------------------
 # settings
@@ -681,7 +683,8 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     if fuse_reads:
         # read + reduce in one task, a few frames at a time (cache-hot; see module doc)
         read_box = box
-        if hasattr(ims, "filenames") and (box[1].start, box[1].stop) != (0, ims.shape[1]):
+        if WIDEN_FILE_READS and hasattr(ims, "filenames") and \
+                (box[1].start, box[1].stop) != (0, ims.shape[1]):
             # file reads fetch whole rows anyway (one pread): take them straight into the
             # block, no copy, and let the kernel see the box's columns as a view
             read_box = (box[0], slice(0, int(ims.shape[1])))
