@@ -367,3 +367,16 @@ def test_check_validates_without_writing(scans, tmp_path, capsys):
     assert cli.main(["run", bad, "--check"]) == 2
     assert "20 frames" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_last_scan_found_before_computing(scans, tmp_path):
+    root, _ = scans
+    text = SPEC.replace("../out/", "out/").replace("../data/", str(root / "data") + "/")
+    text = text.replace("  - name: c\n", "  - name: c\n    roi: [8, 8, 95, 95]\n")  # outside
+    spec = write_spec(tmp_path / "job.yaml", text)
+    assert cli.main(["run", spec, "-q", "--stop-on-error"]) == 1
+    with open(tmp_path / "out" / "summary.csv") as f:
+        rows = {r["scan"]: r for r in csv.DictReader(f)}
+    assert (rows["a"]["status"], rows["b"]["status"]) == ("not run", "not run")
+    assert rows["c"]["status"] == "failed" and "outside the frame" in rows["c"]["message"]
+    assert not (tmp_path / "out" / "survey.zarr" / "a").exists()  # nothing was computed

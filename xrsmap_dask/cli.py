@@ -679,7 +679,10 @@ def cmd_run(args) -> int:
     spec = execution_spec(args, job.cluster)
     if args.check:
         for scan in job.scans:
-            ims, _ = build_scan_maps(scan)
+            try:
+                ims, _ = build_scan_maps(scan)
+            except InputError as exc:
+                raise InputError(f"scan {scan.name!r}: {exc}", path=job.path) from None
             _say(args, f"{scan.name}: ok ({len(ims)} frames, {scan.npt_y} x {scan.npt_x} "
                        f"points)")
         _say(args, f"{job.path}: {len(job.scans)} scans valid")

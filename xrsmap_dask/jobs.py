@@ -678,8 +678,12 @@ def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False)
     return True
 
 
-def run_scan(job: ScanJob, executor, overwrite: bool = False) -> ScanResult:
-    """Process one scan to ``<output>/<group>``: skip if complete, resume if not."""
+def run_scan(job: ScanJob, executor, overwrite: bool = False, prepared=None) -> ScanResult:
+    """Process one scan to ``<output>/<group>``: skip if complete, resume if not.
+
+    ``prepared`` is what :func:`build_scan_maps` returned for it (opened and built now when
+    omitted).
+    """
     import zarr
 
     from .store import write_maps
@@ -688,7 +692,7 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False) -> ScanResult:
     path = scan_output_path(job)
     faults_before = executor.retries
     result = ScanResult(job.name, "failed", output=path)
-    ims, maps = build_scan_maps(job)
+    ims, maps = prepared if prepared is not None else build_scan_maps(job)
     result.frames = len(ims)
     status = "skipped"
     bad: list = []
@@ -726,31 +730,54 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
                keep_going: bool = True) -> list[ScanResult]:
     """Process every scan of ``job`` on ``executor`` and write the summary table.
 
-    A scan that fails (bad input found while opening it, unreadable frame with
-    ``on_error: raise``) is reported and, with ``keep_going``, the others still run.
+    First every scan is opened (headers only) and its maps planned, so that bad input in
+    any scan (missing files, frame count not fitting the mesh, ROI outside the frame, ...)
+    is reported in seconds, before hours of computing.  A scan that fails, then or while
+    running (an unreadable frame with ``on_error: raise``), is reported in the summary and,
+    with ``keep_going``, the others still run; without it nothing more is started.
     Ctrl-C (KeyboardInterrupt) stops after writing the summary (remaining scans ``not run``).
     """
-    results: list[ScanResult] = []
-    roots = sorted({s.output for s in job.scans})
+    results: dict[int, ScanResult] = {}
+    prepared: dict[int, tuple] = {}
+
+    def fail(i: int, scan: ScanJob, exc: Exception) -> None:
+        results[i] = ScanResult(scan.name, "failed", output=scan_output_path(scan),
+                                message=str(exc))
+        executor._say(f"{scan.name}: FAILED: {exc}")
+
     try:
-        for root in roots:
-            _ensure_root(root)
-        for scan in job.scans:
+        t0 = time.perf_counter()
+        for i, scan in enumerate(job.scans):
             try:
-                results.append(run_scan(scan, executor, overwrite=overwrite))
+                prepared[i] = build_scan_maps(scan)
             except InputError as exc:
-                results.append(ScanResult(scan.name, "failed", output=scan_output_path(scan),
-                                          message=str(exc)))
-                executor._say(f"{scan.name}: FAILED: {exc}")
+                fail(i, scan, exc)
+        executor._say(f"checked {len(job.scans)} scans in {time.perf_counter() - t0:.1f} s: "
+                      f"{len(prepared)} ready, {len(job.scans) - len(prepared)} failed")
+        if results and not keep_going:
+            return _ordered(job, results)
+        for root in sorted({s.output for s in job.scans}):
+            _ensure_root(root)
+        for i, scan in enumerate(job.scans):
+            if i not in prepared:
+                continue
+            try:
+                results[i] = run_scan(scan, executor, overwrite=overwrite,
+                                      prepared=prepared.pop(i))
+            except InputError as exc:
+                fail(i, scan, exc)
                 if not keep_going:
                     break
     finally:
-        done = {r.scan for r in results}
-        for scan in job.scans:
-            if scan.name not in done:
-                results.append(ScanResult(scan.name, "not run", output=scan_output_path(scan)))
-        write_summary(results, job.summary)
-    return results
+        ordered = _ordered(job, results)
+        write_summary(ordered, job.summary)
+    return ordered
+
+
+def _ordered(job: SurveyJob, results: dict) -> list[ScanResult]:
+    """Results in the spec's scan order; scans without one are ``not run``."""
+    return [results.get(i) or ScanResult(scan.name, "not run", output=scan_output_path(scan))
+            for i, scan in enumerate(job.scans)]
 
 
 def write_summary(results: Sequence[ScanResult], path: str) -> tuple[str, str]:
