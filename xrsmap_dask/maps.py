@@ -27,6 +27,13 @@ a plain loop (``fuse_reads=False`` reduces the blocks of ``ims.to_dask(box)`` in
 numbers, one more pass over memory).  One cheap *place* task per map chunk then scatters
 the per-frame results to their scan positions.  ``dask.compute(m.composite, m.roi_sum,
 m.annulus_sum)`` therefore reads every input byte once.
+
+>>> ims = imageseries.from_files(files)                                    # doctest: +SKIP
+>>> spec = MapSpec(roi=(slice(256, 768), slice(256, 768)), binning=16,
+...                rings=rings(cen_y=510, cen_x=530, radii=[180, 310], width=6))
+>>> m = build_maps(ims, spec, ScanGeometry(41, 41), Corrections(mask=mask))
+>>> comp, total, ann = dask.compute(m.composite, m.roi_sum, m.annulus_sum)
+>>> store.write_maps(m, "maps.zarr", ims)        # or straight to zarr, resumably
 """
 from __future__ import annotations
 
