@@ -678,11 +678,10 @@ def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False)
     return True
 
 
-def run_scan(job: ScanJob, executor, overwrite: bool = False, prepared=None) -> ScanResult:
+def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanResult:
     """Process one scan to ``<output>/<group>``: skip if complete, resume if not.
 
-    ``prepared`` is what :func:`build_scan_maps` returned for it (opened and built now when
-    omitted).
+    ``ims`` is the scan's already opened series (opened now when omitted).
     """
     import zarr
 
@@ -692,7 +691,7 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, prepared=None) -> 
     path = scan_output_path(job)
     faults_before = executor.retries
     result = ScanResult(job.name, "failed", output=path)
-    ims, maps = prepared if prepared is not None else build_scan_maps(job)
+    ims, maps = build_scan_maps(job, ims)
     result.frames = len(ims)
     status = "skipped"
     bad: list = []
@@ -738,7 +737,7 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
     Ctrl-C (KeyboardInterrupt) stops after writing the summary (remaining scans ``not run``).
     """
     results: dict[int, ScanResult] = {}
-    prepared: dict[int, tuple] = {}
+    opened: dict[int, object] = {}  # the series only: maps hold corrections, rebuilt later
 
     def fail(i: int, scan: ScanJob, exc: Exception) -> None:
         results[i] = ScanResult(scan.name, "failed", output=scan_output_path(scan),
@@ -749,21 +748,20 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
         t0 = time.perf_counter()
         for i, scan in enumerate(job.scans):
             try:
-                prepared[i] = build_scan_maps(scan)
+                opened[i] = build_scan_maps(scan)[0]
             except InputError as exc:
                 fail(i, scan, exc)
         executor._say(f"checked {len(job.scans)} scans in {time.perf_counter() - t0:.1f} s: "
-                      f"{len(prepared)} ready, {len(job.scans) - len(prepared)} failed")
+                      f"{len(opened)} ready, {len(job.scans) - len(opened)} failed")
         if results and not keep_going:
             return _ordered(job, results)
         for root in sorted({s.output for s in job.scans}):
             _ensure_root(root)
         for i, scan in enumerate(job.scans):
-            if i not in prepared:
+            if i not in opened:
                 continue
             try:
-                results[i] = run_scan(scan, executor, overwrite=overwrite,
-                                      prepared=prepared.pop(i))
+                results[i] = run_scan(scan, executor, overwrite=overwrite, ims=opened.pop(i))
             except InputError as exc:
                 fail(i, scan, exc)
                 if not keep_going:
