@@ -95,8 +95,9 @@ class Mapper:
     Keyword-only extras (also accepted by each method, overriding these): ``scan`` (a
     :class:`~xrsmap_dask.scan.ScanGeometry`, a kind ``'raster'|'snake'|'column'`` or a
     ``(nframes, 2)`` position table), ``scheduler``/``client`` (passed to
-    ``dask.compute``), ``output`` (zarr group path: the maps are also written there,
-    resumably), ``overwrite``, ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'),
+    ``dask.compute``), ``output`` (zarr group path: the maps of a call are also written
+    there, resumably; one group per job, so give ``composite_map`` and ``circle_map``
+    different paths, or use :meth:`maps` for both in one read pass), ``overwrite``, ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'),
     ``roi_origin`` ('upper' | 'lower'), ``norm`` (one value per frame).
     """
 
