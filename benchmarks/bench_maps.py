@@ -152,8 +152,8 @@ def main() -> int:
     for case in ("ours", "plain", "fabio"):
         t0 = time.perf_counter()
         res[case] = run_case(os.path.abspath(__file__), case, args)
-        print(f"  {case}: {res[case]['seconds']:.3f} s (case wall {time.perf_counter() - t0:.1f} s)",
-              flush=True)
+        wall = time.perf_counter() - t0
+        print(f"  {case}: {res[case]['seconds']:.3f} s (case wall {wall:.1f} s)", flush=True)
     ref = res["plain"]
     for case in ("ours", "fabio"):
         for key in ("comp_sum", "sum_sum"):

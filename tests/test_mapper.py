@@ -204,7 +204,8 @@ def test_circle_map_with_mask_and_many_rings(scan, raw):
 
 
 def test_binning_error_names_working_sizes(scan):
-    with pytest.raises(InputError, match=r"binning 3 does not divide the 32 x 64 ROI.*\[1, 2, 4, 8, 16, 32\]"):
+    with pytest.raises(InputError, match=r"binning 3 does not divide the 32 x 64 ROI"
+                                         r".*\[1, 2, 4, 8, 16, 32\]"):
         Mapper(NPT_X, NPT_Y).composite_map(scan.files, roi=(0, 16, 63, 47), binning=3)
 
 
@@ -222,7 +223,8 @@ def test_shape_mismatch_named(scan):
 
 def test_background_methods(scan, raw):
     bgs = np.stack([fabio.open(p).data.astype(np.float64) for p in scan.background_files])
-    for spec, ref in [("median", np.median(bgs, 0)), (("percentile", 25), np.percentile(bgs, 25, 0)),
+    for spec, ref in [("median", np.median(bgs, 0)),
+                      (("percentile", 25), np.percentile(bgs, 25, 0)),
                       (None, bgs.mean(0))]:
         m = Mapper(NPT_X, NPT_Y, back_files=scan.background_files, background=spec)
         _close(m.background, ref)

@@ -97,8 +97,9 @@ class Mapper:
     ``(nframes, 2)`` position table), ``scheduler``/``client`` (passed to
     ``dask.compute``), ``output`` (zarr group path: the maps of a call are also written
     there, resumably; one group per job, so give ``composite_map`` and ``circle_map``
-    different paths, or use :meth:`maps` for both in one read pass), ``overwrite``, ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'),
-    ``roi_origin`` ('upper' | 'lower'), ``norm`` (one value per frame).
+    different paths, or use :meth:`maps` for both in one read pass), ``overwrite``,
+    ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'), ``roi_origin``
+    ('upper' | 'lower'), ``norm`` (one value per frame).
     """
 
     def __init__(self, npt_x: int, npt_y: int, mask=None, dummy=0, back_files=None,

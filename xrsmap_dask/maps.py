@@ -258,7 +258,8 @@ class MapSpec:
 # geometry helpers (numpy)
 
 
-def check_binning(shape: tuple[int, int], binning: int, argument: str = "binning") -> tuple[int, int]:
+def check_binning(shape: tuple[int, int], binning: int,
+                  argument: str = "binning") -> tuple[int, int]:
     """Binned shape of a ``shape`` ROI; :class:`InputError` listing the binnings that work."""
     h, w = shape
     if h % binning or w % binning:
@@ -563,7 +564,8 @@ def plan_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections |
                    unfilled, fpc, map_axis, k)
 
 
-def _kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections, detect_bad: bool) -> KernelParams:
+def _kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections,
+                   detect_bad: bool) -> KernelParams:
     box = plan.box
     oy, ox = box[0].start, box[1].start
     h, w = roi_shape(box)
@@ -598,7 +600,8 @@ def _kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections, detect_bad: 
         if empty:
             raise InputError(f"rings {empty} hold only masked pixels", argument="rings")
     return KernelParams(roi, plan.binning, spec.composite, spec.roi_sum, ring_rows,
-                        ring_cols, ring_starts, crop(corr.dark), crop(corr.flat), crop(corr.background),
+                        ring_cols, ring_starts, crop(corr.dark), crop(corr.flat),
+                        crop(corr.background),
                         mask, dead, corr.dummy, corr.dtype, detect_bad)
 
 
