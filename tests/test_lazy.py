@@ -210,3 +210,23 @@ def test_multiframe_and_non_edf_files(tmp_path):
     np.testing.assert_array_equal(np.stack(list(capped)), frames[[0, 1, 3]])
     as_float = imageseries.from_files([gz], dtype="float32")
     assert as_float.to_dask().compute().dtype == np.float32
+
+
+def test_odd_first_file_is_the_one_blamed(small_scan, tmp_path):
+    odd = str(tmp_path / "odd_first.edf")
+    write_edf(odd, np.zeros((30, 40), dtype="u2"))
+    with pytest.raises(FrameReadError, match=r"odd_first\.edf.*frame 0\b.*30 x 40.*48 x 40"):
+        imageseries.from_files([odd] + small_scan.files[:5])
+    ims = imageseries.from_files([odd] + small_scan.files[:5], on_error="fill")
+    assert ims.shape == (48, 40) and [b[0] for b in ims.bad_frames] == [0]
+
+
+def test_read_image_checks_edf(small_scan, tmp_path):
+    from xrsmap_dask.imageseries import read_image
+
+    np.testing.assert_array_equal(read_image(small_scan.mask_file), fabio.open(small_scan.mask_file).data)
+    cut = shutil.copy(small_scan.mask_file, tmp_path / "cut_mask.edf")
+    with open(cut, "r+b") as f:
+        f.truncate(os.path.getsize(cut) - 50)
+    with pytest.raises(InputError, match=r"argument 'mask', file .*cut_mask\.edf.*truncated"):
+        read_image(cut, "mask")

@@ -98,5 +98,28 @@ def as_imageseries(obj) -> ImageSeries:
     raise TypeError(f"cannot make an image series from {type(obj).__name__}")
 
 
-__all__ = ["ImageSeries", "FileListImageSeries", "open", "write", "from_files",
+def read_image(path, argument: str | None = None):
+    """One 2-D image from a file (a mask, dark, flat or background image).
+
+    EDF goes through the header-checked reader (a truncated file is an error, never
+    zero-padded); other formats through fabio.  The file must hold exactly one frame.  Errors
+    are :class:`~xrsmap_dask.errors.InputError` naming the file and ``argument``.
+    """
+    from ..errors import FrameReadError, InputError
+
+    path = os.fspath(path)
+    try:
+        ims = from_files([path])
+    except FrameReadError as exc:
+        raise InputError(exc.reason, path=path, argument=argument) from None
+    if len(ims) != 1:
+        raise InputError(f"expected one image, the file holds {len(ims)} frames", path=path,
+                         argument=argument)
+    try:
+        return ims[0]
+    except FrameReadError as exc:
+        raise InputError(exc.reason, path=path, argument=argument) from None
+
+
+__all__ = ["read_image", "ImageSeries", "FileListImageSeries", "open", "write", "from_files",
            "as_imageseries", "formats", "guess_format"]

@@ -3,12 +3,14 @@
 Opening reads headers only: each EDF file's header(s) are parsed (lengths differ between
 files) to find every frame's data offset; other formats are probed through fabio.  Multi-frame
 files count all their frames.  A block read then takes, per frame, one positioned read of the
-ROI rows (uncompressed EDF) or a fabio read and crop (anything else).
+ROI rows (uncompressed EDF), a decompression (whole-file compressed ``.edf.gz``/``.bz2``/``.xz``,
+which cannot be seeked; checked for truncation) or a fabio read and crop (anything else).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -21,29 +23,45 @@ from ..roi import RoiSlices, roi_shape
 from .base import BlockSource, ImageSeries, as_metadata, check_on_error, read_frames
 
 _EDF_SUFFIXES = (".edf", ".ehf")
-_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
 #: threads used to parse headers at open time (I/O bound: many small reads)
 HEADER_THREADS = 16
+
+# how a frame is read
+PREAD, ZEDF, FABIO, BAD = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class _FileFrames:
-    """What one file holds: per frame (offset or -1 for fabio, dtype with byte order)."""
+    """What one file holds: per frame how to read it and where (offset or index in file)."""
 
     path: str
+    kinds: tuple[int, ...] = ()
     offsets: tuple[int, ...] = ()
     shape: tuple[int, int] | None = None
     dtype: np.dtype | None = None
-    error: str | None = None
     size: int = -1
+    error: str | None = None
+    error_frame: int = 0
+
+    @property
+    def layout(self):
+        return self.shape, _native(self.dtype)
+
+
+def _edf_name(path: str) -> str:
+    """The name without a whole-file compression suffix."""
+    low = path.lower()
+    for suffix in edf.COMPRESSED_SUFFIXES:
+        if low.endswith(suffix):
+            return low[: -len(suffix)]
+    return low
 
 
 def _is_edf(path: str) -> bool:
-    low = path.lower()
-    if low.endswith(_COMPRESSED_SUFFIXES):
-        return False
-    if low.endswith(_EDF_SUFFIXES):
+    if _edf_name(path).endswith(_EDF_SUFFIXES):
         return True
+    if edf.compression_of(path):
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(1) == b"{"
@@ -54,7 +72,12 @@ def _is_edf(path: str) -> bool:
 def _probe_file(path: str) -> _FileFrames:
     try:
         if _is_edf(path):
-            infos = edf.read_edf_headers(path)
+            if edf.compression_of(path):
+                _, infos = edf.read_compressed_edf(path)
+                kinds = tuple(FABIO if i.compressed else ZEDF for i in infos)
+            else:
+                infos = edf.read_edf_headers(path)
+                kinds = tuple(FABIO if i.compressed else PREAD for i in infos)
             first = infos[0]
             for info in infos[1:]:
                 if info.shape != first.shape or info.dtype != first.dtype:
@@ -62,12 +85,13 @@ def _probe_file(path: str) -> _FileFrames:
                         f"frame shape/dtype {info.shape} {info.dtype} differs from the file's "
                         f"first frame {first.shape} {first.dtype}", path=path,
                         frame=info.index_in_file)
-            offsets = tuple(-1 if i.compressed else i.offset for i in infos)
-            return _FileFrames(path, offsets, first.shape, first.dtype, size=first.file_size)
+            offsets = tuple(i.index_in_file if k == FABIO else i.offset
+                            for i, k in zip(infos, kinds))
+            return _FileFrames(path, kinds, offsets, first.shape, first.dtype, first.file_size)
         nframes, shape, dtype = fabio_reader.probe(path)
-        return _FileFrames(path, (-1,) * nframes, shape, dtype)
+        return _FileFrames(path, (FABIO,) * nframes, tuple(range(nframes)), shape, dtype)
     except FrameReadError as exc:
-        return _FileFrames(path, error=exc.reason)
+        return _FileFrames(path, error=exc.reason, error_frame=exc.frame or 0)
 
 
 def _native(dtype: np.dtype) -> np.dtype:
@@ -91,9 +115,10 @@ class FileListImageSeries(ImageSeries):
         Take at most this many frames per file / in all (0: no limit).
     on_error : {'raise', 'fill'}
         ``'raise'``: a missing, truncated or corrupt file, or one whose frames differ in shape
-        or dtype from the first file's, raises :class:`FrameReadError` at open (or read) time,
-        naming the file.  ``'fill'``: such frames read as NaN and are listed in
-        :attr:`bad_frames` (a missing or unreadable file counts as one frame).
+        or dtype from the rest (the layout most frames share), raises :class:`FrameReadError`
+        at open (or read) time, naming the file and frame.  ``'fill'``: such frames read as
+        NaN and are listed in :attr:`bad_frames` as ``(index, path, reason)`` (a missing or
+        unreadable file counts as one frame).
     """
 
     def __init__(self, paths: Sequence, *, dtype=None, meta=None, empty_frames: int = 0,
@@ -111,59 +136,63 @@ class FileListImageSeries(ImageSeries):
         good = [p for p in probed if p.error is None]
         if not good:
             first = probed[0]
-            raise FrameReadError(first.error, path=first.path, frame=0)
-        ref = good[0]
-        self._shape = ref.shape
-        self._file_dtype = _native(ref.dtype)
-        self._dtype = np.dtype(dtype) if dtype is not None else self._file_dtype
+            raise FrameReadError(first.error, path=first.path, frame=first.error_frame)
+        # the reference layout is the one most frames share (not blindly the first file's)
+        votes = Counter()
+        for p in good:
+            votes[p.layout] += len(p.kinds)
+        (ref_shape, ref_dtype), _ = votes.most_common(1)[0]
+        ref_path = next(p.path for p in good if p.layout == (ref_shape, ref_dtype))
+        self._shape = ref_shape
+        self._file_dtype = ref_dtype
+        self._dtype = np.dtype(dtype) if dtype is not None else ref_dtype
         self._metadata = as_metadata(meta)
 
         frame_paths: list[str] = []
+        kinds: list[int] = []
         offsets: list[int] = []
-        in_file: list[int] = []
         big_endian: list[bool] = []
         sizes: list[int] = []
         self.bad_frames: list[tuple[int, str, str]] = []
         for p in probed:
-            error = p.error
-            if error is None and (p.shape != ref.shape or _native(p.dtype) != self._file_dtype):
-                error = (f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} "
-                         f"differs from the first file's {ref.shape[0]} x {ref.shape[1]} "
-                         f"{self._file_dtype} ({ref.path})")
+            error, error_frame = p.error, p.error_frame
+            if error is None and p.layout != (ref_shape, ref_dtype):
+                error, error_frame = (
+                    f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} differs "
+                    f"from the series' {ref_shape[0]} x {ref_shape[1]} {ref_dtype} (e.g. "
+                    f"{ref_path})"), 0
             if error is not None:
                 if self.on_error == "raise":
-                    raise FrameReadError(error, path=p.path, frame=len(frame_paths))
+                    raise FrameReadError(error, path=p.path, frame=len(frame_paths) + error_frame)
                 self.bad_frames.append((len(frame_paths), p.path, error))
-                frame_offsets: Sequence[int] = (-2,)  # -2: known bad
-                is_big = False
+                file_kinds, file_offsets, is_big = (BAD,), (0,), False
             else:
-                frame_offsets = p.offsets[empty_frames:]
-                if max_file_frames:
-                    frame_offsets = frame_offsets[:max_file_frames]
+                stop = empty_frames + max_file_frames if max_file_frames else None
+                file_kinds = p.kinds[empty_frames:stop]
+                file_offsets = p.offsets[empty_frames:stop]
                 is_big = p.dtype.byteorder == ">"
-            for k, off in enumerate(frame_offsets):
+            for kind, off in zip(file_kinds, file_offsets):
                 frame_paths.append(p.path)
+                kinds.append(kind)
                 offsets.append(off)
-                in_file.append(k + (empty_frames if off != -2 else 0))
                 big_endian.append(is_big)
                 sizes.append(p.size)
         if max_total_frames:
-            del frame_paths[max_total_frames:], offsets[max_total_frames:]
-            del in_file[max_total_frames:], big_endian[max_total_frames:]
-            del sizes[max_total_frames:]
+            for seq in (frame_paths, kinds, offsets, big_endian, sizes):
+                del seq[max_total_frames:]
             self.bad_frames = [b for b in self.bad_frames if b[0] < max_total_frames]
         if not frame_paths:
             raise InputError("the files hold no frames after empty-frames/max-frames",
                              argument="paths")
         self._paths = frame_paths
+        self._kinds = np.asarray(kinds, dtype=np.int8)
         self._offsets = np.asarray(offsets, dtype=np.int64)
-        self._in_file = np.asarray(in_file, dtype=np.int32)
         self._big_endian = np.asarray(big_endian, dtype=bool)
         self._file_sizes = np.asarray(sizes, dtype=np.int64)
         self._bad_reason = {i: reason for i, _, reason in self.bad_frames}
         digest = hashlib.sha1()
-        for path, off in zip(frame_paths, offsets):
-            digest.update(f"{path}\0{off}\0".encode())
+        for path, kind, off in zip(frame_paths, kinds, offsets):
+            digest.update(f"{path}\0{kind}\0{off}\0".encode())
         digest.update(f"{self._dtype}{self._shape}".encode())
         self._token = digest.hexdigest()
 
@@ -176,16 +205,15 @@ class FileListImageSeries(ImageSeries):
         return list(self._paths)
 
     def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
-        block = self.block_source(j, j + 1)
-        return block.read((rows, cols))[0]
+        return self.block_source(j, j + 1).read((rows, cols))[0]
 
     def block_source(self, start: int, stop: int) -> "FileFramesBlock":
         sel = slice(start, stop)
         return FileFramesBlock(
             first_frame=start,
             paths=self._paths[sel],
+            kinds=self._kinds[sel],
             offsets=self._offsets[sel],
-            in_file=self._in_file[sel],
             big_endian=self._big_endian[sel],
             file_sizes=self._file_sizes[sel],
             shape=self._shape,
@@ -202,8 +230,8 @@ class FileFramesBlock(BlockSource):
 
     first_frame: int
     paths: list[str]
+    kinds: np.ndarray
     offsets: np.ndarray
-    in_file: np.ndarray
     big_endian: np.ndarray
     file_sizes: np.ndarray
     shape: tuple[int, int]
@@ -222,24 +250,37 @@ class FileFramesBlock(BlockSource):
         swapped = native.newbyteorder(">")
         # one read buffer for the whole block (whole rows of the ROI; cropped on copy-out)
         scratch = np.empty((rows.stop - rows.start) * self.shape[1] * native.itemsize, np.uint8)
+        unpacked: dict[str, tuple[bytes, list]] = {}  # decompressed file, reused by its frames
 
         def one(i: int, out: np.ndarray) -> np.ndarray:
             frame = self.first_frame + i
-            if i in self.bad:
-                raise FrameReadError(self.bad[i], path=self.paths[i], frame=frame)
-            off = int(self.offsets[i])
-            if off >= 0:
+            path, kind, off = self.paths[i], int(self.kinds[i]), int(self.offsets[i])
+            if kind == BAD:
+                raise FrameReadError(self.bad[i], path=path, frame=frame)
+            if kind == PREAD:
                 dt = swapped if self.big_endian[i] else native
-                return edf.read_rows(self.paths[i], off, self.shape, dt, rows, cols, out=out,
+                return edf.read_rows(path, off, self.shape, dt, rows, cols, out=out,
                                      frame=frame, file_size=int(self.file_sizes[i]),
                                      scratch=scratch)
-            return fabio_reader.read_frame(self.paths[i], int(self.in_file[i]), self.shape,
-                                           native, rows, cols, frame=frame)
+            if kind == ZEDF:
+                if path not in unpacked:
+                    unpacked.clear()
+                    try:
+                        unpacked[path] = edf.read_compressed_edf(path)
+                    except FrameReadError as exc:
+                        raise FrameReadError(exc.reason, path=path, frame=frame) from None
+                data, infos = unpacked[path]
+                info = next((x for x in infos if x.offset == off), None)
+                if info is None or info.shape != self.shape:
+                    raise FrameReadError("file changed since it was opened", path=path,
+                                         frame=frame)
+                return edf.frame_from_bytes(data, info, rows, cols)
+            return fabio_reader.read_frame(path, off, self.shape, native, rows, cols,
+                                           frame=frame)
 
         data = read_frames(one, range(self.nframes), roi_shape(roi), native, self.on_error)
-        if data.dtype.kind != "f" or self.on_error != "fill":
-            if data.dtype != self.dtype:
-                data = data.astype(self.dtype)
+        if data.dtype != self.dtype and not (self.on_error == "fill" and data.dtype.kind == "f"):
+            data = data.astype(self.dtype)
         return data
 
 

@@ -70,9 +70,10 @@ def _lookup(header: dict[str, str], key: str) -> str | None:
     return None
 
 
-def _read_header_block(fd: int, pos: int, path: str, index: int) -> tuple[dict, int]:
-    """Read the header starting at ``pos``; return (header dict, data offset)."""
-    buf = os.pread(fd, _FIRST_READ, pos)
+def _read_header_block(pread, pos: int, path: str, index: int) -> tuple[dict, int]:
+    """Read the header starting at ``pos`` (``pread(nbytes, pos) -> bytes``); return
+    (header dict, data offset)."""
+    buf = pread(_FIRST_READ, pos)
     if not buf:
         raise FrameReadError("empty file or no EDF header", path=path, frame=index)
     start = buf.find(b"{")
@@ -83,7 +84,7 @@ def _read_header_block(fd: int, pos: int, path: str, index: int) -> tuple[dict, 
     while end < 0:
         if len(buf) >= _MAX_HEADER:
             raise FrameReadError("EDF header has no closing '}'", path=path, frame=index)
-        more = os.pread(fd, _FIRST_READ * 4, pos + len(buf))
+        more = pread(_FIRST_READ * 4, pos + len(buf))
         if not more:
             raise FrameReadError("EDF header is truncated (no closing '}')", path=path,
                                  frame=index)
@@ -112,6 +113,9 @@ def _frame_from_header(header: dict, path: str, index: int, offset: int,
     except (TypeError, ValueError):
         raise FrameReadError("EDF header lacks a valid Dim_1/Dim_2", path=path,
                              frame=index) from None
+    if ncols < 1 or nrows < 1:
+        raise FrameReadError(f"EDF header gives an empty frame (Dim_1 = {ncols}, Dim_2 = "
+                             f"{nrows})", path=path, frame=index)
     dim3 = _lookup(header, "Dim_3")
     if dim3 not in (None, "1"):
         raise FrameReadError(f"3-D EDF blocks (Dim_3 = {dim3}) are not supported", path=path,
@@ -143,6 +147,33 @@ def _frame_from_header(header: dict, path: str, index: int, offset: int,
     return info, size
 
 
+def parse_edf(pread, file_size: int, path: str) -> list[EdfFrameInfo]:
+    """Parse every EDF block of a byte source of ``file_size`` bytes.
+
+    ``pread(nbytes, pos) -> bytes`` reads the source (a file, or decompressed bytes).  Raises
+    :class:`FrameReadError` (naming ``path`` and the frame in the file) for an empty,
+    truncated or corrupt source.
+    """
+    if file_size == 0:
+        raise FrameReadError("empty file", path=path, frame=0)
+    frames: list[EdfFrameInfo] = []
+    pos = 0
+    while pos < file_size:
+        index = len(frames)
+        # tolerate trailing padding (spaces, newlines, NULs) after the last block
+        if index and not pread(64, pos).strip(b" \n\r\t\x00"):
+            break
+        header, offset = _read_header_block(pread, pos, path, index)
+        info, size = _frame_from_header(header, path, index, offset, file_size)
+        if offset + size > file_size:
+            raise FrameReadError(
+                f"truncated: header promises {size} data bytes at offset {offset}, "
+                f"file has {file_size - offset}", path=path, frame=index)
+        frames.append(info)
+        pos = offset + size
+    return frames
+
+
 def read_edf_headers(path: str) -> list[EdfFrameInfo]:
     """Parse every header of an EDF file (reading headers only) and check the file size.
 
@@ -156,27 +187,56 @@ def read_edf_headers(path: str) -> list[EdfFrameInfo]:
     except OSError as exc:
         raise FrameReadError(f"cannot open: {exc.strerror}", path=path) from None
     try:
-        file_size = os.fstat(fd).st_size
-        if file_size == 0:
-            raise FrameReadError("empty file", path=path, frame=0)
-        frames: list[EdfFrameInfo] = []
-        pos = 0
-        while pos < file_size:
-            index = len(frames)
-            # tolerate trailing padding (spaces, newlines, NULs) after the last block
-            if index and not os.pread(fd, 64, pos).strip(b" \n\r\t\x00"):
-                break
-            header, offset = _read_header_block(fd, pos, path, index)
-            info, size = _frame_from_header(header, path, index, offset, file_size)
-            if offset + size > file_size:
-                raise FrameReadError(
-                    f"truncated: header promises {size} data bytes at offset {offset}, "
-                    f"file has {file_size - offset}", path=path, frame=index)
-            frames.append(info)
-            pos = offset + size
-        return frames
+        return parse_edf(lambda n, pos: os.pread(fd, n, pos), os.fstat(fd).st_size, path)
     finally:
         os.close(fd)
+
+
+#: whole-file compression suffixes of EDF files we decompress ourselves
+COMPRESSED_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+def compression_of(path: str) -> str | None:
+    """``'gzip'``/``'bz2'``/``'lzma'`` for a whole-file-compressed name, else ``None``."""
+    low = path.lower()
+    for suffix, name in COMPRESSED_SUFFIXES.items():
+        if low.endswith(suffix):
+            return name
+    return None
+
+
+def decompress_file(path: str, frame: int | None = None) -> bytes:
+    """All the bytes of a gzip/bz2/xz file; a cut or corrupt stream raises
+    :class:`FrameReadError` (never a short or zero-filled result)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[compression_of(path)]
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FrameReadError("file not found", path=path, frame=frame) from None
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
+        raise FrameReadError(f"truncated or corrupt compressed stream: {exc or type(exc).__name__}",
+                             path=path, frame=frame) from None
+
+
+def read_compressed_edf(path: str) -> tuple[bytes, list[EdfFrameInfo]]:
+    """Decompress a whole-file-compressed EDF (``.edf.gz`` ...) and parse its headers;
+    offsets in the returned infos are into the decompressed bytes."""
+    data = decompress_file(path)
+    view = memoryview(data)
+    return data, parse_edf(lambda n, pos: bytes(view[pos:pos + n]), len(data), path)
+
+
+def frame_from_bytes(data: bytes, info: EdfFrameInfo, rows: slice, cols: slice) -> np.ndarray:
+    """``[rows, cols]`` of the uncompressed frame ``info`` held in ``data`` (native order)."""
+    nrows, ncols = info.shape
+    arr = np.frombuffer(data, dtype=info.dtype, count=nrows * ncols, offset=info.offset)
+    return arr.reshape(nrows, ncols)[rows, cols].astype(info.dtype.newbyteorder("="))
 
 
 def read_rows(path: str, offset: int, shape: tuple[int, int], dtype: np.dtype,

@@ -19,7 +19,13 @@ def _open(path: str, frame: int | None):
     try:
         return fabio.open(path)
     except Exception as exc:  # fabio raises many types for unreadable files
-        raise FrameReadError(f"fabio cannot read it: {exc}", path=path, frame=frame) from None
+        raise FrameReadError(f"fabio cannot read it: {_why(exc)}", path=path,
+                             frame=frame) from None
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's message, or its type when the message is empty."""
+    return str(exc) or type(exc).__name__
 
 
 def probe(path: str) -> tuple[int, tuple[int, int], np.dtype]:
@@ -50,7 +56,7 @@ def read_frame(path: str, index_in_file: int, shape: tuple[int, int], dtype: np.
             img = img.getframe(index_in_file)
         data = img.data
     except Exception as exc:
-        raise FrameReadError(f"fabio cannot read frame {index_in_file} of the file: {exc}",
+        raise FrameReadError(f"fabio cannot read frame {index_in_file} of the file: {_why(exc)}",
                              path=path, frame=frame) from None
     finally:
         _close(img)
