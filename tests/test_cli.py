@@ -383,8 +383,11 @@ def test_deploy_jobqueue_config_builds_clusters(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # jobqueue creates the log directory
     with open(os.path.join(DEPLOY, "jobqueue.yaml")) as f:
         config = yaml.safe_load(f)
+    # dotted keys: merged into jobqueue's defaults as dask merges config files
+    flat = {f"jobqueue.{kind}.{key}": value for kind, section in config["jobqueue"].items()
+            for key, value in section.items()}
     for kind in ("slurm", "pbs"):
-        with dask.config.set(config):
+        with dask.config.set(flat):
             cluster = make_jobqueue_cluster(ExecutionSpec(kind=kind, host="127.0.0.1",
                                                           dashboard=False))
             try:

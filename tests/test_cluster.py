@@ -53,6 +53,9 @@ def lazy_sum_map(scan, frames_per_chunk=3):
     (dict(kind="threads", address="tcp://127.0.0.1:1"), "address"),
     (dict(kind="threads", threads_per_worker=2), "threads_per_worker"),
     (dict(kind="local", dashboard=3), "dashboard"),
+    (dict(kind="local", cores=4), "cores"),
+    (dict(kind="threads", walltime="01:00:00"), "walltime"),
+    (dict(kind="address", address="tcp://127.0.0.1:1", n_workers=2), "n_workers"),
 ])
 def test_spec_rejects_bad_options(kwargs, argument):
     with pytest.raises(InputError) as err:

@@ -47,6 +47,9 @@ from typing import Any, Iterator, TextIO
 
 from .errors import InputError
 
+#: options that only a dask-jobqueue cluster uses
+_JOBQUEUE_ONLY = ("cores", "memory", "walltime", "queue", "account", "interface",
+                  "job_directives")
 KINDS = ("threads", "processes", "pathos", "local", "address", "slurm", "pbs")
 #: kinds that run on a distributed scheduler (futures, dashboard, worker faults)
 DISTRIBUTED_KINDS = ("local", "address", "slurm", "pbs")
@@ -150,6 +153,16 @@ class ExecutionSpec:
         if self.kind in ("threads", "processes", "pathos") and self.threads_per_worker:
             raise InputError(f"not used by kind={self.kind!r} (use n_workers)",
                              argument="threads_per_worker")
+        if self.kind not in ("slurm", "pbs"):
+            for name in _JOBQUEUE_ONLY:
+                if getattr(self, name):
+                    raise InputError(f"only for slurm/pbs, not {self.kind!r}", argument=name)
+        if self.kind == "address":
+            for name in ("n_workers", "threads_per_worker", "adaptive_min", "adaptive_max",
+                         "host", "local_directory"):
+                if getattr(self, name) is not None:
+                    raise InputError("not used with an existing scheduler (its workers are "
+                                     "already started)", argument=name)
 
     # -- constructors ----------------------------------------------------------------------
     @classmethod
@@ -196,10 +209,15 @@ def spec_from_options(options: dict, overrides: dict | None = None,
 
     Keys: ``scheduler`` (a kind, an address or a scheduler file) and the other
     :class:`ExecutionSpec` fields (``workers`` = ``n_workers``; ``-`` or ``_``).
-    ``overrides`` (e.g. command-line options) win over ``options``.
+    ``overrides`` (e.g. command-line options) win over ``options``; when they name another
+    ``scheduler``, ``options`` are not used at all.
     """
     merged: dict[str, Any] = {}
-    for source in (options or {}), (overrides or {}):
+    options, overrides = options or {}, overrides or {}
+    if overrides.get("scheduler") is not None and \
+            overrides.get("scheduler") != options.get("scheduler"):
+        options = {}  # another scheduler was chosen: the options written for the first go
+    for source in options, overrides:
         if not isinstance(source, dict):
             raise InputError("must be a mapping of execution options", argument=argument)
         for key, value in source.items():
