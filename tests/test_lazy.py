@@ -230,3 +230,15 @@ def test_read_image_checks_edf(small_scan, tmp_path):
         f.truncate(os.path.getsize(cut) - 50)
     with pytest.raises(InputError, match=r"argument 'mask', file .*cut_mask\.edf.*truncated"):
         read_image(cut, "mask")
+
+
+def test_threaded_header_probe_same_as_sequential(tmp_path, monkeypatch):
+    from xrsmap_dask.imageseries import filelist
+
+    paths = _write_tiny_edfs(tmp_path / "probe", 300)
+    seq = imageseries.from_files(paths)
+    monkeypatch.setattr(filelist, "SLOW_PROBE_SECONDS", 0.0)  # take the file system as slow
+    monkeypatch.setattr(filelist, "PROBE_BATCH", 16)
+    pooled = imageseries.from_files(paths)
+    assert pooled.token == seq.token and pooled.filenames == paths
+    np.testing.assert_array_equal(pooled.to_dask().compute(), seq.to_dask().compute())

@@ -378,10 +378,7 @@ _LOAD_IMAGE = ("mapper.py load_image (Mapper mask/dark/flat/background paths) an
                "FrameReadError naming the file) and wrap its error as InputError(argument=...)")
 
 
-@case("truncated-dark-file/mapper", output=True,
-      xfail=_LOAD_IMAGE.format(what="zero-pads an EDF shorter than its header promises (it "
-                                    "only logs 'Data stream is incomplete'): a silently wrong "
-                                    "dark"))
+@case("truncated-dark-file/mapper", output=True)
 def _(env):
     dark = env.write("d_short.edf", env.good_bytes(0)[:-300])
     return (lambda: mapper_out(env, dark=dark).composite_map(env.files),
@@ -407,10 +404,7 @@ def _(env):
             rf"(?=.*{p(bkg[1])}).*truncated")
 
 
-@case("corrupt-dark-header/mapper",
-      xfail=_LOAD_IMAGE.format(what="fails on a non-integer Dim_1 with the unclear reason "
-                                    "\"cannot access local variable 'dimi' where it is not "
-                                    "associated with a value\""))
+@case("corrupt-dark-header/mapper")
 def _(env):
     dark = env.write("d_corrupt.edf", CORRUPT_HEADERS["dim-not-a-number"])
     return (lambda: Mapper(NX, NY, dark=dark),

@@ -37,20 +37,17 @@ class IncompleteScanWarning(UserWarning):
 
 
 def load_image(value, argument: str) -> np.ndarray | None:
-    """A 2-D image from a path (read with fabio) or an array; ``None`` passes through."""
+    """A 2-D image from a path or an array; ``None`` passes through.
+
+    Files go through :func:`xrsmap_dask.imageseries.read_image` (EDF header-checked: a
+    truncated file is an error, never zero-padded).
+    """
     if value is None:
         return None
     if isinstance(value, (str, os.PathLike)):
-        path = os.fspath(value)
-        if not os.path.exists(path):
-            raise InputError("file not found", path=path, argument=argument)
-        import fabio
+        from .imageseries import read_image
 
-        try:
-            data = fabio.open(path).data
-        except Exception as exc:  # noqa: BLE001 - fabio raises many types
-            raise InputError(f"cannot read the image: {exc}", path=path,
-                             argument=argument) from None
+        data = read_image(value, argument)
     else:
         data = np.asarray(value)
     if data.ndim != 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from .base import BlockSource, ImageSeries, as_metadata, check_on_error, read_fr
 _EDF_SUFFIXES = (".edf", ".ehf")
 #: threads used to parse headers at open time (I/O bound: many small reads)
 HEADER_THREADS = 16
+#: files probed by one thread-pool job
+PROBE_BATCH = 64
+#: per-file probe time above which the file system is taken to be slow (use threads)
+SLOW_PROBE_SECONDS = 200e-6
 
 # how a frame is read
 PREAD, ZEDF, FABIO, BAD = 0, 1, 2, 3
@@ -94,6 +99,29 @@ def _probe_file(path: str) -> _FileFrames:
         return _FileFrames(path, error=exc.reason, error_frame=exc.frame or 0)
 
 
+def _probe_batch(paths: Sequence[str]) -> list[_FileFrames]:
+    return [_probe_file(p) for p in paths]
+
+
+def _probe_files(paths: Sequence[str]) -> list[_FileFrames]:
+    """Probe every file.  The first batch is probed in this thread and timed: on a warm,
+    local file system header parsing is CPU-bound (threads only add overhead), so the rest
+    goes on sequentially; when a probe waits on the file system (cold cache, network file
+    system: more than ``SLOW_PROBE_SECONDS`` a file) the rest goes in batches to a pool."""
+    first = paths[:PROBE_BATCH]
+    t0 = time.perf_counter()
+    probed = _probe_batch(first)
+    rest = paths[PROBE_BATCH:]
+    if not rest:
+        return probed
+    if (time.perf_counter() - t0) / len(first) < SLOW_PROBE_SECONDS:
+        return probed + _probe_batch(rest)
+    nbatch = max(PROBE_BATCH // 4, -(-len(rest) // (HEADER_THREADS * 4)))
+    batches = [rest[i:i + nbatch] for i in range(0, len(rest), nbatch)]
+    with ThreadPoolExecutor(min(HEADER_THREADS, len(batches))) as pool:
+        return probed + [p for batch in pool.map(_probe_batch, batches) for p in batch]
+
+
 def _native(dtype: np.dtype) -> np.dtype:
     return dtype.newbyteorder("=")
 
@@ -131,8 +159,7 @@ class FileListImageSeries(ImageSeries):
                             ("max-total-frames", max_total_frames)):
             if int(value) < 0:
                 raise InputError(f"must be >= 0, got {value}", argument=name)
-        with ThreadPoolExecutor(min(HEADER_THREADS, len(paths))) as pool:
-            probed = list(pool.map(_probe_file, paths))
+        probed = _probe_files(paths)
         good = [p for p in probed if p.error is None]
         if not good:
             first = probed[0]
@@ -248,8 +275,10 @@ class FileFramesBlock(BlockSource):
         rows, cols = roi
         native = self.file_dtype
         swapped = native.newbyteorder(">")
-        # one read buffer for the whole block (whole rows of the ROI; cropped on copy-out)
-        scratch = np.empty((rows.stop - rows.start) * self.shape[1] * native.itemsize, np.uint8)
+        # narrow ROIs: one read buffer for the whole block (whole rows, cropped on copy-out)
+        full_width = cols.start == 0 and cols.stop == self.shape[1]
+        scratch = None if full_width else np.empty(
+            (rows.stop - rows.start) * self.shape[1] * native.itemsize, np.uint8)
         unpacked: dict[str, tuple[bytes, list]] = {}  # decompressed file, reused by its frames
 
         def one(i: int, out: np.ndarray) -> np.ndarray:
