@@ -15,6 +15,9 @@ import zarr
 from xrsmap_dask import cli
 from xrsmap_dask.synth import make_scan
 
+# the scheduler's HTTP server moves off 8787 when an earlier cluster holds it: harmless
+pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+
 NPT_Y, NPT_X = 4, 5
 ROI = ["8", "8", "55", "55"]    # xrsmap (x0, y0, x1, y1), inclusive
 

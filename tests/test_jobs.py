@@ -16,6 +16,9 @@ from xrsmap_dask.errors import InputError, UnsafeInputError
 from xrsmap_dask.jobs import (load_job, resolve_inputs, run_survey, scan_output_path)
 from xrsmap_dask.synth import make_scan
 
+# the scheduler's HTTP server moves off 8787 when an earlier cluster holds it: harmless
+pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+
 NPT_Y, NPT_X = 4, 5
 ROI = (8, 8, 55, 55)           # xrsmap (x0, y0, x1, y1), inclusive: 48 x 48
 BIN = 4
