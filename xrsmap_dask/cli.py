@@ -53,8 +53,15 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised by deploy script
 
 
 # -- argument parsing -----------------------------------------------------------------------
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Raw epilog (examples keep their lines); ``(default: X)`` only for real defaults."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and \
+                "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _positive_int(text: str) -> int:
