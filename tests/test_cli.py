@@ -383,6 +383,8 @@ def test_deploy_jobqueue_config_builds_clusters(monkeypatch, tmp_path):
 
     from xrsmap_dask.cluster import ExecutionSpec, make_jobqueue_cluster
 
+    import dask_jobqueue  # noqa: F401 - its config defaults must exist before config.set
+
     monkeypatch.chdir(tmp_path)  # jobqueue creates the log directory
     with open(os.path.join(DEPLOY, "jobqueue.yaml")) as f:
         config = yaml.safe_load(f)

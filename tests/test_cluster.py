@@ -324,6 +324,8 @@ def test_jobqueue_job_script_holds_requested_resources(kind):
 
 
 def test_jobqueue_falls_back_to_dask_config():
+    import dask_jobqueue  # noqa: F401 - its config defaults must exist before config.set
+
     with dask.config.set({"jobqueue.slurm.cores": 3, "jobqueue.slurm.memory": "6GB",
                           "jobqueue.slurm.walltime": "00:07:00",
                           "jobqueue.slurm.scheduler-options": {"host": "127.0.0.1"}}):

@@ -539,6 +539,11 @@ def jobqueue_kwargs(spec: ExecutionSpec) -> dict:
 
     if spec.kind not in ("slurm", "pbs"):
         raise InputError(f"not a jobqueue kind: {spec.kind!r}", argument="scheduler")
+    try:
+        import dask_jobqueue  # noqa: F401 - loads jobqueue's config defaults
+    except ImportError:
+        raise InputError("needs dask-jobqueue (pip install 'xrsmap-dask[jobqueue]')",
+                         argument="scheduler") from None
     kw: dict[str, Any] = {}
     for name in ("cores", "memory", "walltime", "queue", "account", "interface",
                  "local_directory"):
