@@ -93,3 +93,17 @@ def test_preview_of_zarr_group(tmp_path):
     zarr.open_group(empty, mode="w", zarr_format=3)
     with pytest.raises(InputError, match="no roi_sum"):
         preview_zarr(empty, tmp_path / "e.png")
+
+
+def test_preview_of_stats_group_in_pixels(tmp_path):
+    path = str(tmp_path / "stats.zarr")
+    g = zarr.open_group(path, mode="w", zarr_format=3)
+    img = np.random.default_rng(3).random((16, 20))
+    g.create_array("median", shape=img.shape, dtype="float64")[...] = img
+    g.create_array("max", shape=img.shape, dtype="float64")[...] = img * 2
+    png = tmp_path / "stats.png"
+    assert preview_zarr(path, png, dpi=30) == preview_size(2, dpi=30)
+    with Image.open(png) as im:
+        assert im.size == preview_size(2, dpi=30)
+    with pytest.raises(InputError, match="units"):
+        render_preview(tmp_path / "x.png", {"m": img}, units="mm")

@@ -99,7 +99,7 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
                    composite: np.ndarray | None = None, *, log: bool = False,
                    cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
                    title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
-                   panel_inches: float = PANEL_INCHES) -> tuple[int, int]:
+                   panel_inches: float = PANEL_INCHES, units: str = "scan") -> tuple[int, int]:
     """Write a PNG with one panel per map (and the composite mosaic last); return its size.
 
     Parameters
@@ -114,6 +114,8 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
         Logarithmic colour scale (values <= 0 show as the lowest colour).
     dpi, ncols, panel_inches :
         The PNG is ``preview_size(npanels, ncols, dpi, panel_inches)`` pixels.
+    units : {'scan', 'pixel'}
+        Axes in scan points (maps) or in detector pixels (images such as a median frame).
 
     Returns
     -------
@@ -152,8 +154,12 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
     width, height = preview_size(len(panels), ncols, dpi, panel_inches)
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
+    if units not in ("scan", "pixel"):
+        raise InputError(f"must be 'scan' or 'pixel', got {units!r}", argument="units")
     npt_y, npt_x = shape
-    extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)  # scan-point centres on integers
+    extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)  # point/pixel centres on integers
+    xlabel, ylabel = ("scan point x (column)", "scan point y (row)") if units == "scan" else \
+        ("column (pixel)", "row (pixel)")
     try:
         colormap = matplotlib.colormaps[cmap].with_extremes(bad="0.6")
     except KeyError:
@@ -175,8 +181,8 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
         cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         cbar.ax.tick_params(labelsize=7)
         ax.set_title(name + (" (log)" if log else ""), fontsize=9)
-        ax.set_xlabel("scan point x (column)", fontsize=8)
-        ax.set_ylabel("scan point y (row)", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.yaxis.get_major_locator().set_params(integer=True)
@@ -243,12 +249,35 @@ def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE) -> tuple[dict, 
     return maps, comp
 
 
+def read_image_group(path) -> dict[str, np.ndarray]:
+    """The 2-D arrays of a zarr group (e.g. the output of ``xrsmap-dask stats``), by name."""
+    import zarr
+
+    try:
+        group = zarr.open_group(store=os.fspath(path), mode="r")
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"not a zarr group: {exc}", path=os.fspath(path)) from None
+    return {name: np.asarray(arr[...]) for name, arr in sorted(group.arrays())
+            if arr.ndim == 2 and name != "roi_sum"}
+
+
 def preview_zarr(path, png, *, log: bool = False, dpi: int = 100,
                  max_mosaic_side: int = MAX_MOSAIC_SIDE, title: str | None = None,
                  cmap: str = "viridis") -> tuple[int, int]:
-    """Write a PNG preview of the zarr map group ``path``; return its (width, height)."""
-    maps, comp = read_map_group(path, max_mosaic_side)
+    """Write a PNG preview of a zarr group; return its (width, height).
+
+    A map group (``roi_sum``, ``annulus_sum``, ``composite``) is drawn in scan points; a
+    group of 2-D images (``xrsmap-dask stats`` output) in detector pixels.
+    """
     if title is None:
         title = os.path.basename(os.path.normpath(os.fspath(path)))
+    try:
+        maps, comp = read_map_group(path, max_mosaic_side)
+    except InputError:
+        images = read_image_group(path)
+        if not images:
+            raise
+        return render_preview(png, images, log=log, dpi=dpi, title=title, cmap=cmap,
+                              units="pixel")
     return render_preview(png, maps, comp, log=log, dpi=dpi, title=title, cmap=cmap,
                           max_mosaic_side=max_mosaic_side)
