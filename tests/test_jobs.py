@@ -383,3 +383,18 @@ def test_bad_last_scan_found_before_computing(scans, tmp_path):
     assert (rows["a"]["status"], rows["b"]["status"]) == ("not run", "not run")
     assert rows["c"]["status"] == "failed" and "outside the frame" in rows["c"]["message"]
     assert not (tmp_path / "out" / "survey.zarr" / "a").exists()  # nothing was computed
+
+
+def test_allow_incomplete_scan(scans, tmp_path):
+    root, synth = scans
+    text = SPEC.replace("../out/", "out/").replace("../data/", str(root / "data") + "/")
+    text = text.replace("  - name: b\n", "  - name: b\n    mesh: [5, 5]\n    allow_incomplete: true\n")
+    job = load_job(write_spec(tmp_path / "job.yaml", text))
+    assert [s.allow_incomplete for s in job.scans] == [False, True, False]
+    with execution(ExecutionSpec(), quiet=True) as ex:
+        results = run_survey(job, ex)
+    assert [r.status for r in results] == ["done"] * 3
+    got = zarr.open_group(scan_output_path(job.scans[1]), mode="r")["roi_sum"][...]
+    ref = reference(synth["b"])[1].ravel()               # 20 frames on a 5 x 5 raster
+    np.testing.assert_array_equal(got.ravel()[:20], ref)
+    assert np.isnan(got.ravel()[20:]).all()

@@ -139,6 +139,9 @@ def _maps_parent() -> argparse.ArgumentParser:
     g.add_argument("--npt-x", type=_positive_int, required=True,
                    help="scan points along x (map columns, fast axis)")
     g.add_argument("--scan-order", choices=("raster", "snake", "column"), default="raster")
+    g.add_argument("--allow-incomplete", action="store_true",
+                   help="accept fewer frames than scan points (an interrupted scan): the "
+                        "points no frame reaches are NaN")
     g.add_argument("-o", "--output", required=True, help="zarr group to write (e.g. maps.zarr)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace a complete (or different) output instead of skipping it")
@@ -349,7 +352,8 @@ def cmd_maps(args) -> int:
     out = os.path.abspath(args.output).rstrip(os.sep)
     common = dict(name=os.path.basename(out), inputs=inputs, npt_y=args.npt_y,
                   npt_x=args.npt_x, output=os.path.dirname(out), group=os.path.basename(out),
-                  scan_order=args.scan_order, corrections=corr, on_error=args.on_error,
+                  scan_order=args.scan_order, allow_incomplete=args.allow_incomplete,
+                  corrections=corr, on_error=args.on_error,
                   frames_per_chunk=args.frames_per_chunk)
     if args.mode == "composite":
         if args.roi is not None:

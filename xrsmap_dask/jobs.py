@@ -8,6 +8,7 @@ directory, never executed)::
     defaults:                      # shared by every scan; a scan's own keys override them
       mesh: [4, 5]                 # [npt_y, npt_x]: map rows (slow axis), map columns
       scan_order: raster           # raster | snake | column
+      allow_incomplete: false      # true: fewer frames than points (unfilled points NaN)
       roi: [8, 8, 55, 55]          # xrsmap (x0, y0, x1, y1), bounds inclusive, rows from top
       binning: 4                   # sum of 4 x 4 blocks; must divide the ROI
       rings:                       # annulus maps: pixel centres with |d - radius| <= width/2
@@ -42,7 +43,8 @@ from typing import Any, Sequence
 
 from .errors import InputError
 
-SCAN_KEYS = ("name", "inputs", "mesh", "npt_y", "npt_x", "scan_order", "roi", "roi_origin",
+SCAN_KEYS = ("name", "inputs", "mesh", "npt_y", "npt_x", "scan_order", "allow_incomplete",
+             "roi", "roi_origin",
              "binning", "rings", "composite", "roi_sum", "stats", "corrections", "on_error",
              "frames_per_chunk", "output", "group")
 TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster")
@@ -222,6 +224,7 @@ class ScanJob:
     output: str
     group: str
     scan_order: str = "raster"
+    allow_incomplete: bool = False
     roi: tuple[int, int, int, int] | None = None
     roi_origin: str = "upper"
     binning: int = 1
@@ -417,8 +420,8 @@ def _parse_scan(raw: dict, defaults: dict, index: int, base: str, yaml_path: str
         raise w.error("binning", f"{binning} does not divide the ROI "
                                  f"{roi[3] - roi[1] + 1} x {roi[2] - roi[0] + 1} (rows x cols)")
     flags = {}
-    for key in ("composite", "roi_sum"):
-        v = d.get(key, True)
+    for key, default in (("composite", True), ("roi_sum", True), ("allow_incomplete", False)):
+        v = d.get(key, default)
         if not isinstance(v, bool):
             raise w.error(key, f"must be true or false, got {v!r}")
         flags[key] = v
@@ -437,7 +440,8 @@ def _parse_scan(raw: dict, defaults: dict, index: int, base: str, yaml_path: str
     if not isinstance(group, str) or not all(_NAME_RE.match(p) for p in group.split("/")):
         raise w.error("group", f"must be a group name like 'a' or 'a/b', got {group!r}")
     return ScanJob(name=name, inputs=inputs, npt_y=npt_y, npt_x=npt_x, output=out,
-                   group=group, scan_order=order, roi=roi, roi_origin=origin,
+                   group=group, scan_order=order,
+                   allow_incomplete=flags["allow_incomplete"], roi=roi, roi_origin=origin,
                    binning=binning, rings=rings, composite=flags["composite"],
                    roi_sum=flags["roi_sum"], stats=stats,
                    corrections=_parse_corrections(d.get("corrections"), w, base),
@@ -611,7 +615,8 @@ def build_scan_maps(job: ScanJob, ims=None):
 
     if ims is None:
         ims = open_inputs(job.inputs, on_error=job.on_error)
-    scan = ScanGeometry(job.npt_y, job.npt_x, kind=job.scan_order)
+    scan = ScanGeometry(job.npt_y, job.npt_x, kind=job.scan_order,
+                        allow_incomplete=job.allow_incomplete)
     if not (job.composite or job.roi_sum or job.rings):
         scan.check_nframes(len(ims))
         return ims, None
