@@ -371,13 +371,6 @@ def _(env):
             rf"file {p(bad)}.*frame {BAD}")
 
 
-_LOAD_IMAGE = ("mapper.py load_image (Mapper mask/dark/flat/background paths) and jobs.py "
-               "read_image (CLI --mask/--dark/--flat/--background, YAML corrections) read with "
-               "fabio.open, which {what}. Read EDF images with the package's own header-checked "
-               "reader instead (e.g. imageseries.from_files([path])[0], which raises "
-               "FrameReadError naming the file) and wrap its error as InputError(argument=...)")
-
-
 @case("truncated-dark-file/mapper", output=True)
 def _(env):
     dark = env.write("d_short.edf", env.good_bytes(0)[:-300])
@@ -385,18 +378,14 @@ def _(env):
             rf"(?=.*{p(dark)})(?=.*dark).*truncated")
 
 
-@case("truncated-mask-file/cli", output=True, cli=True,
-      xfail=_LOAD_IMAGE.format(what="zero-pads an EDF shorter than its header promises: the "
-                                    "masked pixels at the end silently come back"))
+@case("truncated-mask-file/cli", output=True, cli=True)
 def _(env):
     mask = env.write("m_short.edf", Path(env.scan.mask_file).read_bytes()[:-300])
     return (cli_maps(env, "composite", env.files, "--mask", mask),
             rf"(?=.*{p(mask)})(?=.*mask).*truncated")
 
 
-@case("truncated-background-file/cli", output=True, cli=True,
-      xfail=_LOAD_IMAGE.format(what="zero-pads a background frame shorter than its header "
-                                    "promises: a silently wrong background"))
+@case("truncated-background-file/cli", output=True, cli=True)
 def _(env):
     bkg = list(env.scan.background_files)
     bkg[1] = env.write("bkg_short.edf", Path(bkg[1]).read_bytes()[:-300])
@@ -612,11 +601,7 @@ def _(env):
             r"binning.*3 does not divide")
 
 
-@case("binning-not-dividing/cli-lists-binnings", output=True, cli=True,
-      xfail="cli.py cmd_maps: its own ROI/binning pre-check raises 'binning 3 does not divide "
-            "the ROI 10 x 10 (rows x cols)' without the binnings that would work; call "
-            "maps.check_binning((y1 - y0 + 1, x1 - x0 + 1), args.binning, argument='--binning') "
-            "instead (its message ends 'binnings that work: [1, 2, 5, 10]')")
+@case("binning-not-dividing/cli-lists-binnings", output=True, cli=True)
 def _(env):
     works = re.escape(str(divisors(10, 10)))
     return (cli_maps(env, "composite", env.files, "--roi", "0", "0", "9", "9", "--binning", "3"),
@@ -647,11 +632,7 @@ def _(env):
     return lambda: jobs.load_job(spec), rf"(?=.*{p(spec)})(?=.*key 'binning').*3 does not divide"
 
 
-@case("binning-not-dividing/job-lists-binnings", jobs=True,
-      xfail="jobs.py _parse_scan: the ROI/binning check says '3 does not divide the ROI "
-            "10 x 10 (rows x cols)' without the binnings that would work; build the message "
-            "with maps.check_binning((rows, cols), binning) (lists 'binnings that work: "
-            "[1, 2, 5, 10]') and re-raise it as w.error('binning', ...)")
+@case("binning-not-dividing/job-lists-binnings", jobs=True)
 def _(env):
     spec = _job_binning(env)
     return lambda: jobs.load_job(spec), rf"3 does not divide.*{re.escape(str(divisors(10, 10)))}"
@@ -742,13 +723,7 @@ def _(env):
     return cli_maps(env, "composite", env.files[:-1]), r"11 frames for a 3 x 4 scan"
 
 
-@case("fewer-files/cli-names-cli-options", output=True, cli=True,
-      xfail="cli.py cmd_maps -> jobs.run_scan -> scan.ScanGeometry.check_nframes: the CLI user "
-            "reads \"argument 'in_files': 11 frames for a 3 x 4 scan ...; pass "
-            "allow_incomplete=True to accept a partial scan\": neither 'in_files' nor "
-            "allow_incomplete exists on the command line. In cli.cmd_maps (or "
-            "jobs.build_scan_maps) re-raise this InputError naming the inputs and --npt-y/--npt-x "
-            "(and drop the allow_incomplete hint, or add an --allow-incomplete flag)")
+@case("fewer-files/cli-names-cli-options", output=True, cli=True)
 def _(env):
     return (cli_maps(env, "composite", env.files[:-1]),
             r"^(?!.*allow_incomplete=True)(?=.*(INPUT|inputs))(?=.*--npt).*11 frames")
@@ -844,14 +819,6 @@ def _(env):
     return lambda: jobs.load_job(spec), rf"(?=.*{p(spec)})(?=.*key 'stats').*\[0, 100\]"
 
 
-_GROUP_ESCAPES = ("jobs.py _parse_scan: _NAME_RE ('^[A-Za-z0-9_.-]+$') accepts the path "
-                  "components '.' and '..' in a scan's name and group, and scan_output_path "
-                  "joins them onto the store: group '.' makes the scan's output the survey store "
-                  "itself (and `run --overwrite` then rmtree's the whole store, other scans "
-                  "included), '..' parts write outside it. Refuse '.'/'..' components there "
-                  "(e.g. r'^(?!\\.\\.?$)[A-Za-z0-9_.-]+$') with w.error('group'/'name', ...)")
-
-
 def _job_with(env, name: str, group: str | None = None) -> str:
     extra = f"\n    group: '{group}'" if group is not None else ""
     return env.write("job.yaml", f"output: {env.out}\nscans:\n  - name: '{name}'\n"
@@ -866,13 +833,11 @@ for _name, _group in (("s1", "."), ("s1", "../../elsewhere"), ("s1", "a/../.."),
             return (lambda: jobs.load_job(spec),
                     rf"(?=.*{p(spec)}).*key '(group|name)'")
         return setup
-    case(f"job-{'group' if _group else 'name'}-{_group or _name}/escapes-store", jobs=True,
-         xfail=_GROUP_ESCAPES)(_make(_name, _group))
+    case(f"job-{'group' if _group else 'name'}-{_group or _name}/escapes-store", jobs=True)(_make(_name, _group))
 
 
 @needs_jobs
 @needs_cli
-@pytest.mark.xfail(strict=True, reason=_GROUP_ESCAPES)
 def test_job_group_cannot_replace_the_survey_store(env, capfd):
     first = _job_with(env, "s1")
     assert cli.main(["run", first, "-q"]) == 0, capfd.readouterr().err

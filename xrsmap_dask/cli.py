@@ -360,10 +360,9 @@ def cmd_maps(args) -> int:
             x0, y0, x1, y1 = args.roi
             if x1 < x0 or y1 < y0:
                 raise InputError(f"x1 < x0 or y1 < y0 in {args.roi}", argument="--roi")
-            if (x1 - x0 + 1) % args.binning or (y1 - y0 + 1) % args.binning:
-                raise InputError(f"binning {args.binning} does not divide the ROI "
-                                 f"{y1 - y0 + 1} x {x1 - x0 + 1} (rows x cols)",
-                                 argument="--binning")
+            from .maps import check_binning
+
+            check_binning((y1 - y0 + 1, x1 - x0 + 1), args.binning, argument="--binning")
         job = ScanJob(roi=tuple(args.roi) if args.roi else None, roi_origin=args.roi_origin,
                       binning=args.binning, composite=not args.no_composite, roi_sum=True,
                       **common)

@@ -50,7 +50,8 @@ SCAN_KEYS = ("name", "inputs", "mesh", "npt_y", "npt_x", "scan_order", "allow_in
 TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster")
 CORRECTION_KEYS = ("mask", "dark", "flat", "background", "norm", "dummy")
 STAT_NAMES = ("max", "min", "mean", "median", "percentile")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# a scan name or group path component: never '.' or '..' (the output must stay in its store)
+_NAME_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]+$")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")
 _IMAGE_SERIES_SUFFIXES = _HDF5_SUFFIXES + (".npz", ".fch5", ".zarr", ".yml", ".yaml")
 
@@ -416,9 +417,13 @@ def _parse_scan(raw: dict, defaults: dict, index: int, base: str, yaml_path: str
     if origin not in ("upper", "lower"):
         raise w.error("roi_origin", f"must be upper or lower, got {origin!r}")
     binning = _int(d.get("binning", 1), "binning", w)
-    if roi is not None and ((roi[2] - roi[0] + 1) % binning or (roi[3] - roi[1] + 1) % binning):
-        raise w.error("binning", f"{binning} does not divide the ROI "
-                                 f"{roi[3] - roi[1] + 1} x {roi[2] - roi[0] + 1} (rows x cols)")
+    if roi is not None:
+        from .maps import check_binning
+
+        try:
+            check_binning((roi[3] - roi[1] + 1, roi[2] - roi[0] + 1), binning)
+        except InputError as exc:
+            raise w.error("binning", exc.reason) from None
     flags = {}
     for key, default in (("composite", True), ("roi_sum", True), ("allow_incomplete", False)):
         v = d.get(key, default)
@@ -530,20 +535,25 @@ SUMMARY_COLUMNS = ("scan", "status", "frames", "bad_frames", "seconds", "retries
 
 
 def read_image(path: str, argument: str):
-    """One 2-D image from ``path``: ``.npy`` (``allow_pickle=False``) or anything fabio reads."""
+    """One 2-D image from ``path``: ``.npy`` (``allow_pickle=False``) or an image file (EDF
+    header-checked, others through fabio: :func:`xrsmap_dask.imageseries.read_image`)."""
     import numpy as np
 
-    try:
-        if path.lower().endswith(".npy"):
-            data = np.load(path, allow_pickle=False)
-        else:
-            import fabio
+    from .errors import UnsafeInputError
 
-            data = fabio.open(path).data
-    except ValueError as exc:
-        raise InputError(f"cannot read the image: {exc}", path=path, argument=argument) from None
-    except Exception as exc:  # noqa: BLE001 - fabio raises many types for a bad file
-        raise InputError(f"cannot read the image: {exc}", path=path, argument=argument) from None
+    if path.lower().endswith(".npy"):
+        from .imageseries.imagefiles import load_npy
+
+        try:
+            data = load_npy(path)
+        except UnsafeInputError as exc:
+            raise UnsafeInputError(exc.reason, path=path, argument=argument) from None
+        except InputError as exc:
+            raise InputError(exc.reason, path=path, argument=argument) from None
+    else:
+        from .imageseries import read_image as read_image_file
+
+        data = read_image_file(path, argument)
     data = np.asarray(data)
     if data.ndim != 2:
         raise InputError(f"expected a 2-D image, got shape {data.shape}", path=path,
@@ -617,8 +627,17 @@ def build_scan_maps(job: ScanJob, ims=None):
         ims = open_inputs(job.inputs, on_error=job.on_error)
     scan = ScanGeometry(job.npt_y, job.npt_x, kind=job.scan_order,
                         allow_incomplete=job.allow_incomplete)
-    if not (job.composite or job.roi_sum or job.rings):
+    try:
         scan.check_nframes(len(ims))
+    except InputError:
+        # said in the words of job specs and the command line, not of the Python API
+        fewer = len(ims) < scan.npoints
+        raise InputError(
+            f"the inputs hold {len(ims)} frames for a {job.npt_y} x {job.npt_x} scan "
+            f"(npt_y x npt_x, --npt-y x --npt-x) of {scan.npoints} points"
+            + ("; accept a partial scan with allow_incomplete: true (--allow-incomplete)"
+               if fewer else ""), argument=f"scan {job.name!r} inputs") from None
+    if not (job.composite or job.roi_sum or job.rings):
         return ims, None
     roi = xrsmap_roi_to_slices(job.roi, ims.shape, job.roi_origin) if job.roi else None
     corrections = load_corrections(job.corrections, len(ims))
