@@ -25,13 +25,13 @@ PROG = "xrsmap-dask"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 MAIN_EPILOG = """\
-examples (demo data: python -m xrsmap_dask.synth demo_output/scan):
+examples (demo data: `make demo` writes demo_output/scan, 21 x 25 frames of 256 x 256):
   xrsmap-dask info 'demo_output/scan/scan_*.edf'
-  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 7 --npt-x 5 \\
-      --roi 16 16 111 111 --binning 4 --mask demo_output/scan/mask.edf \\
+  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
+      --roi 64 64 191 191 --binning 8 --mask demo_output/scan/mask.edf \\
       -o demo_output/maps.zarr --preview demo_output/maps.png
-  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 7 --npt-x 5 \\
-      --cen-y 60.16 --cen-x 67.84 --radius 23.04 39.68 --width 4 -o demo_output/rings.zarr
+  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
+      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 --width 4 -o demo_output/rings.zarr
   xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median -o demo_output/median.edf
   xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o demo_output/scan.h5 --format hdf5
   xrsmap-dask run survey.yaml --scheduler local --workers 4
@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="composite map (binned ROI per scan point) and ROI sum map, to zarr",
         description="Composite (npt_y, npt_x, fy, fx) and ROI-sum (npt_y, npt_x) maps, "
                     "written chunk by chunk to a zarr group (resumable).",
-        epilog="example:\n  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 7 "
-               "--npt-x 5 --roi 16 16 111 111 \\\n      --binning 4 --mask "
+        epilog="example:\n  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 21 "
+               "--npt-x 25 --roi 64 64 191 191 \\\n      --binning 8 --mask "
                "demo_output/scan/mask.edf -o demo_output/maps.zarr --preview "
                "demo_output/maps.png")
     p.add_argument("--roi", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="annulus (ring) sum maps, to zarr",
         description="Sum of the pixels whose centre lies in each ring "
                     "(radius - width/2 <= d <= radius + width/2) per scan point.",
-        epilog="example:\n  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 7 "
-               "--npt-x 5 \\\n      --cen-y 60.16 --cen-x 67.84 --radius 23.04 39.68 "
+        epilog="example:\n  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 "
+               "--npt-x 25 \\\n      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 "
                "--width 4 -o demo_output/rings.zarr")
     p.add_argument("--cen-y", type=float, required=True, help="ring centre row (pixels)")
     p.add_argument("--cen-x", type=float, required=True, help="ring centre column (pixels)")
