@@ -81,6 +81,18 @@ def check_percentiles(q) -> np.ndarray:
     return arr
 
 
+def percentiles_argument(q, argument: str):
+    """``q`` checked for an API argument named ``argument``: a float or a list of floats in
+    [0, 100]; anything else raises :class:`~xrsmap_dask.errors.InputError` naming it."""
+    from .errors import InputError
+
+    try:
+        check_percentiles(q)
+    except (ValueError, TypeError) as exc:
+        raise InputError(str(exc), argument=argument) from None
+    return q if np.ndim(q) == 0 else [float(v) for v in np.asarray(q, dtype=float)]
+
+
 def pixel_major(flat: np.ndarray, j0: int, j1: int, out: np.ndarray) -> np.ndarray:
     """Copy pixels ``j0:j1`` of ``flat`` (frames, pixels) into ``out[:j1 - j0]`` as
     (pixels, frames), transposing ``FRAME_BLOCK`` frames at a time (cache blocking)."""

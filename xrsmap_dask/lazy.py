@@ -30,6 +30,22 @@ def frame_chunks(nframes: int, frames_per_chunk: int) -> tuple[int, ...]:
     return (frames_per_chunk,) * full + ((rest,) if rest else ())
 
 
+def resolve_frames_per_chunk(frames_per_chunk: int | str, nframes: int,
+                             frame_bytes: int) -> int:
+    """Check ``frames_per_chunk`` (a positive int or ``'auto'``) and resolve it for a series
+    of ``nframes`` frames of ``frame_bytes`` bytes each (ROI bytes, block dtype)."""
+    if frames_per_chunk == "auto":
+        return auto_frames_per_chunk(nframes, frame_bytes)
+    try:
+        fpc = int(frames_per_chunk)
+    except (TypeError, ValueError):
+        fpc = 0
+    if fpc < 1:
+        raise InputError(f"must be a positive int or 'auto', got {frames_per_chunk!r}",
+                         argument="frames_per_chunk")
+    return min(fpc, nframes)
+
+
 def read_block(source, roi: RoiSlices) -> np.ndarray:
     """Task body: read the ROI of the frames described by ``source``."""
     return source.read(roi)
@@ -58,17 +74,7 @@ def series_to_dask(ims, roi=None, frames_per_chunk: int | str = "auto", name: st
         raise InputError("the image series has no frames", argument="ims")
     h, w = roi_shape(roi)
     dtype = np.dtype(ims.block_dtype())
-    if frames_per_chunk == "auto":
-        fpc = auto_frames_per_chunk(nframes, h * w * dtype.itemsize)
-    else:
-        try:
-            fpc = int(frames_per_chunk)
-        except (TypeError, ValueError):
-            fpc = 0
-        if fpc < 1:
-            raise InputError(f"must be a positive int or 'auto', got {frames_per_chunk!r}",
-                             argument="frames_per_chunk")
-        fpc = min(fpc, nframes)
+    fpc = resolve_frames_per_chunk(frames_per_chunk, nframes, h * w * dtype.itemsize)
     chunks = frame_chunks(nframes, fpc)
     key = f"{name or 'read-roi'}-{tokenize(ims.token, roi[0].start, roi[0].stop, roi[1].start, roi[1].stop, fpc, dtype.str)}"
     dsk = {}

@@ -171,14 +171,6 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_q(q):
-    try:
-        K.check_percentiles(q)
-    except (ValueError, TypeError) as exc:
-        raise InputError(str(exc), argument="q") from None
-    return q if np.ndim(q) == 0 else [float(v) for v in np.asarray(q, dtype=float)]
-
-
 # -- planning ----------------------------------------------------------------------------------
 def plan_tiles(nframes: int, roi_hw: tuple[int, int], itemsize: int, budget: int,
                threads: int, nq: int = 1,
@@ -355,7 +347,7 @@ def percentile(data, q, *, memory_budget: int | None = None, method: str = "line
     ``skipna``).  Other arguments as :func:`median`; ``q`` outside [0, 100] raises
     :class:`InputError` (argument ``'q'``).
     """
-    q = _check_q(q)
+    q = K.percentiles_argument(q, "q")
     return _quantile_graph(data, "percentile", q, memory_budget=memory_budget, method=method,
                            skipna=skipna, roi=roi)
 

@@ -397,7 +397,7 @@ class ProcessedImageSeries(ImageSeries):
         import dask.array as da
         from dask.highlevelgraph import HighLevelGraph
 
-        from ..lazy import auto_frames_per_chunk, frame_chunks  # downstream helpers
+        from ..lazy import frame_chunks, resolve_frames_per_chunk  # downstream helpers
 
         roi = normalize_roi(roi, self.shape)
         n = len(self)
@@ -405,17 +405,7 @@ class ProcessedImageSeries(ImageSeries):
             raise InputError("the image series has no frames", argument="ims")
         h, w = roi_shape(roi)
         dtype = self.block_dtype()
-        if frames_per_chunk == "auto":
-            fpc = auto_frames_per_chunk(n, h * w * dtype.itemsize)
-        else:
-            try:
-                fpc = int(frames_per_chunk)
-            except (TypeError, ValueError):
-                fpc = 0
-            if fpc < 1:
-                raise InputError(f"must be a positive int or 'auto', got {frames_per_chunk!r}",
-                                 argument="frames_per_chunk")
-            fpc = min(fpc, n)
+        fpc = resolve_frames_per_chunk(frames_per_chunk, n, h * w * dtype.itemsize)
         from dask.base import tokenize
 
         chunks = frame_chunks(n, fpc)

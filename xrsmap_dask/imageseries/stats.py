@@ -100,14 +100,6 @@ def _check_nchunks(nchunks) -> int:
     return n
 
 
-def _check_pct(pct):
-    try:
-        K.check_percentiles(pct)
-    except (ValueError, TypeError) as exc:
-        raise InputError(str(exc), argument="pct") from None
-    return pct if np.ndim(pct) == 0 else [float(p) for p in np.asarray(pct, dtype=float)]
-
-
 def read_band(src, rows: slice, cols: slice, nframes: int, out: np.ndarray | None = None,
               batch: int = READ_BATCH) -> np.ndarray:
     """Rows ``rows`` x columns ``cols`` (numpy slices, stop exclusive) of frames
@@ -218,7 +210,7 @@ def median(ims, nframes: int = 0) -> np.ndarray:
 def percentile(ims, pct, nframes: int = 0) -> np.ndarray:
     """Exact pixel-wise percentile(s) (``np.percentile(stack, pct, axis=0)``, linear) as
     float32; ``pct`` a number in [0, 100] -> (rows, cols), a list -> (len(pct), rows, cols)."""
-    return _last(_run(ims, "percentile", None, nframes, _check_pct(pct)))
+    return _last(_run(ims, "percentile", None, nframes, K.percentiles_argument(pct, "pct")))
 
 
 def max_iter(ims, nchunks: int, nframes: int = 0,
@@ -248,5 +240,5 @@ def median_iter(ims, nchunks: int, nframes: int = 0,
 def percentile_iter(ims, pct, nchunks: int, nframes: int = 0,
                     use_buffer: bool = True) -> Iterator[np.ndarray]:
     """:func:`percentile` in ``nchunks`` row bands, yielding after each band."""
-    return _run(ims, "percentile", _check_nchunks(nchunks), nframes, _check_pct(pct),
+    return _run(ims, "percentile", _check_nchunks(nchunks), nframes, K.percentiles_argument(pct, "pct"),
                 use_buffer)
