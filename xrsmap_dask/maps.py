@@ -433,9 +433,15 @@ def _read_reduce_task(sources, box, params, norm, start):
     reduce each piece while it is still in the CPU cache."""
     parts = []
     k = 0
+    # one buffer for the whole task when the reader can fill it: it stays cache-warm
+    buf = None
+    if sources and all(getattr(src, "accepts_out", False) for src in sources):
+        rows, cols = box
+        buf = np.empty((max(src.nframes for src in sources), rows.stop - rows.start,
+                        cols.stop - cols.start), dtype=sources[0].dtype)
     for src in sources:
         n = src.nframes
-        block = src.read(box)
+        block = src.read(box) if buf is None else src.read(box, out=buf[:n])
         if params.crop_cols is not None:
             block = block[:, :, params.crop_cols]
         parts.append(reduce_block(block, params, None if norm is None else norm[k:k + n]))

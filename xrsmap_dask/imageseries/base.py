@@ -133,9 +133,15 @@ class ImageSeries:
 
 class BlockSource:
     """Reads the ROI of a run of frames; small and picklable.  ``read(roi)`` returns
-    ``(nframes, roi rows, roi cols)`` in :meth:`ImageSeries.block_dtype`."""
+    ``(nframes, roi rows, roi cols)`` in :meth:`ImageSeries.block_dtype`.
+
+    Sources with ``accepts_out = True`` also take ``read(roi, out=buffer)`` and fill a
+    caller's C-contiguous buffer of that shape and dtype (a reused, cache-warm buffer saves
+    memory traffic when the caller reduces each block at once).
+    """
 
     nframes: int
+    accepts_out = False
 
     def read(self, roi: RoiSlices) -> np.ndarray:
         raise NotImplementedError

@@ -266,12 +266,15 @@ class FileFramesBlock(BlockSource):
     dtype: np.dtype
     bad: dict = field(default_factory=dict)
     on_error: str = "raise"
+    accepts_out = True
 
     @property
     def nframes(self) -> int:
         return len(self.paths)
 
-    def read(self, roi: RoiSlices) -> np.ndarray:
+    def read(self, roi: RoiSlices, out: np.ndarray | None = None) -> np.ndarray:
+        """The block; ``out`` (see :class:`BlockSource`) is used when its shape and dtype are
+        those of the block and no cast or NaN fill is needed, else ignored."""
         rows, cols = roi
         native = self.file_dtype
         swapped = native.newbyteorder(">")
@@ -307,7 +310,12 @@ class FileFramesBlock(BlockSource):
             return fabio_reader.read_frame(path, off, self.shape, native, rows, cols,
                                            frame=frame)
 
-        data = read_frames(one, range(self.nframes), roi_shape(roi), native, self.on_error)
+        if out is not None and (out.shape != (self.nframes,) + roi_shape(roi)
+                                or out.dtype != native or self.dtype != native
+                                or self.on_error == "fill" or not out.flags.c_contiguous):
+            out = None
+        data = read_frames(one, range(self.nframes), roi_shape(roi), native, self.on_error,
+                           out=out)
         if data.dtype != self.dtype and not (self.on_error == "fill" and data.dtype.kind == "f"):
             data = data.astype(self.dtype)
         return data
