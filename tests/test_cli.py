@@ -410,3 +410,29 @@ def test_deploy_scripts_parse(name):
     proc = subprocess.run(["bash", "-n", os.path.join(DEPLOY, name)], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("method, extra, combine", [
+    ("median", [], lambda b: np.median(b, axis=0)),
+    ("percentile", ["--background-pct", "20"], lambda b: np.percentile(b, 20, axis=0)),
+])
+def test_background_from_median_or_percentile(tmp_path, method, extra, combine):
+    scan = make_scan(tmp_path / "s", npt_y=2, npt_x=3, frame_shape=(32, 32), n_background=5,
+                     mask=False)
+    out = tmp_path / "bg.zarr"
+    code = cli.main(["composite", os.path.join(scan.directory, "scan_*.edf"), "--npt-y", "2",
+                     "--npt-x", "3", "--binning", "4", "-o", str(out), "-q", "--background",
+                     *scan.background_files, "--background-method", method, *extra])
+    assert code == 0
+    import fabio
+
+    bkg = np.stack([fabio.open(p).data for p in scan.background_files]).astype(np.float64)
+    frames = np.stack([fabio.open(p).data for p in scan.files]).astype(np.float32)
+    corrected = frames - combine(bkg).astype(np.float32)
+    got = read_maps(out)
+    np.testing.assert_allclose(got["roi_sum"].ravel(), corrected.sum(axis=(1, 2)), rtol=1e-5)
+    # a percentile without Q, or a method without frames, is refused before anything runs
+    assert cli.main(["composite", os.path.join(scan.directory, "scan_*.edf"), "--npt-y", "2",
+                     "--npt-x", "3", "-o", str(tmp_path / "no.zarr"), "-q",
+                     "--background-method", "median"]) == 2
+    assert not (tmp_path / "no.zarr").exists()

@@ -192,6 +192,14 @@ BAD_SPECS = [
     ("output: o.zarr\ndefaults: {name: x}\nscans:\n  - {name: a, inputs: 'DATA/a/*.edf', "
      "mesh: [4, 5]}\n", "key 'defaults.name'"),
     ("output: o.zarr\nscans: [\n", "invalid YAML"),
+    ("output: o.zarr\nscans:\n  - {name: a, inputs: 'DATA/a/scan_*.edf', mesh: [4, 5], "
+     "corrections: {background_method: median}}\n", "key 'corrections.background_method'"),
+    ("output: o.zarr\nscans:\n  - {name: a, inputs: 'DATA/a/scan_*.edf', mesh: [4, 5], "
+     "corrections: {background: 'DATA/a/scan_0000*.edf', background_method: percentile}}\n",
+     "key 'corrections.background_pct'"),
+    ("output: o.zarr\nscans:\n  - {name: a, inputs: 'DATA/a/scan_*.edf', mesh: [4, 5], "
+     "corrections: {background: 'DATA/a/scan_0000*.edf', background_method: percentile, "
+     "background_pct: 120}}\n", "key 'corrections.background_pct'"),
 ]
 
 
@@ -398,3 +406,22 @@ def test_allow_incomplete_scan(scans, tmp_path):
     ref = reference(synth["b"])[1].ravel()               # 20 frames on a 5 x 5 raster
     np.testing.assert_array_equal(got.ravel()[:20], ref)
     assert np.isnan(got.ravel()[20:]).all()
+
+
+def test_background_median_of_frames(scans, tmp_path):
+    """corrections.background_method: median subtracts the exact median of the frames."""
+    root, made = scans
+    scan = made["a"]
+    bkg = scan.files[:5]
+    spec = write_spec(tmp_path / "bg.yaml", (
+        f"output: {tmp_path / 'o.zarr'}\nscans:\n  - name: a\n    inputs: '{scan.directory}/scan_*.edf'\n"
+        f"    mesh: [{scan.npt_y}, {scan.npt_x}]\n    corrections:\n      background: {list(bkg)}\n"
+        "      background_method: median\n"))
+    job = load_job(spec)
+    with execution(ExecutionSpec(kind="threads"), quiet=True) as ex:
+        run_survey(job, ex)
+    frames = frames_of(scan).astype(np.float64)
+    med = np.median(frames[:5], axis=0)
+    got = zarr.open_group(str(tmp_path / "o.zarr" / "a"), mode="r")["roi_sum"][...]
+    np.testing.assert_allclose(got.ravel(), (frames.astype(np.float32) - med.astype(np.float32))
+                               .sum(axis=(1, 2)), rtol=1e-5)

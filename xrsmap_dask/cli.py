@@ -152,7 +152,12 @@ def _maps_parent() -> argparse.ArgumentParser:
     c.add_argument("--dark", default=None, help="image subtracted first")
     c.add_argument("--flat", default=None, help="image divided next")
     c.add_argument("--background", nargs="+", default=None, metavar="FILE",
-                   help="background frames (their mean is subtracted)")
+                   help="background frames (their mean is subtracted, or see "
+                        "--background-method)")
+    c.add_argument("--background-method", choices=("mean", "median", "percentile"),
+                   default="mean", help="how the background frames are combined (exact)")
+    c.add_argument("--background-pct", type=float, default=None, metavar="Q",
+                   help="with --background-method percentile: Q in [0, 100]")
     c.add_argument("--norm", default=None, help=".npy or text file: one value per frame")
     c.add_argument("--dummy", type=float, default=0.0,
                    help="composite value of masked pixels and unreadable frames")
@@ -344,8 +349,17 @@ def cmd_maps(args) -> int:
     background = ()
     if args.background:
         background = resolve_inputs(args.background, argument="--background").paths
+    method, pct = args.background_method, args.background_pct
+    if (method == "percentile") != (pct is not None) or \
+            (pct is not None and not 0 <= pct <= 100):
+        raise InputError("give Q in [0, 100] with --background-method percentile, and only "
+                         f"then (got {pct})", argument="--background-pct")
+    if method != "mean" and not background:
+        raise InputError(f"the {method} of which frames? give --background FILE...",
+                         argument="--background-method")
     corr = CorrectionFiles(mask=existing("mask"), dark=existing("dark"),
                            flat=existing("flat"), background=background,
+                           background_method=method, background_pct=pct,
                            norm=existing("norm"), dummy=args.dummy)
     out = os.path.abspath(args.output).rstrip(os.sep)
     common = dict(name=os.path.basename(out), inputs=inputs, npt_y=args.npt_y,

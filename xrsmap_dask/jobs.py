@@ -48,7 +48,8 @@ SCAN_KEYS = ("name", "inputs", "mesh", "npt_y", "npt_x", "scan_order", "allow_in
              "binning", "rings", "composite", "roi_sum", "stats", "corrections", "on_error",
              "frames_per_chunk", "output", "group")
 TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster")
-CORRECTION_KEYS = ("mask", "dark", "flat", "background", "norm", "dummy")
+CORRECTION_KEYS = ("mask", "dark", "flat", "background", "background_method",
+                   "background_pct", "norm", "dummy")
 STAT_NAMES = ("max", "min", "mean", "median", "percentile")
 # a scan name or group path component: never '.' or '..' (the output must stay in its store)
 _NAME_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]+$")
@@ -206,6 +207,8 @@ class CorrectionFiles:
     dark: str | None = None
     flat: str | None = None
     background: tuple[str, ...] = ()
+    background_method: str = "mean"
+    background_pct: float | None = None
     norm: str | None = None
     dummy: float = 0.0
 
@@ -361,6 +364,23 @@ def _parse_corrections(value, w: _Where, base: str) -> CorrectionFiles:
             kw["background"] = resolve_inputs(bkg, base, "corrections.background").paths
         except InputError as exc:
             raise w.error("corrections.background", str(exc)) from None
+    method = value.get("background_method", "mean")
+    pct = value.get("background_pct")
+    if method not in ("mean", "median", "percentile"):
+        raise w.error("corrections.background_method",
+                      f"must be mean, median or percentile, got {method!r}")
+    if (method == "percentile") != (pct is not None):
+        raise w.error("corrections.background_pct",
+                      "give background_pct (in [0, 100]) with background_method: percentile, "
+                      "and only then")
+    if pct is not None and (isinstance(pct, bool) or not isinstance(pct, (int, float))
+                            or not 0 <= pct <= 100):
+        raise w.error("corrections.background_pct", f"must be a number in [0, 100], got {pct!r}")
+    if method != "mean" and not bkg:
+        raise w.error("corrections.background_method",
+                      f"{method} of which frames? give corrections.background")
+    kw["background_method"] = method
+    kw["background_pct"] = None if pct is None else float(pct)
     if value.get("dummy") is not None:
         d = value["dummy"]
         if isinstance(d, bool) or not isinstance(d, (int, float)):
@@ -561,11 +581,12 @@ def read_image(path: str, argument: str):
     return data
 
 
-def load_corrections(files: CorrectionFiles, nframes: int | None = None):
+def load_corrections(files: CorrectionFiles, nframes: int | None = None,
+                     frame_shape=None):
     """:class:`xrsmap_dask.maps.Corrections` from correction files.
 
-    The background is the mean of its frames, itself dark-subtracted and flat-divided (as
-    xrsmap).  ``norm`` is a ``.npy`` or text file of one value per frame.
+    The background is the mean (as xrsmap; or median / a percentile: ``background_method``)
+    of its frames, itself dark-subtracted and flat-divided.  ``norm`` is a ``.npy`` or text file of one value per frame.
     """
     import numpy as np
 
@@ -576,24 +597,16 @@ def load_corrections(files: CorrectionFiles, nframes: int | None = None):
     mask = read_image(files.mask, "mask") if files.mask else None
     background = None
     if files.background:
-        acc = None
-        for p in files.background:
-            img = read_image(p, "background").astype(np.float64)
-            if acc is not None and img.shape != acc.shape:
-                raise InputError(f"shape {img.shape} differs from the first background "
-                                 f"frame's {acc.shape}", path=p, argument="background")
-            acc = img if acc is None else acc + img
-        background = acc / len(files.background)
-        if dark is not None:
-            if dark.shape != background.shape:
-                raise InputError(f"dark {dark.shape} and background {background.shape} "
-                                 "shapes differ", argument="dark/background")
-            background = background - dark
-        if flat is not None:
-            if flat.shape != background.shape:
-                raise InputError(f"flat {flat.shape} and background {background.shape} "
-                                 "shapes differ", argument="flat/background")
-            background = background / flat
+        from .imageseries import from_files
+        from .maps import background_image
+
+        try:
+            frames = from_files(list(files.background))
+        except InputError as exc:
+            raise InputError(exc.reason, path=exc.path, frame=exc.frame,
+                             argument="background") from None
+        background = background_image(frames, files.background_method, files.background_pct,
+                                      dark=dark, flat=flat, frame_shape=frame_shape)
     norm = None
     if files.norm:
         try:
@@ -640,7 +653,7 @@ def build_scan_maps(job: ScanJob, ims=None):
     if not (job.composite or job.roi_sum or job.rings):
         return ims, None
     roi = xrsmap_roi_to_slices(job.roi, ims.shape, job.roi_origin) if job.roi else None
-    corrections = load_corrections(job.corrections, len(ims))
+    corrections = load_corrections(job.corrections, len(ims), ims.shape)
     spec = MapSpec(roi=roi, binning=job.binning, rings=job.rings, composite=job.composite,
                    roi_sum=job.roi_sum)
     return ims, build_maps(ims, spec, scan, corrections, job.frames_per_chunk)

@@ -25,11 +25,12 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError
-from .maps import Corrections, MapSpec, Ring, build_maps, mosaic, rings as make_rings
+from .maps import (Corrections, MapSpec, Ring, background_image, build_maps, mosaic,
+                   rings as make_rings)
+from .stats import BACKGROUND_METHODS
 from .roi import xrsmap_roi_to_slices
 from .scan import ScanGeometry, as_scan
 
-BACKGROUND_METHODS = ("mean", "median", "percentile")
 
 
 class IncompleteScanWarning(UserWarning):
@@ -162,20 +163,8 @@ class Mapper:
             raise InputError(f"background={method!r} needs back_files", argument="back_files")
         from .imageseries import from_files
 
-        ims = from_files(self.back_files)
-        bg = _combine_background(ims, method, pct, self.options["scheduler"])
-        bg = bg.astype(np.float64)
-        if self.dark is not None:
-            if self.dark.shape != bg.shape:
-                raise InputError(f"shape {self.dark.shape} differs from the background frames' "
-                                 f"{bg.shape}", argument="dark")
-            bg = bg - self.dark
-        if self.flat is not None:
-            if self.flat.shape != bg.shape:
-                raise InputError(f"shape {self.flat.shape} differs from the background frames' "
-                                 f"{bg.shape}", argument="flat")
-            bg = bg / self.flat
-        return bg
+        return background_image(from_files(self.back_files), method, pct, dark=self.dark,
+                                flat=self.flat, scheduler=self.options["scheduler"])
 
     def _corrections(self, norm) -> Corrections:
         return Corrections(dark=self.dark, flat=self.flat, background=self.background,
@@ -277,21 +266,3 @@ class Mapper:
         return self._run(ims, dict(roi=rois, binning=1 if binning is None else binning,
                                    rings=tuple(rings), composite=composite, roi_sum=roi_sum),
                          opts)
-
-
-def _combine_background(ims, method: str, pct, scheduler) -> np.ndarray:
-    """Mean/median/percentile image of the background frames (stats.background if present)."""
-    try:
-        from .stats import background as stats_background
-    except ImportError:
-        stats_background = None
-    if stats_background is not None:
-        kwargs = {} if scheduler is None or not isinstance(scheduler, str) else \
-            {"scheduler": scheduler}
-        return np.asarray(stats_background(ims, method, pct, **kwargs))
-    if method != "mean":
-        raise InputError(f"background={method!r} needs xrsmap_dask.stats", argument="background")
-    total = np.zeros(ims.shape, np.float64)
-    for j in range(len(ims)):
-        total += ims[j]
-    return total / len(ims)
