@@ -410,7 +410,7 @@ def cmd_stats(args) -> int:
             raise InputError(f"must be in [0, 100], got {q:g}", argument="--percentile")
     if not names and not qs:
         raise InputError("give --stat and/or --percentile", argument="--stat")
-    labels = names + [f"percentile_{q:g}" for q in qs]
+    labels = names + [lazy_stats.stat_label("percentile", q) for q in qs]
     out = args.output
     to_zarr = out.rstrip("/").lower().endswith(".zarr")
     if not to_zarr and len(labels) != 1:
@@ -424,32 +424,19 @@ def cmd_stats(args) -> int:
                       on_error=args.on_error)
     roi = _xrsmap_roi_slices(args.roi, ims.shape)
     skipna = args.on_error == "fill"
-    lazy = []
-    for name in names:
-        fn = {"median": lazy_stats.median, "max": lazy_stats.max, "min": lazy_stats.min,
-              "mean": lazy_stats.mean}[name]
-        lazy.append(fn(ims, roi=roi, skipna=skipna))
-    for q in qs:
-        lazy.append(lazy_stats.percentile(ims, q, roi=roi, skipna=skipna))
+    lazy = lazy_stats.lazy_stats(ims, names, qs, roi=roi, skipna=skipna)
     with execution(execution_spec(args), quiet=args.quiet) as ex:
-        results = ex.compute(*lazy, label=f"{', '.join(labels)} of {len(ims)} frames")
+        results = ex.compute(*lazy.values(), label=f"{', '.join(labels)} of {len(ims)} frames")
     if to_zarr:
         import shutil
 
-        import zarr
+        from .store import write_stats
 
         if os.path.exists(out):
             shutil.rmtree(out)
-        group = zarr.open_group(store=out, mode="w", zarr_format=3)
-        for label, img in zip(labels, results):
-            img = np.asarray(img)
-            arr = group.create_array(label, shape=img.shape, dtype=img.dtype, chunks=img.shape,
-                                     dimension_names=("row", "col"))
-            arr[...] = img
-        group.attrs.update({"stats": labels, "nframes": len(ims),
-                            "roi": list(args.roi) if args.roi else None,
-                            "bad_frames": [list(b) for b in getattr(ims, "bad_frames", [])]})
-        group.attrs.update({"complete": True})
+        write_stats(out, dict(zip(labels, results)),
+                    {"nframes": len(ims), "roi": list(args.roi) if args.roi else None,
+                     "bad_frames": [list(b) for b in getattr(ims, "bad_frames", [])]})
     else:
         write_image(out, np.asarray(results[0]))
     _say(args, f"wrote {', '.join(labels)} ({results[0].shape[0]} x {results[0].shape[1]}) "

@@ -30,9 +30,9 @@ def main(argv=None) -> int:
     from . import imageseries, stats, synth
     from .maps import Corrections, MapSpec, build_maps, rings
     from .mapper import load_image
-    from .preview import preview_zarr, render_preview
+    from .preview import preview_zarr
     from .scan import ScanGeometry
-    from .store import write_maps
+    from .store import write_maps, write_stats
 
     out = os.path.abspath(a.out)
     t0 = time.perf_counter()
@@ -59,20 +59,13 @@ def main(argv=None) -> int:
         result = write_maps(maps, maps_path, ims, overwrite=True)
     print(f"   wrote {maps_path} ({result.nchunks} chunks)")
 
-    print("3. pixel-wise median and 10th percentile of the frames (bounded memory):")
-    import zarr
-
-    med, p10 = stats.median(ims), stats.percentile(ims, 10)
+    print("3. pixel-wise median and 10th percentile of the frames (exact, bounded memory):")
+    lazy = stats.lazy_stats(ims, ["median"], [10])
     stats_path = os.path.join(out, "stats.zarr")
     with ProgressBar(dt=0.5):
-        med_np, p10_np = dask.compute(med, p10)
-    group = zarr.open_group(stats_path, mode="w")
-    for name, img in (("median", med_np), ("percentile_10", p10_np)):
-        arr = group.create_array(name, shape=img.shape, dtype=img.dtype,
-                                 dimension_names=("y_pixel", "x_pixel"))
-        arr[...] = img
-        arr.attrs.update({"units": "counts", "frames": len(ims)})
-    group.attrs.update({"source": scan_dir, "complete": True})
+        images = dict(zip(lazy, dask.compute(*lazy.values())))
+    write_stats(stats_path, images, {"nframes": len(ims), "units": "counts",
+                                     "source": scan_dir})
     print(f"   wrote {stats_path}")
 
     print("4. previews:")
@@ -80,9 +73,10 @@ def main(argv=None) -> int:
     size = preview_zarr(maps_path, png_maps)
     print(f"   {png_maps} ({size[0]} x {size[1]} px)")
     png_stats = os.path.join(out, "stats.png")
-    size = render_preview(png_stats, {"median": med_np, "10th percentile": p10_np}, log=True,
-                          title="background images")
+    size = preview_zarr(stats_path, png_stats, log=True, title="background images")
     print(f"   {png_stats} ({size[0]} x {size[1]} px)")
+
+    import zarr
 
     group = zarr.open_group(maps_path, mode="r")
     roi_sum = np.asarray(group["roi_sum"])

@@ -196,7 +196,9 @@ class StatRequest:
     @property
     def label(self) -> str:
         """Array name in the output (``median``, ``percentile_99``, ``percentile_99.5``)."""
-        return self.name if self.q is None else f"percentile_{self.q:g}"
+        from .stats import stat_label
+
+        return stat_label(self.name, self.q)
 
 
 @dataclass(frozen=True)
@@ -676,7 +678,6 @@ def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False)
     Returns False when they were already complete (nothing done).  The group's
     ``complete`` attr is set last.
     """
-    import numpy as np
     import zarr
 
     from . import stats as lazy_stats
@@ -684,27 +685,19 @@ def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False)
     spath = os.path.join(path, "stats")
     if os.path.exists(os.path.join(spath, "zarr.json")) and not overwrite:
         have = zarr.open_group(store=spath, mode="r").attrs
-        if have.get("complete") is True and have.get("stats") == [s.label for s in job.stats]:
+        if have.get("complete") is True and \
+                sorted(have.get("stats", [])) == sorted(s.label for s in job.stats):
             return False
-    lazy = []
-    for s in job.stats:
-        if s.name == "percentile":
-            lazy.append(lazy_stats.percentile(ims, s.q))
-        elif s.name == "median":
-            lazy.append(lazy_stats.median(ims))
-        else:
-            lazy.append(getattr(lazy_stats, s.name)(ims))
-    results = executor.compute(*lazy, label=f"{job.name}: statistics "
-                                            f"({', '.join(s.label for s in job.stats)})")
-    group = zarr.open_group(store=spath, mode="w", zarr_format=3)
-    for s, img in zip(job.stats, results):
-        img = np.asarray(img)
-        arr = group.create_array(s.label, shape=img.shape, dtype=img.dtype,
-                                 chunks=img.shape, dimension_names=("row", "col"))
-        arr[...] = img
-    group.attrs.update({"stats": [s.label for s in job.stats], "nframes": len(ims),
-                        "convention": "pixel-wise over all frames; frame rows x cols"})
-    group.attrs.update({"complete": True})
+    from .store import write_stats as store_stats
+
+    lazy = lazy_stats.lazy_stats(ims, [s.name for s in job.stats if s.q is None],
+                                 [s.q for s in job.stats if s.q is not None])
+    results = executor.compute(*lazy.values(), label=f"{job.name}: statistics "
+                                                     f"({', '.join(lazy)})")
+    store_stats(spath, dict(zip(lazy, results)),
+                {"nframes": len(ims),
+                 "convention": "pixel-wise over all frames; frame rows x cols",
+                 "bad_frames": [list(b) for b in getattr(ims, "bad_frames", [])]})
     if os.path.exists(os.path.join(path, "zarr.json")):
         # the map group's consolidated metadata must list the new stats arrays
         import warnings

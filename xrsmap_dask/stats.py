@@ -425,3 +425,27 @@ def background(data, method: str = "mean", pct: float | None = None, *,
         lazy = mean(data, memory_budget=memory_budget, roi=roi, skipna=skipna)
     kwargs = {} if scheduler is None else {"scheduler": scheduler}
     return np.asarray(lazy.compute(**kwargs))
+
+
+def stat_label(name: str, q: float | None = None) -> str:
+    """Output name of a statistic: ``median``, ``max``, ... or ``percentile_Q`` (``%g``)."""
+    return name if q is None else f"percentile_{q:g}"
+
+
+def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False,
+               memory_budget: int | None = None) -> dict:
+    """``{label: lazy image}`` for the statistics ``names`` (``'median'``, ``'max'``,
+    ``'min'``, ``'mean'``) and ``percentiles`` (each in [0, 100]) of ``data``, in that order;
+    labels as :func:`stat_label`.  Arguments as :func:`median`."""
+    funcs = {"median": median, "max": max, "min": min, "mean": mean}
+    kw = dict(roi=roi, skipna=skipna, memory_budget=memory_budget)
+    out = {}
+    for name in names:
+        if name not in funcs:
+            raise InputError(f"unknown statistic {name!r}; known: {', '.join(funcs)}",
+                             argument="stat")
+        out[stat_label(name)] = funcs[name](data, **kw)
+    for q in percentiles:
+        q = K.percentiles_argument(q, "percentile")
+        out[stat_label("percentile", q)] = percentile(data, q, **kw)
+    return out

@@ -290,6 +290,29 @@ class StoreResult:
     bad_frames: list
 
 
+def write_stats(path, images: dict, attrs: dict | None = None) -> None:
+    """Write pixel-wise statistic images ``{label: (rows, cols) array}`` as the zarr group
+    ``path`` (replacing it): one array per label with dimension names ``(row, col)`` (frame
+    pixels), group attrs ``stats`` (the labels), ``attrs``, the package version and date, and
+    ``complete=True`` written last."""
+    import zarr
+
+    from . import __version__
+
+    path = os.fspath(path)
+    group = zarr.open_group(store=path, mode="w", zarr_format=3)
+    for label, img in images.items():
+        img = np.asarray(img)
+        arr = group.create_array(label, shape=img.shape, dtype=img.dtype, chunks=img.shape,
+                                 dimension_names=("row", "col"))
+        arr[...] = img
+    group.attrs.update({"stats": list(images), **_jsonable(attrs or {}),
+                        "xrsmap_dask_version": __version__,
+                        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                            timespec="seconds")})
+    group.attrs.update({"complete": True})
+
+
 def open_maps(path):
     """Open a map group with zarr (read only)."""
     import zarr
