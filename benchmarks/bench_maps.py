@@ -72,9 +72,8 @@ def case_ours(scan, repeat):
             frames_per_chunk=mapper.last_maps.plan.frames_per_chunk)
 
 
-def case_plain(scan, repeat):
-    from xrsmap_dask.io.edf import read_edf_headers
-
+def _baseline(scan, repeat, read_roi):
+    """Single-threaded loop: ``read_roi(path)`` -> ROI image, numpy binning, placement."""
     _, (rows, cols) = _roi(scan.frame_shape)
     _warm(scan.files)
     b = BINNING
@@ -84,16 +83,7 @@ def case_plain(scan, repeat):
         comp = np.zeros((scan.npt_y * fy, scan.npt_x * fx), np.float32)
         sums = np.zeros((scan.npt_y, scan.npt_x))
         for i, f in enumerate(scan.files):
-            info = read_edf_headers(f)[0]
-            row_bytes = info.shape[1] * info.dtype.itemsize
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                buf = os.pread(fd, (rows.stop - rows.start) * row_bytes,
-                               info.offset + rows.start * row_bytes)
-            finally:
-                os.close(fd)
-            img = np.frombuffer(buf, info.dtype).reshape(-1, info.shape[1])[:, cols]
-            tile = _bin(img, b)
+            tile = _bin(read_roi(f, rows, cols), b)
             iy, ix = divmod(i, scan.npt_x)
             comp[iy * fy:(iy + 1) * fy, ix * fx:(ix + 1) * fx] = tile
             sums[iy, ix] = tile.sum(dtype=np.float64)
@@ -101,29 +91,31 @@ def case_plain(scan, repeat):
 
     secs, (comp, sums) = timed(run, repeat)
     _result(secs, comp, sums)
+
+
+def case_plain(scan, repeat):
+    """Per file: header parse for the data offset, one ``os.pread`` of the ROI rows."""
+    from xrsmap_dask.io.edf import read_edf_headers
+
+    def read_roi(f, rows, cols):
+        info = read_edf_headers(f)[0]
+        row_bytes = info.shape[1] * info.dtype.itemsize
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            buf = os.pread(fd, (rows.stop - rows.start) * row_bytes,
+                           info.offset + rows.start * row_bytes)
+        finally:
+            os.close(fd)
+        return np.frombuffer(buf, info.dtype).reshape(-1, info.shape[1])[:, cols]
+
+    _baseline(scan, repeat, read_roi)
 
 
 def case_fabio(scan, repeat):
+    """Per file: ``fabio.open(f).data`` (what xrsmap does), then the ROI."""
     import fabio
 
-    _, (rows, cols) = _roi(scan.frame_shape)
-    _warm(scan.files)
-    b = BINNING
-    fy, fx = (rows.stop - rows.start) // b, (cols.stop - cols.start) // b
-
-    def run():
-        comp = np.zeros((scan.npt_y * fy, scan.npt_x * fx), np.float32)
-        sums = np.zeros((scan.npt_y, scan.npt_x))
-        for i, f in enumerate(scan.files):
-            img = fabio.open(f).data.astype(np.float32)[rows, cols]
-            tile = _bin(img, b)
-            iy, ix = divmod(i, scan.npt_x)
-            comp[iy * fy:(iy + 1) * fy, ix * fx:(ix + 1) * fx] = tile
-            sums[iy, ix] = tile.sum(dtype=np.float64)
-        return comp, sums
-
-    secs, (comp, sums) = timed(run, repeat)
-    _result(secs, comp, sums)
+    _baseline(scan, repeat, lambda f, rows, cols: fabio.open(f).data.astype(np.float32)[rows, cols])
 
 
 CASES = {"ours": case_ours, "plain": case_plain, "fabio": case_fabio}
