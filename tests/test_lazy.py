@@ -82,9 +82,21 @@ def _write_tiny_edfs(directory, n, shape=(16, 20)):
 
 
 def test_ten_thousand_frames_few_tasks_small_graph(tmp_path):
+    import io
+
+    from xrsmap_dask.cluster import text_counter
+
     paths = _write_tiny_edfs(tmp_path / "many", 10_000)
-    ims = imageseries.from_files(paths)
+    calls = []
+    ims = imageseries.from_files(paths, progress=lambda done, total: calls.append((done, total)))
     assert len(ims) == 10_000
+    # header reads report progress in steps, ending with all files
+    assert len(calls) > 3 and calls[-1] == (10_000, 10_000)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    stream = io.StringIO()
+    text_counter("reading headers", stream=stream)(10_000, 10_000)
+    assert stream.getvalue() == "\rreading headers: 10000/10000\n"
+    assert text_counter("x", quiet=True) is None
     arr = ims.to_dask((slice(2, 14), slice(3, 19)))
     graph = dict(arr.__dask_graph__())
     assert len(graph) <= 400

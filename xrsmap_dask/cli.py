@@ -420,8 +420,11 @@ def cmd_stats(args) -> int:
     if os.path.exists(out) and not args.overwrite:
         raise InputError("exists; pass --overwrite to replace it", path=out,
                          argument="--output")
+    from .cluster import text_counter
+
     ims = open_inputs(resolve_inputs(args.inputs, allow_missing=args.on_error == "fill"),
-                      on_error=args.on_error)
+                      on_error=args.on_error,
+                      progress=text_counter("reading headers", quiet=args.quiet))
     roi = _xrsmap_roi_slices(args.roi, ims.shape)
     skipna = args.on_error == "fill"
     lazy = lazy_stats.lazy_stats(ims, names, qs, roi=roi, skipna=skipna)
@@ -554,7 +557,10 @@ def cmd_convert(args) -> int:
     if os.path.exists(out) and not args.overwrite:
         raise InputError("exists; pass --overwrite to replace it", path=out,
                          argument="--output")
-    ims = open_inputs(resolve_inputs(args.inputs), on_error=args.on_error)
+    from .cluster import text_counter
+
+    ims = open_inputs(resolve_inputs(args.inputs), on_error=args.on_error,
+                      progress=text_counter("reading headers", quiet=args.quiet))
     kw = {}
     for name in ("path", "threshold", "style", "gzip"):
         value = getattr(args, name)

@@ -290,6 +290,24 @@ def pathos_get(pool, num_workers: int):
     return get
 
 
+def text_counter(label: str, *, quiet: bool = False, stream: TextIO | None = None,
+                 min_total: int = 1000):
+    """A ``progress(done, total)`` callback drawing ``label: done/total`` on one line of
+    ``stream`` (stderr), for steps outside dask such as reading 10^5 headers; ``None`` when
+    quiet.  Totals below ``min_total`` draw nothing (too quick to matter)."""
+    if quiet:
+        return None
+
+    def progress(done: int, total: int) -> None:
+        if total < min_total:
+            return
+        out = stream or sys.stderr
+        out.write(f"\r{label}: {done}/{total}" + ("\n" if done >= total else ""))
+        out.flush()
+
+    return progress
+
+
 # -- the executor --------------------------------------------------------------------------
 @dataclass
 class Executor:
@@ -316,6 +334,10 @@ class Executor:
     faults: list[WorkerLost] = field(default_factory=list)
     _pool: Any = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def counter(self, label: str):
+        """:func:`text_counter` on this executor's progress stream (``None`` when quiet)."""
+        return text_counter(label, quiet=self.quiet, stream=self.stream)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _start(self) -> None:

@@ -161,12 +161,13 @@ def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
     return InputSpec("files", tuple(files))
 
 
-def open_inputs(spec: InputSpec, on_error: str = "raise"):
-    """Open an :class:`InputSpec` as an ImageSeries (headers only for image files)."""
+def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
+    """Open an :class:`InputSpec` as an ImageSeries (headers only for image files;
+    ``progress(done, total)`` follows the header reads)."""
     from . import imageseries
 
     if spec.kind == "files":
-        return imageseries.from_files(list(spec.paths), on_error=on_error)
+        return imageseries.from_files(list(spec.paths), on_error=on_error, progress=progress)
     path = spec.paths[0]
     if spec.kind in ("hdf5", "zarr"):
         group, name = None, "images"
@@ -629,7 +630,7 @@ def scan_output_path(job: ScanJob) -> str:
     return os.path.join(job.output, *job.group.split("/"))
 
 
-def build_scan_maps(job: ScanJob, ims=None):
+def build_scan_maps(job: ScanJob, ims=None, progress=None):
     """Open a scan's inputs and build its lazy maps (validates sizes before reading).
 
     Returns ``(ims, maps)``; ``maps`` is ``None`` when only statistics were asked for.
@@ -639,7 +640,7 @@ def build_scan_maps(job: ScanJob, ims=None):
     from .scan import ScanGeometry
 
     if ims is None:
-        ims = open_inputs(job.inputs, on_error=job.on_error)
+        ims = open_inputs(job.inputs, on_error=job.on_error, progress=progress)
     scan = ScanGeometry(job.npt_y, job.npt_x, kind=job.scan_order,
                         allow_incomplete=job.allow_incomplete)
     try:
@@ -721,7 +722,7 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
     path = scan_output_path(job)
     faults_before = executor.retries
     result = ScanResult(job.name, "failed", output=path)
-    ims, maps = build_scan_maps(job, ims)
+    ims, maps = build_scan_maps(job, ims, executor.counter(f"{job.name}: reading headers"))
     result.frames = len(ims)
     status = "skipped"
     bad: list = []
@@ -778,7 +779,8 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
         t0 = time.perf_counter()
         for i, scan in enumerate(job.scans):
             try:
-                opened[i] = build_scan_maps(scan)[0]
+                opened[i] = build_scan_maps(
+                    scan, progress=executor.counter(f"{scan.name}: reading headers"))[0]
             except InputError as exc:
                 fail(i, scan, exc)
         executor._say(f"checked {len(job.scans)} scans in {time.perf_counter() - t0:.1f} s: "

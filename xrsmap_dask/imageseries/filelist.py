@@ -103,23 +103,34 @@ def _probe_batch(paths: Sequence[str]) -> list[_FileFrames]:
     return [_probe_file(p) for p in paths]
 
 
-def _probe_files(paths: Sequence[str]) -> list[_FileFrames]:
+def _probe_files(paths: Sequence[str], progress=None) -> list[_FileFrames]:
     """Probe every file.  The first batch is probed in this thread and timed: on a warm,
     local file system header parsing is CPU-bound (threads only add overhead), so the rest
     goes on sequentially; when a probe waits on the file system (cold cache, network file
-    system: more than ``SLOW_PROBE_SECONDS`` a file) the rest goes in batches to a pool."""
+    system: more than ``SLOW_PROBE_SECONDS`` a file) the rest goes in batches to a pool.
+    ``progress(done, total)`` is called after each batch."""
+    total = len(paths)
+    report = progress or (lambda done, total: None)
     first = paths[:PROBE_BATCH]
     t0 = time.perf_counter()
     probed = _probe_batch(first)
+    report(len(probed), total)
     rest = paths[PROBE_BATCH:]
     if not rest:
         return probed
     if (time.perf_counter() - t0) / len(first) < SLOW_PROBE_SECONDS:
-        return probed + _probe_batch(rest)
+        step = PROBE_BATCH * 16
+        for i in range(0, len(rest), step):
+            probed += _probe_batch(rest[i:i + step])
+            report(len(probed), total)
+        return probed
     nbatch = max(PROBE_BATCH // 4, -(-len(rest) // (HEADER_THREADS * 4)))
     batches = [rest[i:i + nbatch] for i in range(0, len(rest), nbatch)]
     with ThreadPoolExecutor(min(HEADER_THREADS, len(batches))) as pool:
-        return probed + [p for batch in pool.map(_probe_batch, batches) for p in batch]
+        for batch in pool.map(_probe_batch, batches):
+            probed += batch
+            report(len(probed), total)
+    return probed
 
 
 def _native(dtype: np.dtype) -> np.dtype:
@@ -147,10 +158,14 @@ class FileListImageSeries(ImageSeries):
         at open (or read) time, naming the file and frame.  ``'fill'``: such frames read as
         NaN and are listed in :attr:`bad_frames` as ``(index, path, reason)`` (a missing or
         unreadable file counts as one frame).
+    progress : callable, optional
+        ``progress(files_done, files_total)``, called while the headers are read (e.g. to
+        draw a counter for 10^5 files).
     """
 
     def __init__(self, paths: Sequence, *, dtype=None, meta=None, empty_frames: int = 0,
-                 max_file_frames: int = 0, max_total_frames: int = 0, on_error: str = "raise"):
+                 max_file_frames: int = 0, max_total_frames: int = 0, on_error: str = "raise",
+                 progress=None):
         self.on_error = check_on_error(on_error)
         paths = [os.fspath(p) for p in paths]
         if not paths:
@@ -159,7 +174,7 @@ class FileListImageSeries(ImageSeries):
                             ("max-total-frames", max_total_frames)):
             if int(value) < 0:
                 raise InputError(f"must be >= 0, got {value}", argument=name)
-        probed = _probe_files(paths)
+        probed = _probe_files(paths, progress)
         good = [p for p in probed if p.error is None]
         if not good:
             first = probed[0]
