@@ -59,8 +59,14 @@ def test_interface_like_hexrd(small_scan):
 def test_chunking_arithmetic():
     assert frame_chunks(10, 3) == (3, 3, 3, 1)
     assert frame_chunks(9, 3) == (3, 3, 3)
-    assert auto_frames_per_chunk(10**5, 512 * 512 * 2) == 64
+    assert auto_frames_per_chunk(2000, 512 * 512 * 2) == 64      # 32 MiB blocks
+    assert auto_frames_per_chunk(10**5, 512 * 512 * 2) == 128    # 64 MiB: 782 tasks
     assert auto_frames_per_chunk(7, 10) == 7
+    # 10,000 full 1024² uint16 frames: blocks grow to 50 MiB so the series makes 400 tasks
+    fpc = auto_frames_per_chunk(10_000, 1024 * 1024 * 2)
+    assert len(frame_chunks(10_000, fpc)) <= 400 and fpc * 2 * 2**20 <= 64 * 2**20
+    # ... but never past 64 MiB: 10^5 such frames make more tasks rather than bigger blocks
+    assert auto_frames_per_chunk(10**5, 1024 * 1024 * 2) == 32
 
 
 def _write_tiny_edfs(directory, n, shape=(16, 20)):

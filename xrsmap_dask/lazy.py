@@ -15,12 +15,21 @@ from .roi import RoiSlices, normalize_roi, roi_shape
 TARGET_CHUNK_BYTES = 32 * 2**20
 #: upper bound on frames per task with 'auto' (tiny ROIs would otherwise make one task)
 MAX_AUTO_FRAMES = 1024
+#: with 'auto', blocks grow (up to ``MAX_CHUNK_BYTES``) to keep a series under this many tasks
+MAX_AUTO_TASKS = 400
+MAX_CHUNK_BYTES = 64 * 2**20
 
 
 def auto_frames_per_chunk(nframes: int, frame_bytes: int,
                           target_bytes: int = TARGET_CHUNK_BYTES) -> int:
-    """Frames per read task so a block holds about ``target_bytes`` (at least 1 frame)."""
-    per = max(1, target_bytes // max(1, frame_bytes))
+    """Frames per read task: a block holds about ``target_bytes`` (32 MiB), at most 1024
+    frames; a long series gets bigger blocks (up to 64 MiB) so that it makes at most
+    ``MAX_AUTO_TASKS`` tasks where that fits (10,000 frames of 1024² uint16: 25 frames,
+    50 MiB, 400 tasks)."""
+    frame_bytes = max(1, frame_bytes)
+    per = max(1, target_bytes // frame_bytes)
+    if -(-nframes // per) > MAX_AUTO_TASKS:
+        per = max(per, min(-(-nframes // MAX_AUTO_TASKS), MAX_CHUNK_BYTES // frame_bytes))
     return int(max(1, min(per, MAX_AUTO_FRAMES, nframes)))
 
 
@@ -60,7 +69,8 @@ def series_to_dask(ims, roi=None, frames_per_chunk: int | str = "auto", name: st
     roi : (slice, slice), optional
         numpy style, rows from the top, stop exclusive; ``None`` = whole frame.
     frames_per_chunk : int or 'auto'
-        Frames read by one task.  ``'auto'`` aims at 32 MiB per block (capped at 1024 frames).
+        Frames read by one task.  ``'auto'``: see :func:`auto_frames_per_chunk` (about 32 MiB
+        per block).
     name : str, optional
         Task-name prefix (default ``read-roi``).
     """
