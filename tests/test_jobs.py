@@ -425,3 +425,28 @@ def test_background_median_of_frames(scans, tmp_path):
     got = zarr.open_group(str(tmp_path / "o.zarr" / "a"), mode="r")["roi_sum"][...]
     np.testing.assert_allclose(got.ravel(), (frames.astype(np.float32) - med.astype(np.float32))
                                .sum(axis=(1, 2)), rtol=1e-5)
+
+
+def test_stats_only_scan_not_skipped_when_inputs_change(scans, tmp_path):
+    root, made = scans
+
+    def spec_for(name):
+        return write_spec(tmp_path / "st.yaml", (
+            f"output: {tmp_path / 'o.zarr'}\nscans:\n  - name: s1\n"
+            f"    inputs: '{made[name].directory}/scan_*.edf'\n"
+            f"    mesh: [{NPT_Y}, {NPT_X}]\n    composite: false\n    roi_sum: false\n"
+            "    stats: [max]\n"))
+
+    def run(name, overwrite=False):
+        with execution(ExecutionSpec(kind="threads"), quiet=True) as ex:
+            return run_survey(load_job(spec_for(name)), ex, overwrite=overwrite)[0]
+
+    assert run("a").status == "done"
+    assert run("a").status == "skipped"
+    changed = run("b")              # other inputs: refused, the old statistics kept
+    assert changed.status == "failed" and "different job" in changed.message
+    stats = zarr.open_group(str(tmp_path / "o.zarr" / "s1" / "stats"), mode="r")
+    np.testing.assert_array_equal(stats["max"][...], frames_of(made["a"]).max(axis=0))
+    assert run("b", overwrite=True).status == "done"
+    stats = zarr.open_group(str(tmp_path / "o.zarr" / "s1" / "stats"), mode="r")
+    np.testing.assert_array_equal(stats["max"][...], frames_of(made["b"]).max(axis=0))

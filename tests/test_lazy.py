@@ -260,3 +260,58 @@ def test_threaded_header_probe_same_as_sequential(tmp_path, monkeypatch):
     pooled = imageseries.from_files(paths)
     assert pooled.token == seq.token and pooled.filenames == paths
     np.testing.assert_array_equal(pooled.to_dask().compute(), seq.to_dask().compute())
+
+
+def _multiframe_files(directory, nfiles=3, per_file=3):
+    """nfiles EDF files of per_file 4 x 5 frames; series frame k is filled with 10 * k."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for k in range(nfiles):
+        frames = [np.full((4, 5), 10 * (per_file * k + i), np.uint16) for i in range(per_file)]
+        img = fabio.edfimage.EdfImage(data=frames[0])
+        for f in frames[1:]:
+            img.append_frame(data=f)
+        path = os.path.join(directory, f"m{k}.edf")
+        img.write(path)
+        paths.append(path)
+    return paths
+
+
+def test_fill_keeps_good_frames_of_a_damaged_multiframe_file(tmp_path):
+    paths = _multiframe_files(tmp_path / "mf")
+    with open(paths[1], "r+b") as f:               # cut the last block of the middle file
+        f.truncate(os.path.getsize(paths[1]) - 4)
+    with pytest.raises(FrameReadError, match=r"m1\.edf', frame 5\b.*truncated"):
+        imageseries.from_files(paths)
+    ims = imageseries.from_files(paths, on_error="fill")
+    assert len(ims) == 9 and [b[0] for b in ims.bad_frames] == [5]
+    values = ims.to_dask(frames_per_chunk=4).compute()[:, 0, 0]
+    expected = 10.0 * np.arange(9)
+    expected[5] = np.nan
+    np.testing.assert_array_equal(values, expected.astype(np.float32))
+    # a missing file counts as many frames as the others hold, so later frames stay in place
+    os.remove(paths[1])
+    ims = imageseries.from_files(paths, on_error="fill")
+    assert len(ims) == 9 and [b[0] for b in ims.bad_frames] == [3, 4, 5]
+    assert "counted as 3 frames" in ims.bad_frames[0][2]
+    np.testing.assert_array_equal(ims.to_dask().compute()[[0, 6, 8], 0, 0], [0, 60, 80])
+
+
+def test_error_frame_index_counts_series_frames_with_empty_frames(tmp_path):
+    paths = _multiframe_files(tmp_path / "mf")
+    with open(paths[1], "r+b") as f:
+        f.truncate(os.path.getsize(paths[1]) - 4)
+    # empty-frames=1: files give frames 1-2 each; file 1's bad block (in-file 2) is series 3
+    with pytest.raises(FrameReadError, match=r"m1\.edf', frame 3\b"):
+        imageseries.from_files(paths, empty_frames=1)
+    ims = imageseries.from_files(paths, empty_frames=1, on_error="fill")
+    assert [b[0] for b in ims.bad_frames] == [3]
+
+
+def test_fill_with_cast_dtype_declares_what_it_returns(small_scan, tmp_path):
+    paths = [shutil.copy(f, tmp_path) for f in small_scan.files[:4]]
+    os.remove(paths[1])
+    ims = imageseries.from_files(paths, dtype="float64", on_error="fill")
+    arr = ims.to_dask((slice(0, 4), slice(0, 4)))
+    got = arr.compute()
+    assert arr.dtype == got.dtype == np.float64 and np.isnan(got[1]).all()

@@ -676,27 +676,35 @@ def _ensure_root(path: str) -> None:
 def write_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
     """Write the scan's pixel-wise statistics to the group ``<path>/stats``.
 
-    Returns False when they were already complete (nothing done).  The group's
-    ``complete`` attr is set last.
+    Returns False when they were already complete for the same inputs and statistics
+    (nothing done).  Statistics of other inputs are refused unless ``overwrite``; an
+    incomplete group is recomputed.  The group's ``complete`` attr is set last.
     """
     import zarr
 
     from . import stats as lazy_stats
+    from .store import inputs_digest, write_stats as store_stats
 
     spath = os.path.join(path, "stats")
+    identity = {"inputs_digest": inputs_digest(ims), "nframes": len(ims),
+                "on_error": job.on_error}
     if os.path.exists(os.path.join(spath, "zarr.json")) and not overwrite:
         have = zarr.open_group(store=spath, mode="r").attrs
-        if have.get("complete") is True and \
-                sorted(have.get("stats", [])) == sorted(s.label for s in job.stats):
-            return False
-    from .store import write_stats as store_stats
+        same = all(have.get(k) == v for k, v in identity.items()) and \
+            sorted(have.get("stats", [])) == sorted(s.label for s in job.stats)
+        if have.get("complete") is True:
+            if same:
+                return False
+            raise InputError("holds the statistics of a different job (other inputs or "
+                             "statistics); pass overwrite to replace them", path=spath,
+                             argument="output")
 
     lazy = lazy_stats.lazy_stats(ims, [s.name for s in job.stats if s.q is None],
                                  [s.q for s in job.stats if s.q is not None])
     results = executor.compute(*lazy.values(), label=f"{job.name}: statistics "
                                                      f"({', '.join(lazy)})")
     store_stats(spath, dict(zip(lazy, results)),
-                {"nframes": len(ims),
+                {**identity,
                  "convention": "pixel-wise over all frames; frame rows x cols",
                  "bad_frames": [list(b) for b in getattr(ims, "bad_frames", [])]})
     if os.path.exists(os.path.join(path, "zarr.json")):

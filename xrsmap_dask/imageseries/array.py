@@ -33,6 +33,19 @@ class ArrayImageSeries(ImageSeries):
     def data(self) -> np.ndarray:
         return self._data
 
+    @property
+    def token(self) -> str:
+        """sha1 of the array's bytes, shape and dtype (so the same data gets the same task
+        names and an output written from it can be resumed in another process)."""
+        tok = self.__dict__.get("_token")
+        if tok is None:
+            import hashlib
+
+            h = hashlib.sha1(f"{self._data.shape}{self._data.dtype.str}".encode())
+            h.update(memoryview(np.ascontiguousarray(self._data)).cast("B"))
+            tok = self.__dict__["_token"] = h.hexdigest()
+        return tok
+
     def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
         return self._data[j, rows, cols]
 

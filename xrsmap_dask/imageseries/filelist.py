@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import FrameReadError, InputError
 from ..io import edf, fabio_reader
 from ..roi import RoiSlices, roi_shape
-from .base import BlockSource, ImageSeries, as_metadata, check_on_error, read_frames
+from .base import (BlockSource, ImageSeries, as_metadata, check_on_error, fill_dtype,
+                   read_frames)
 
 _EDF_SUFFIXES = (".edf", ".ehf")
 #: threads used to parse headers at open time (I/O bound: many small reads)
@@ -37,7 +38,12 @@ PREAD, ZEDF, FABIO, BAD = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class _FileFrames:
-    """What one file holds: per frame how to read it and where (offset or index in file)."""
+    """What one file holds: per frame how to read it and where (offset or index in file).
+
+    A file with an ``error`` either holds no readable frame (``kinds`` empty) or ends with a
+    ``BAD`` entry: its frames before ``error_frame`` (the bad block, counted in the file) are
+    good, as in a multi-frame file whose last block is truncated.
+    """
 
     path: str
     kinds: tuple[int, ...] = ()
@@ -76,23 +82,33 @@ def _is_edf(path: str) -> bool:
 
 def _probe_file(path: str) -> _FileFrames:
     try:
+        error = None
         if _is_edf(path):
             if edf.compression_of(path):
                 _, infos = edf.read_compressed_edf(path)
-                kinds = tuple(FABIO if i.compressed else ZEDF for i in infos)
+                kinds = [FABIO if i.compressed else ZEDF for i in infos]
             else:
-                infos = edf.read_edf_headers(path)
-                kinds = tuple(FABIO if i.compressed else PREAD for i in infos)
+                infos, error = edf.read_edf_headers(path, partial=True)
+                if error is not None and not infos:
+                    raise error
+                kinds = [FABIO if i.compressed else PREAD for i in infos]
             first = infos[0]
             for info in infos[1:]:
                 if info.shape != first.shape or info.dtype != first.dtype:
-                    raise FrameReadError(
+                    error = FrameReadError(
                         f"frame shape/dtype {info.shape} {info.dtype} differs from the file's "
                         f"first frame {first.shape} {first.dtype}", path=path,
                         frame=info.index_in_file)
-            offsets = tuple(i.index_in_file if k == FABIO else i.offset
-                            for i, k in zip(infos, kinds))
-            return _FileFrames(path, kinds, offsets, first.shape, first.dtype, first.file_size)
+                    infos, kinds = infos[:info.index_in_file], kinds[:info.index_in_file]
+                    break
+            offsets = [i.index_in_file if k == FABIO else i.offset for i, k in zip(infos, kinds)]
+            if error is not None:  # the good frames, then the bad block
+                kinds.append(BAD)
+                offsets.append(0)
+                return _FileFrames(path, tuple(kinds), tuple(offsets), first.shape, first.dtype,
+                                   first.file_size, error.reason, error.frame or len(infos))
+            return _FileFrames(path, tuple(kinds), tuple(offsets), first.shape, first.dtype,
+                               first.file_size)
         nframes, shape, dtype = fabio_reader.probe(path)
         return _FileFrames(path, (FABIO,) * nframes, tuple(range(nframes)), shape, dtype)
     except FrameReadError as exc:
@@ -175,7 +191,7 @@ class FileListImageSeries(ImageSeries):
             if int(value) < 0:
                 raise InputError(f"must be >= 0, got {value}", argument=name)
         probed = _probe_files(paths, progress)
-        good = [p for p in probed if p.error is None]
+        good = [p for p in probed if p.shape is not None]
         if not good:
             first = probed[0]
             raise FrameReadError(first.error, path=first.path, frame=first.error_frame)
@@ -185,6 +201,9 @@ class FileListImageSeries(ImageSeries):
             votes[p.layout] += len(p.kinds)
         (ref_shape, ref_dtype), _ = votes.most_common(1)[0]
         ref_path = next(p.path for p in good if p.layout == (ref_shape, ref_dtype))
+        # an unreadable file is taken to hold as many frames as most complete files do
+        usual = Counter(len(p.kinds) for p in good if p.error is None).most_common(1)
+        usual_frames = usual[0][0] if usual else 1
         self._shape = ref_shape
         self._file_dtype = ref_dtype
         self._dtype = np.dtype(dtype) if dtype is not None else ref_dtype
@@ -196,24 +215,35 @@ class FileListImageSeries(ImageSeries):
         big_endian: list[bool] = []
         sizes: list[int] = []
         self.bad_frames: list[tuple[int, str, str]] = []
+        reasons: dict[int, str] = {}
+        stop = empty_frames + max_file_frames if max_file_frames else None
         for p in probed:
-            error, error_frame = p.error, p.error_frame
-            if error is None and p.layout != (ref_shape, ref_dtype):
-                error, error_frame = (
+            if max_total_frames and len(frame_paths) >= max_total_frames:
+                break
+            error = p.error
+            if p.shape is not None and p.layout != (ref_shape, ref_dtype):
+                error = (
                     f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} differs "
                     f"from the series' {ref_shape[0]} x {ref_shape[1]} {ref_dtype} (e.g. "
-                    f"{ref_path})"), 0
-            if error is not None:
-                if self.on_error == "raise":
-                    raise FrameReadError(error, path=p.path, frame=len(frame_paths) + error_frame)
-                self.bad_frames.append((len(frame_paths), p.path, error))
-                file_kinds, file_offsets, is_big = (BAD,), (0,), False
+                    f"{ref_path})")
+                file_kinds, file_offsets = (BAD,) * len(p.kinds), (0,) * len(p.kinds)
+            elif p.shape is None:
+                n = usual_frames
+                file_kinds, file_offsets = (BAD,) * n, (0,) * n
+                if n > 1:
+                    error += f" (counted as {n} frames, as most files hold)"
             else:
-                stop = empty_frames + max_file_frames if max_file_frames else None
-                file_kinds = p.kinds[empty_frames:stop]
-                file_offsets = p.offsets[empty_frames:stop]
-                is_big = p.dtype.byteorder == ">"
+                file_kinds, file_offsets = p.kinds, p.offsets
+            file_kinds, file_offsets = file_kinds[empty_frames:stop], file_offsets[empty_frames:stop]
+            first_bad = next((k for k, kind in enumerate(file_kinds) if kind == BAD), None)
+            if first_bad is not None and self.on_error == "raise" and \
+                    (not max_total_frames or len(frame_paths) + first_bad < max_total_frames):
+                raise FrameReadError(error, path=p.path, frame=len(frame_paths) + first_bad)
+            is_big = p.dtype is not None and p.dtype.byteorder == ">"
             for kind, off in zip(file_kinds, file_offsets):
+                if kind == BAD:
+                    reasons[len(frame_paths)] = error
+                    self.bad_frames.append((len(frame_paths), p.path, error))
                 frame_paths.append(p.path)
                 kinds.append(kind)
                 offsets.append(off)
@@ -231,7 +261,8 @@ class FileListImageSeries(ImageSeries):
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._big_endian = np.asarray(big_endian, dtype=bool)
         self._file_sizes = np.asarray(sizes, dtype=np.int64)
-        self._bad_reason = {i: reason for i, _, reason in self.bad_frames}
+        self._bad_reason = {i: reason for i, reason in reasons.items()
+                            if not max_total_frames or i < max_total_frames}
         digest = hashlib.sha1()
         for path, kind, off in zip(frame_paths, kinds, offsets):
             digest.update(f"{path}\0{kind}\0{off}\0".encode())
@@ -331,9 +362,8 @@ class FileFramesBlock(BlockSource):
             out = None
         data = read_frames(one, range(self.nframes), roi_shape(roi), native, self.on_error,
                            out=out)
-        if data.dtype != self.dtype and not (self.on_error == "fill" and data.dtype.kind == "f"):
-            data = data.astype(self.dtype)
-        return data
+        want = fill_dtype(self.dtype) if self.on_error == "fill" else self.dtype
+        return data if data.dtype == want else data.astype(want)
 
 
 def from_files(paths: Sequence, **kwargs) -> FileListImageSeries:

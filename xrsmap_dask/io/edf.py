@@ -147,37 +147,46 @@ def _frame_from_header(header: dict, path: str, index: int, offset: int,
     return info, size
 
 
-def parse_edf(pread, file_size: int, path: str) -> list[EdfFrameInfo]:
+def parse_edf(pread, file_size: int, path: str, partial: bool = False):
     """Parse every EDF block of a byte source of ``file_size`` bytes.
 
     ``pread(nbytes, pos) -> bytes`` reads the source (a file, or decompressed bytes).  Raises
     :class:`FrameReadError` (naming ``path`` and the frame in the file) for an empty,
-    truncated or corrupt source.
+    truncated or corrupt source.  With ``partial=True`` returns ``(frames, error)`` instead:
+    the blocks parsed before the first bad one, and that error (``None`` if all are good).
     """
-    if file_size == 0:
-        raise FrameReadError("empty file", path=path, frame=0)
     frames: list[EdfFrameInfo] = []
-    pos = 0
-    while pos < file_size:
-        index = len(frames)
-        # tolerate trailing padding (spaces, newlines, NULs) after the last block
-        if index and not pread(64, pos).strip(b" \n\r\t\x00"):
-            break
-        header, offset = _read_header_block(pread, pos, path, index)
-        info, size = _frame_from_header(header, path, index, offset, file_size)
-        if offset + size > file_size:
-            raise FrameReadError(
-                f"truncated: header promises {size} data bytes at offset {offset}, "
-                f"file has {file_size - offset}", path=path, frame=index)
-        frames.append(info)
-        pos = offset + size
-    return frames
+    error = None
+    try:
+        if file_size == 0:
+            raise FrameReadError("empty file", path=path, frame=0)
+        pos = 0
+        while pos < file_size:
+            index = len(frames)
+            # tolerate trailing padding (spaces, newlines, NULs) after the last block
+            if index and not pread(64, pos).strip(b" \n\r\t\x00"):
+                break
+            header, offset = _read_header_block(pread, pos, path, index)
+            info, size = _frame_from_header(header, path, index, offset, file_size)
+            if offset + size > file_size:
+                raise FrameReadError(
+                    f"truncated: header promises {size} data bytes at offset {offset}, "
+                    f"file has {file_size - offset}", path=path, frame=index)
+            frames.append(info)
+            pos = offset + size
+    except FrameReadError as exc:
+        if not partial:
+            raise
+        error = exc
+    return (frames, error) if partial else frames
 
 
-def read_edf_headers(path: str) -> list[EdfFrameInfo]:
+def read_edf_headers(path: str, partial: bool = False):
     """Parse every header of an EDF file (reading headers only) and check the file size.
 
-    Raises :class:`FrameReadError` for a missing, empty, truncated or corrupt file.
+    Raises :class:`FrameReadError` for a missing, empty, truncated or corrupt file; with
+    ``partial=True`` a bad block returns ``(good frames before it, error)`` (see
+    :func:`parse_edf`), a file that cannot be opened still raises.
     """
     path = os.fspath(path)
     try:
@@ -187,7 +196,8 @@ def read_edf_headers(path: str) -> list[EdfFrameInfo]:
     except OSError as exc:
         raise FrameReadError(f"cannot open: {exc.strerror}", path=path) from None
     try:
-        return parse_edf(lambda n, pos: os.pread(fd, n, pos), os.fstat(fd).st_size, path)
+        return parse_edf(lambda n, pos: os.pread(fd, n, pos), os.fstat(fd).st_size, path,
+                         partial)
     finally:
         os.close(fd)
 

@@ -53,8 +53,12 @@ def read_frame(path: str, index_in_file: int, shape: tuple[int, int], dtype: np.
     img = _open(path, frame)
     try:
         if index_in_file:
-            img = img.getframe(index_in_file)
-        data = img.data
+            sub = img.getframe(index_in_file)
+            data = sub.data
+            if sub is not img:
+                _close(sub)
+        else:
+            data = img.data
     except Exception as exc:
         raise FrameReadError(f"fabio cannot read frame {index_in_file} of the file: {_why(exc)}",
                              path=path, frame=frame) from None
