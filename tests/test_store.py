@@ -394,3 +394,20 @@ def test_frame_unreadable_at_read_time_is_listed(tmp_path):
     assert np.flatnonzero(np.isnan(g["roi_sum"][:]).ravel()).tolist() == [5]
     assert np.all(g["composite"][1, 1] == 0)     # dummy (0) in the composite
     assert g.attrs["bad_frames"] == res.bad_frames
+
+
+def test_composite_only_fill_records_frames_damaged_after_open(tmp_path):
+    from xrsmap_dask import imageseries
+    from xrsmap_dask.maps import MapSpec, build_maps
+    from xrsmap_dask.scan import ScanGeometry
+    from xrsmap_dask.store import write_maps
+    from xrsmap_dask.synth import make_scan
+
+    scan = make_scan(tmp_path / "scan", 2, 3, (16, 16), mask=False)
+    ims = imageseries.from_files(scan.files, on_error="fill")
+    with open(scan.files[4], "r+b") as f:          # damaged after open: found while reading
+        f.truncate(os.path.getsize(scan.files[4]) - 10)
+    maps = build_maps(ims, MapSpec(binning=4, roi_sum=False), ScanGeometry(2, 3))
+    result = write_maps(maps, tmp_path / "o.zarr", ims)
+    assert [b[0] for b in result.bad_frames] == [4]
+    assert scan.files[4] in result.bad_frames[0][1]

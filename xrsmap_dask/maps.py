@@ -699,6 +699,8 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     ims : ImageSeries
         Frames in scan order (``len(ims)`` checked against ``scan``).
     spec : MapSpec
+        With a series opened ``on_error='fill'``, a composite-only spec also gets the ROI
+        sum: its NaN points are how frames found unreadable while reading are recorded.
     scan : ScanGeometry
     corrections : Corrections, optional
     frames_per_chunk : int or 'auto'
@@ -713,8 +715,12 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     from dask.highlevelgraph import HighLevelGraph
 
     corr = corrections if corrections is not None else Corrections()
-    plan = plan_maps(ims, spec, scan, corr, frames_per_chunk)
     on_fill = getattr(ims, "on_error", "raise") == "fill"
+    if on_fill and spec.composite and not (spec.roi_sum or spec.rings):
+        # frames found unreadable while reading are recorded from the NaN points of the sums
+        # (a composite shows them as `dummy`, which real data can equal): keep a ROI sum
+        spec = replace(spec, roi_sum=True)
+    plan = plan_maps(ims, spec, scan, corr, frames_per_chunk)
     params = _kernel_params(plan, spec, corr, detect_bad=on_fill)
     chunks = frame_chunks(plan.nframes, plan.frames_per_chunk)
     starts = np.cumsum((0,) + chunks[:-1])
