@@ -315,3 +315,17 @@ def test_fill_with_cast_dtype_declares_what_it_returns(small_scan, tmp_path):
     arr = ims.to_dask((slice(0, 4), slice(0, 4)))
     got = arr.compute()
     assert arr.dtype == got.dtype == np.float64 and np.isnan(got[1]).all()
+
+
+def test_xrsmap_roi_conventions():
+    from xrsmap_dask.roi import xrsmap_roi_to_slices
+
+    # the README example: inclusive bounds, 1248 x 1248
+    rows, cols = xrsmap_roi_to_slices((536, 306, 1783, 1553), (2048, 2048))
+    assert (rows, cols) == (slice(306, 1554), slice(536, 1784))
+    assert xrsmap_roi_to_slices((0, 0, 3, 1), (10, 8), origin="lower") == (slice(8, 10), slice(0, 4))
+    for bad in [(0, 0, 3.5, 4), (0, 0, 3), "0 0 3 3", (0, 5, 3, 2)]:
+        with pytest.raises(InputError, match="roi"):
+            xrsmap_roi_to_slices(bad, (10, 8))
+    with pytest.raises(InputError, match="outside the frame"):
+        xrsmap_roi_to_slices((0, 0, 8, 3), (10, 8))

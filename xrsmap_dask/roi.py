@@ -65,10 +65,13 @@ def xrsmap_roi_to_slices(roi, frame_shape: Sequence[int], origin: str = "upper")
     if origin not in ("upper", "lower"):
         raise InputError(f"must be 'upper' or 'lower', got {origin!r}", argument="roi_origin")
     try:
-        x0, y0, x1, y1 = (int(v) for v in roi)
-    except (TypeError, ValueError):
-        raise InputError(f"expected (x0, y0, x1, y1) with inclusive bounds, got {roi!r}",
-                         argument="roi") from None
+        values = [float(v) for v in roi]
+        if len(values) != 4 or any(v != int(v) for v in values):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"expected (x0, y0, x1, y1): 4 integer pixel indices, bounds "
+                         f"inclusive, got {roi!r}", argument="roi") from None
+    x0, y0, x1, y1 = (int(v) for v in values)
     if x1 < x0 or y1 < y0:
         raise InputError(f"x1 < x0 or y1 < y0 in (x0, y0, x1, y1) = {roi!r}", argument="roi")
     if origin == "lower":
