@@ -22,3 +22,26 @@ def cluster_client():
                       dashboard_address="127.0.0.1:0", host="127.0.0.1") as cluster, \
             Client(cluster, set_as_default=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """A LocalCluster of 2 worker processes, one per test module (tests may kill workers)."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address="127.0.0.1:0", host="127.0.0.1")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def client(local_cluster):
+    """A distributed.Client on the module's :func:`local_cluster`, the default scheduler
+    while the module's tests run."""
+    from distributed import Client
+
+    with Client(local_cluster) as c:
+        yield c

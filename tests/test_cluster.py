@@ -196,18 +196,6 @@ def test_local_cluster_binds_localhost_and_interrupt_closes_it():
 
 
 # -- distributed: LocalCluster, faults -----------------------------------------------------
-@pytest.fixture(scope="module")
-def local_cluster():
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, host="127.0.0.1")
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 def kill_once(block, marker):
     """Task body that kills its worker process the first time any task runs it."""
     if block.size == 0:

@@ -263,19 +263,6 @@ def test_writers_go_block_by_block(tmp_path, monkeypatch, key):
 
 
 # -- distributed ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-    c = distributed.Client(cluster)
-    try:
-        yield c
-    finally:
-        c.close()
-        cluster.close()
-
-
 @pytest.mark.parametrize("key", list(CASES))
 def test_distributed_equals_threads(tmp_path, source, client, key):
     ims = write_open(tmp_path, key, source)

@@ -301,18 +301,6 @@ class KillFirstTask:
         os._exit(1)
 
 
-@pytest.fixture(scope="module")
-def local_cluster():
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, host="127.0.0.1")
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 def test_worker_killed_during_job_same_maps_and_retry_reported(scans, tmp_path, local_cluster):
     import sys
 

@@ -307,16 +307,6 @@ def _stop_poll(dask_worker):
     return st["peak"] - st["base"]
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
 def test_memory_budget_local_cluster(big_scan, client):
     scan, stack = big_scan
     ims = imageseries.from_files(scan.files)

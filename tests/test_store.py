@@ -319,16 +319,6 @@ def test_fill_bad_frames(fill_scan, tmp_path):
         assert attrs["complete"] is True and attrs["on_error"] == "fill"
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
 def test_same_results_on_threads_and_cluster(job_scan, client, tmp_path):
     rs = rings(job_scan.centre[0], job_scan.centre[1], job_scan.radii, 2.5)
     kw = dict(roi=(0, 8, 47, 39), binning=4, rings=rs, frames_per_chunk=16)
