@@ -213,3 +213,25 @@ def as_metadata(meta: Any) -> dict:
     if not isinstance(meta, dict):
         raise InputError(f"metadata must be a dict, got {type(meta).__name__}", argument="meta")
     return dict(meta)
+
+
+def plain_metadata_value(key: str, value, where: str, arrays_as_lists: bool = False):
+    """A metadata value as plain Python for text formats (YAML, JSON attrs): numpy scalars
+    become Python numbers, containers are converted item by item, numpy arrays become lists
+    when ``arrays_as_lists``; anything else raises :class:`InputError` naming the key and
+    ``where`` it was to be written."""
+    def plain(v):
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if arrays_as_lists and isinstance(v, np.ndarray):
+            return plain(v.tolist())
+        if v is None or isinstance(v, (str, int, float, bool)):
+            return v
+        raise InputError(f"metadata {key!r} of type {type(v).__name__} cannot be {where}",
+                         argument="meta")
+
+    return plain(value)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import FormatError, InputError, UnsafeInputError
 from ._yaml import load_yaml
+from .base import plain_metadata_value
 from .filelist import FileListImageSeries
 from .registry import register_opener, register_writer
 
@@ -76,22 +77,6 @@ def yaml_meta(meta: dict, yaml_path: str | None, other_dirs=()) -> dict:
     return out
 
 
-def _yaml_value(key: str, value):
-    """A metadata value YAML's safe dumper can hold (numpy scalars -> Python)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_yaml_value(key, v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _yaml_value(key, v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return _yaml_value(key, value.tolist())
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise InputError(f"metadata {key!r} of type {type(value).__name__} cannot be written to "
-                     "YAML", argument="meta")
-
-
 def yaml_meta_out(meta: dict, yaml_path: str) -> dict:
     """Metadata as YAML values; numpy arrays saved as ``<yaml stem>-<key>.npy`` beside it.
 
@@ -110,7 +95,7 @@ def yaml_meta_out(meta: dict, yaml_path: str) -> dict:
             name = f"{stem}-{k}.npy"
             np.save(os.path.join(base, name), v, allow_pickle=False)
             v = f"{NUMPY_TAG} {name}"
-        out[str(k)] = _yaml_value(k, v)
+        out[str(k)] = plain_metadata_value(k, v, "written to YAML", arrays_as_lists=True)
     return out
 
 

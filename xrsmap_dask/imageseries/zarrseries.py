@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import FrameReadError, InputError
 from ..roi import RoiSlices, roi_shape
-from .base import BlockSource, ImageSeries, check_on_error, read_frames
+from .base import BlockSource, ImageSeries, check_on_error, plain_metadata_value, read_frames
 from .hdf5 import file_token, frames_per_write
 from .registry import register_opener, register_writer
 
@@ -151,20 +151,6 @@ def open_zarr(filename, path_in_store: str | None = None, dataname: str = "image
                            on_error=on_error)
 
 
-def _json_value(key: str, value):
-    """A metadata value as JSON for zarr attrs (numpy scalars -> Python)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_value(key, v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(key, v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise InputError(f"metadata {key!r} of type {type(value).__name__} cannot be stored in "
-                     "zarr attrs", argument="meta")
-
-
 @register_writer("zarr")
 def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = "images",
                frames_per_chunk: int | None = None, meta: dict | None = None,
@@ -224,5 +210,5 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
             else:
                 mg.create_array(str(k), data=np.ascontiguousarray(v))
         else:
-            attrs[str(k)] = _json_value(k, v)
+            attrs[str(k)] = plain_metadata_value(k, v, "stored in zarr attrs")
     mg.attrs.update(attrs)
