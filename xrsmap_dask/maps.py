@@ -45,7 +45,7 @@ import numpy as np
 
 from .errors import InputError
 from .lazy import auto_frames_per_chunk, frame_chunks
-from .roi import RoiSlices, normalize_roi, roi_shape
+from .roi import RoiSlices, check_binning, normalize_roi, roi_shape  # noqa: F401
 from .scan import ScanGeometry
 
 #: bytes a fused task reads at once before reducing them (stays in the CPU cache)
@@ -290,17 +290,6 @@ class MapSpec:
 
 # ---------------------------------------------------------------------------------------
 # geometry helpers (numpy)
-
-
-def check_binning(shape: tuple[int, int], binning: int,
-                  argument: str = "binning") -> tuple[int, int]:
-    """Binned shape of a ``shape`` ROI; :class:`InputError` listing the binnings that work."""
-    h, w = shape
-    if h % binning or w % binning:
-        good = [d for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0]
-        raise InputError(f"binning {binning} does not divide the {h} x {w} ROI (rows x cols); "
-                         f"binnings that work: {good}", argument=argument)
-    return h // binning, w // binning
 
 
 def ring_bbox(ring: Ring, frame_shape) -> RoiSlices | None:
@@ -715,7 +704,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     from dask.highlevelgraph import HighLevelGraph
 
     corr = corrections if corrections is not None else Corrections()
-    on_fill = getattr(ims, "on_error", "raise") == "fill"
+    on_fill = ims.on_error == "fill"
     if on_fill and spec.composite and not (spec.roi_sum or spec.rings):
         # frames found unreadable while reading are recorded from the NaN points of the sums
         # (a composite shows them as `dummy`, which real data can equal): keep a ROI sum
@@ -739,7 +728,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     if fuse_reads:
         # read + reduce in one task, a few frames at a time (cache-hot; see module doc)
         read_box = box
-        if WIDEN_FILE_READS and hasattr(ims, "filenames") and \
+        if WIDEN_FILE_READS and ims.filenames is not None and \
                 (box[1].start, box[1].stop) != (0, ims.shape[1]):
             # file reads fetch whole rows anyway (one pread): take them straight into the
             # block, no copy, and let the kernel see the box's columns as a view
@@ -748,7 +737,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
             dsk_r[pkey] = params
         h, w = roi_shape(read_box)
         frame_bytes = h * w * np.dtype(ims.block_dtype()).itemsize
-        sub = max(1, FUSED_READ_BYTES // frame_bytes) if hasattr(ims, "filenames") else \
+        sub = max(1, FUSED_READ_BYTES // frame_bytes) if ims.filenames is not None else \
             plan.frames_per_chunk
         for i, (start, n) in enumerate(zip(starts, chunks)):
             start = int(start)
@@ -815,7 +804,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     arrays = {k: da.Array(graph, name, chunks, dtype=dtype) for k, (name, chunks, dtype) in made}
     bad_found = da.Array(graph, bname, ((np.nan,),), dtype=np.int64)
     return Maps(arrays.get("composite"), arrays.get("roi_sum"), arrays.get("annulus_sum"),
-                plan, spec, corr, list(getattr(ims, "bad_frames", []) or []), bad_found,
+                plan, spec, corr, list(ims.bad_frames), bad_found,
                 fuse_reads)
 
 

@@ -77,3 +77,14 @@ def xrsmap_roi_to_slices(roi, frame_shape: Sequence[int], origin: str = "upper")
     if origin == "lower":
         y0, y1 = ny - 1 - y1, ny - 1 - y0
     return normalize_roi((slice(y0, y1 + 1), slice(x0, x1 + 1)), frame_shape)
+
+
+def check_binning(shape: tuple[int, int], binning: int,
+                  argument: str = "binning") -> tuple[int, int]:
+    """Binned shape of a ``shape`` ROI; :class:`InputError` listing the binnings that work."""
+    h, w = shape
+    if h % binning or w % binning:
+        good = [d for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0]
+        raise InputError(f"binning {binning} does not divide the {h} x {w} ROI (rows x cols); "
+                         f"binnings that work: {good}", argument=argument)
+    return h // binning, w // binning

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -49,6 +49,13 @@ class ImageSeries:
     #: ``'raise'``: an unreadable frame raises :class:`FrameReadError`; ``'fill'``: it reads as
     #: NaN (the lazy array is then float, see :func:`fill_dtype`).
     on_error: str = "raise"
+    #: ``(index, path, reason)`` of the frames known to be unreadable when the series was
+    #: opened (``on_error='fill'`` only; frames found bad while reading are reported by the
+    #: maps and stats that read them).
+    bad_frames: Sequence[tuple[int, str, str]] = ()
+    #: One file path per frame for file-backed series (reads fetch whole rows of a file),
+    #: ``None`` for every other series.
+    filenames: list[str] | None = None
 
     # -- hexrd interface -------------------------------------------------------------------
     def __len__(self) -> int:
