@@ -400,7 +400,8 @@ def test_deploy_jobqueue_config_builds_clusters(monkeypatch, tmp_path):
             finally:
                 cluster.close()
         assert "--nworkers 8" in script and "--nthreads 4" in script
-        assert "02:00:00" in script and "--interface ib0" in script
+        assert "02:00:00" in script and "--interface" not in script  # no site interface
+        assert "--lifetime" in script and "--memory-limit 13.50GiB" in script  # 90 % of 120
         assert 'source "$HOME/xrsmap-env/bin/activate"' in script
         assert ("--cpus-per-task=32" in script) if kind == "slurm" else ("ncpus=32" in script)
 

@@ -286,8 +286,24 @@ def test_tls_scheduler_uses_dask_config(tmp_path, scan):
 
 
 # -- dask-jobqueue ---------------------------------------------------------------------------
+def _script_option(script: str, flag: str) -> str:
+    words = script.split()
+    return words[words.index(flag) + 1]
+
+
+def _expected_lifetime(walltime_s: float) -> tuple[float, float]:
+    """The documented rule (cluster/jobqueue.py), restated: stagger min(5 min, 5 %), a grace
+    of 5 % within [2, 10] min after the latest retirement."""
+    stagger = min(300, 0.05 * walltime_s)
+    grace = min(600, max(120, 0.05 * walltime_s))
+    return walltime_s - stagger - grace, stagger
+
+
 @pytest.mark.parametrize("kind", ["slurm", "pbs"])
-def test_jobqueue_job_script_holds_requested_resources(kind):
+def test_jobqueue_job_script_holds_requested_resources(kind, tmp_path, monkeypatch):
+    from dask.utils import parse_bytes, parse_timedelta
+
+    monkeypatch.chdir(tmp_path)
     spec = ExecutionSpec(kind=kind, cores=8, memory="16GiB", walltime="01:30:00",
                          queue="short", account="proj42", threads_per_worker=2,
                          host="127.0.0.1", dashboard=False,
@@ -295,6 +311,7 @@ def test_jobqueue_job_script_holds_requested_resources(kind):
     cluster = make_jobqueue_cluster(spec)
     try:
         script = cluster.job_script()
+        address = cluster.scheduler_address
     finally:
         cluster.close()
     assert "distributed.cli.dask_worker" in script or "dask worker" in script
@@ -303,17 +320,117 @@ def test_jobqueue_job_script_holds_requested_resources(kind):
     assert "proj42" in script and "short" in script
     if kind == "slurm":
         assert "#SBATCH --cpus-per-task=8" in script
-        assert "#SBATCH --mem=" in script
+        assert "#SBATCH --mem=16G" in script  # the job asks for all of its memory
         assert "#SBATCH --exclusive" in script
     else:
-        assert "ncpus=8" in script and "mem=" in script
-    # the worker memory limit: 16 GiB split over 4 workers
-    assert "--memory-limit 4.00GiB" in script
+        assert "ncpus=8" in script and "mem=16GB" in script
+    # the workers' limits leave headroom: 4 of them add up to 90 % of the job's 16 GiB
+    per_worker = parse_bytes(_script_option(script, "--memory-limit"))
+    assert 4 * per_worker == pytest.approx(0.9 * 16 * 2**30, rel=0.01)
+    # lifetimes from the 90-minute walltime: the last worker retires >= 2 min before it
+    lifetime = parse_timedelta(_script_option(script, "--lifetime"))
+    stagger = parse_timedelta(_script_option(script, "--lifetime-stagger"))
+    exp_lifetime, exp_stagger = _expected_lifetime(5400)
+    assert (lifetime, stagger) == (pytest.approx(exp_lifetime, abs=1),
+                                   pytest.approx(exp_stagger, abs=1))
+    assert lifetime + stagger <= 5400 - 120
+    # a scheduler on 127.0.0.1 needs no TLS by default
+    assert address.startswith("tcp://127.0.0.1:") and "--tls-key" not in script
 
 
-def test_jobqueue_falls_back_to_dask_config():
+@pytest.mark.parametrize("walltime, kind, seconds", [
+    ("01:30:00", "slurm", 5400), ("2-00:00:00", "pbs", 172800), ("1-12", "slurm", 129600),
+    ("45", "slurm", 2700), ("45", "pbs", 45), ("10:30", "slurm", 630),
+])
+def test_walltime_formats(walltime, kind, seconds):
+    from xrsmap_dask.cluster.jobqueue import walltime_seconds
+
+    assert walltime_seconds(walltime, kind) == seconds
+
+
+def test_lifetime_rule_keeps_every_worker_inside_the_walltime():
+    from xrsmap_dask.cluster.jobqueue import worker_lifetime
+
+    assert worker_lifetime(240) is None  # too short to retire gracefully
+    for walltime in (300, 600, 1800, 3600, 7200, 86400, 172800):
+        lifetime, stagger = worker_lifetime(walltime)
+        assert 0 < stagger < lifetime
+        assert lifetime + stagger <= walltime - 120      # >= 2 min to hand results over
+        if walltime >= 1800:
+            assert lifetime - stagger >= 0.8 * walltime  # and most of the job is used
+
+
+@pytest.mark.parametrize("options, expect", [
+    (dict(lifetime="55m"), ["--lifetime", "55m"]),
+    (dict(lifetime="55m", lifetime_stagger="2m"), ["--lifetime", "55m", "--lifetime-stagger",
+                                                    "2m"]),
+    (dict(lifetime="none"), []),
+    (dict(walltime="00:04:00"), []),
+])
+def test_lifetime_options(options, expect, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kw = jobqueue_kwargs(ExecutionSpec(kind="slurm", cores=2, memory="2GiB", host="127.0.0.1",
+                                       dashboard=False, **options))
+    assert kw["worker_extra_args"] == expect
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(kind="slurm", lifetime="soon"), "lifetime"),
+    (dict(kind="slurm", lifetime_stagger="-5m"), "lifetime"),
+    (dict(kind="slurm", worker_memory_fraction=1.5), "worker_memory_fraction"),
+    (dict(kind="local", lifetime="1h"), "lifetime"),
+    (dict(kind="threads", tls=True), "tls"),
+    (dict(kind="local", tls="yes"), "tls"),
+])
+def test_hpc_options_are_checked(kwargs, argument):
+    with pytest.raises(InputError) as err:
+        ExecutionSpec(**kwargs)
+    assert err.value.argument == argument
+
+
+def test_worker_memory_fraction_option(tmp_path, monkeypatch):
+    from dask.utils import parse_bytes
+
+    monkeypatch.chdir(tmp_path)
+    spec = ExecutionSpec(kind="pbs", cores=4, memory="10GiB", threads_per_worker=1,
+                         worker_memory_fraction=0.5, host="127.0.0.1", dashboard=False)
+    cluster = make_jobqueue_cluster(spec)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert 4 * parse_bytes(_script_option(script, "--memory-limit")) == \
+        pytest.approx(5 * 2**30, rel=0.01)
+
+
+def test_jobqueue_scheduler_beyond_localhost_uses_tls(tmp_path, monkeypatch):
+    """Listening on all interfaces (no host, no interface) means TLS by default; tls=True
+    forces it on 127.0.0.1: the scheduler is tls:// and the job script hands the workers
+    their credentials, written private (0600) to the shared directory."""
+    monkeypatch.chdir(tmp_path)
+    assert ExecutionSpec(kind="slurm").wants_tls(None)
+    assert not ExecutionSpec(kind="slurm").wants_tls("127.0.0.1")
+    assert not ExecutionSpec(kind="slurm", tls=False).wants_tls("10.1.2.3")
+    assert ExecutionSpec(kind="slurm", tls=True).wants_tls("127.0.0.1")
+    spec = ExecutionSpec(kind="slurm", cores=2, memory="2GiB", host="127.0.0.1",
+                         dashboard=False, tls=True)
+    cluster = make_jobqueue_cluster(spec)
+    try:
+        script = cluster.job_script()
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        assert "--protocol tls://" in script
+        for flag in ("--tls-ca-file", "--tls-cert", "--tls-key"):
+            path = _script_option(script, flag)
+            assert os.path.dirname(path) == str(tmp_path)
+            assert os.stat(path).st_mode & 0o077 == 0
+    finally:
+        cluster.close()
+
+
+def test_jobqueue_falls_back_to_dask_config(tmp_path, monkeypatch):
     import dask_jobqueue  # noqa: F401 - its config defaults must exist before config.set
 
+    monkeypatch.chdir(tmp_path)
     with dask.config.set({"jobqueue.slurm.cores": 3, "jobqueue.slurm.memory": "6GB",
                           "jobqueue.slurm.walltime": "00:07:00",
                           "jobqueue.slurm.scheduler-options": {"host": "127.0.0.1"}}):
@@ -321,12 +438,18 @@ def test_jobqueue_falls_back_to_dask_config():
         kw = jobqueue_kwargs(spec)
         assert "cores" not in kw and "walltime" not in kw  # left to jobqueue's config
         assert kw["scheduler_options"]["host"] == "127.0.0.1"
+        assert "security" not in kw  # the configured host is loopback
         cluster = make_jobqueue_cluster(spec)
         try:
             script = cluster.job_script()
         finally:
             cluster.close()
     assert "#SBATCH --cpus-per-task=3" in script and "00:07:00" in script
+    # the lifetime comes from the configured walltime (7 minutes)
+    from dask.utils import parse_timedelta
+
+    assert parse_timedelta(_script_option(script, "--lifetime")) == \
+        pytest.approx(_expected_lifetime(420)[0], abs=1)
 
 
 def test_jobqueue_dashboard_binds_localhost_by_default():
@@ -337,3 +460,68 @@ def test_jobqueue_dashboard_binds_localhost_by_default():
     assert kw["scheduler_options"]["dashboard_address"] == "0.0.0.0:9999"
     with pytest.raises(InputError, match="threads_per_worker"):
         jobqueue_kwargs(ExecutionSpec(kind="pbs", cores=3, threads_per_worker=2))
+
+
+# -- what a cluster we start shows and accepts ---------------------------------------------
+def test_printed_dashboard_link_is_where_the_scheduler_serves_it():
+    """Scheduler on 127.0.0.2, dashboard on 127.0.0.1: the link printed is the dashboard's
+    bound address (the scheduler's host would be refused) and it answers."""
+    import urllib.request
+
+    from distributed.comm.utils import get_tcp_server_addresses
+
+    buf = io.StringIO()
+    spec = ExecutionSpec(kind="local", n_workers=1, host="127.0.0.2", dashboard="127.0.0.1:0")
+    with execution(spec, stream=buf) as ex:
+        assert ex.client.scheduler.address.startswith("tcp://127.0.0.2:")
+        host, port = get_tcp_server_addresses(ex.cluster.scheduler.http_server)[0][:2]
+        assert (host, ex.dashboard_link) == ("127.0.0.1", f"http://127.0.0.1:{port}/status")
+        with urllib.request.urlopen(ex.dashboard_link, timeout=20) as page:
+            assert page.status == 200
+    assert f"dask dashboard: http://127.0.0.1:{port}/status" in buf.getvalue()
+
+
+def test_waiting_for_workers_line_before_the_progress_bar(scan):
+    """An adaptive cluster starts with no worker: a line tracks them until one runs."""
+    buf = io.StringIO()
+    spec = ExecutionSpec(kind="local", adaptive_min=0, adaptive_max=1)
+    with execution(spec, stream=buf) as ex:
+        assert not ex.client.nthreads()  # no worker yet
+        (got,) = ex.compute(lazy_sum_map(scan))
+    np.testing.assert_array_equal(got, reference_sum_map(scan))
+    text = buf.getvalue()
+    assert "waiting for workers: 0 running, " in text
+    assert text.index("waiting for workers") < text.index("100% Completed")
+
+
+_PLAIN_CLIENT = """
+import sys
+from distributed import Client
+try:
+    Client(sys.argv[1], timeout="5s").close()
+except Exception as exc:
+    print("refused:", type(exc).__name__, exc)
+    sys.exit(3)
+sys.exit(0)
+"""
+
+
+def test_tls_cluster_accepts_our_client_and_refuses_a_plain_one():
+    x = np.arange(100.0).reshape(10, 10)
+    lazy = dask.array.from_array(x, chunks=5).sum(axis=0)
+    with execution(ExecutionSpec(kind="local", n_workers=1, tls=True), quiet=True) as ex:
+        address = ex.client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        (got,) = ex.compute(lazy)
+        np.testing.assert_array_equal(got, x.sum(axis=0))
+        # a client without the credentials, by tls:// or plain tcp://, is refused (in
+        # another process: a failed client leaves distributed's IO loop state behind)
+        import subprocess
+
+        for target in (address, address.replace("tls://", "tcp://")):
+            proc = subprocess.run([sys.executable, "-c", _PLAIN_CLIENT, target],
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 3, (target, proc.stdout, proc.stderr[-2000:])
+    # and on the loopback interface TLS is off unless asked
+    assert not ExecutionSpec(kind="local").wants_tls("127.0.0.1")
+    assert ExecutionSpec(kind="local").wants_tls("0.0.0.0")
