@@ -8,10 +8,11 @@ the (mosaic, sum map) pair, each in its own process (peak RSS its own), warm pag
 * ``ours``: ``Mapper(41, 41).composite_map(files, roi, binning=16)`` (threads scheduler);
 * ``plain``: one thread; per file ``io.edf.read_edf_headers`` for the data offset, one
   ``os.pread`` of the ROI rows, numpy reshape-sum binning, placement;
-* ``fabio``: one thread; per file ``fabio.open(f).data`` (what xrsmap does), ROI, the same
-  binning and placement.
+* ``fabio``: one thread; per file ``fabio.open(f).data`` (what xrsmap does), cropped to the
+  ROI *before* any conversion, the same binning and placement.
 
-Targets: ours >= 1.2x the plain loop, >= 2.5x the fabio loop.
+Each case in its own fresh process: the first call, then warm rounds (``_common.py``); ratios
+by the medians.  Targets: ours >= 1.2x the plain loop, >= 2.5x the fabio loop.
 
     python benchmarks/bench_maps.py            # full run (writes ~3.4 GB once)
     python benchmarks/bench_maps.py --small    # smoke run: 11 x 11 mesh of 256^2 frames
@@ -26,7 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_DATA, emit, ensure_mesh, run_case, table, timed  # noqa: E402
+import _common as C  # noqa: E402
 
 BINNING = 16
 
@@ -45,37 +46,30 @@ def _bin(roi_img, b):
         .reshape(h // b, w // b, b).sum(axis=-1)
 
 
-def _warm(files):
-    for f in files:
-        with open(f, "rb") as fh:
-            while fh.read(1 << 22):
-                pass
+def _result(res, comp, sums, **extra):
+    C.emit({**res, "comp_sum": float(np.sum(comp, dtype=np.float64)),
+            "sum_sum": float(np.sum(sums)), "comp_shape": list(comp.shape), **extra})
 
 
-def _result(secs, comp, sums, **extra):
-    emit({"seconds": secs, "comp_sum": float(np.sum(comp, dtype=np.float64)),
-          "sum_sum": float(np.sum(sums)), "comp_shape": list(comp.shape), **extra})
-
-
-def case_ours(scan, repeat):
+def case_ours(scan, rounds):
+    t0 = time.perf_counter()
     from xrsmap_dask.mapper import Mapper
 
+    t_import = time.perf_counter() - t0
     roi, _ = _roi(scan.frame_shape)
-    _warm(scan.files)
     mapper = Mapper(scan.npt_x, scan.npt_y)
 
     def run():
         return mapper.composite_map(scan.files, roi=roi, binning=BINNING, scheduler="threads")
 
-    secs, (comp, sums) = timed(run, repeat)
-    _result(secs, comp, sums, nchunks=mapper.last_maps.plan.nchunks,
+    res, (comp, sums) = C.measure(run, rounds)
+    _result(res, comp, sums, import_s=t_import, nchunks=mapper.last_maps.plan.nchunks,
             frames_per_chunk=mapper.last_maps.plan.frames_per_chunk)
 
 
-def _baseline(scan, repeat, read_roi):
+def _baseline(scan, rounds, read_roi):
     """Single-threaded loop: ``read_roi(path)`` -> ROI image, numpy binning, placement."""
     _, (rows, cols) = _roi(scan.frame_shape)
-    _warm(scan.files)
     b = BINNING
     fy, fx = (rows.stop - rows.start) // b, (cols.stop - cols.start) // b
 
@@ -89,11 +83,11 @@ def _baseline(scan, repeat, read_roi):
             sums[iy, ix] = tile.sum(dtype=np.float64)
         return comp, sums
 
-    secs, (comp, sums) = timed(run, repeat)
-    _result(secs, comp, sums)
+    res, (comp, sums) = C.measure(run, rounds)
+    _result(res, comp, sums)
 
 
-def case_plain(scan, repeat):
+def case_plain(scan, rounds):
     """Per file: header parse for the data offset, one ``os.pread`` of the ROI rows."""
     from xrsmap_dask.io.edf import read_edf_headers
 
@@ -108,14 +102,14 @@ def case_plain(scan, repeat):
             os.close(fd)
         return np.frombuffer(buf, info.dtype).reshape(-1, info.shape[1])[:, cols]
 
-    _baseline(scan, repeat, read_roi)
+    _baseline(scan, rounds, read_roi)
 
 
-def case_fabio(scan, repeat):
-    """Per file: ``fabio.open(f).data`` (what xrsmap does), then the ROI."""
+def case_fabio(scan, rounds):
+    """Per file: ``fabio.open(f).data`` (what xrsmap does), cropped to the ROI first."""
     import fabio
 
-    _baseline(scan, repeat, lambda f, rows, cols: fabio.open(f).data.astype(np.float32)[rows, cols])
+    _baseline(scan, rounds, lambda f, rows, cols: fabio.open(f).data[rows, cols])
 
 
 CASES = {"ours": case_ours, "plain": case_plain, "fabio": case_fabio}
@@ -126,43 +120,44 @@ def main() -> int:
     p.add_argument("--data", default=None,
                    help="mesh directory (default bench_data/mesh41, or mesh11 with --small)")
     p.add_argument("--small", action="store_true", help="smoke run: 11 x 11 of 256 x 256")
-    p.add_argument("--repeat", type=int, default=3, help="best of N timed runs per case")
+    p.add_argument("--rounds", type=int, default=C.ROUNDS, help="warm rounds per case")
     p.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     a = p.parse_args()
     npt, shape = (11, (256, 256)) if a.small else (41, (1024, 1024))
-    data = a.data or str(DEFAULT_DATA / ("mesh11" if a.small else "mesh41"))
-    scan = ensure_mesh(data, npt, npt, shape)
+    data = a.data or str(C.DEFAULT_DATA / ("mesh11" if a.small else "mesh41"))
     if a.case:
-        CASES[a.case](scan, a.repeat)
+        CASES[a.case](C.ensure_mesh(data, npt, npt, shape), a.rounds)
         return 0
+    print("\n".join(C.machine_header()), flush=True)
+    scan = C.ensure_mesh(data, npt, npt, shape)
+    C.warm_page_cache(scan.files)
     roi, _ = _roi(shape)
-    print(f"{npt} x {npt} mesh of {shape[0]} x {shape[1]} uint16 EDF frames in {data}; "
-          f"ROI {roi} (inclusive), binning {BINNING}; best of {a.repeat}; "
-          f"{os.cpu_count()} CPUs", flush=True)
-    args = ["--data", data, "--repeat", str(a.repeat)] + (["--small"] if a.small else [])
-    res = {}
-    for case in ("ours", "plain", "fabio"):
-        t0 = time.perf_counter()
-        res[case] = run_case(os.path.abspath(__file__), case, args)
-        wall = time.perf_counter() - t0
-        print(f"  {case}: {res[case]['seconds']:.3f} s (case wall {wall:.1f} s)", flush=True)
+    print(f"data: {C.edf_properties(scan.files)} ({npt} x {npt} mesh) in {data}; page cache: "
+          f"{C.page_cache_state(scan.files)}")
+    print(f"ROI {roi} (xrsmap, inclusive), binning {BINNING}; first call + {a.rounds} warm "
+          "rounds per case, each case in a fresh process; ratios by the medians", flush=True)
+    args = ["--data", data, "--rounds", str(a.rounds)] + (["--small"] if a.small else [])
+    res = {case: C.run_case(os.path.abspath(__file__), case, args) for case in CASES}
     ref = res["plain"]
     for case in ("ours", "fabio"):
         for key in ("comp_sum", "sum_sum"):
             if not np.isclose(res[case][key], ref[key], rtol=1e-5):
                 print(f"MISMATCH: {case} {key} {res[case][key]} != plain {ref[key]}")
                 return 1
-    ours = res["ours"]["seconds"]
-    rows = [(name, f"{r['seconds']:.3f}", f"{r['seconds'] / ours:.2f}x", f"{r['peak_mb']:.0f}")
-            for name, r in (("xrsmap-dask (ours)", res["ours"]),
-                            ("plain pread loop", res["plain"]),
-                            ("fabio.open loop", res["fabio"]))]
-    print(table(f"composite + sum map, {npt}x{npt} mesh, {shape[0]}^2 frames, binning {BINNING}",
-                rows, ("pipeline", "seconds", "ours faster by", "peak RSS MiB")))
-    sp, sf = res["plain"]["seconds"] / ours, res["fabio"]["seconds"] / ours
-    print(f"speed-up vs plain loop {sp:.2f}x (target >= 1.2), vs fabio loop {sf:.2f}x "
-          f"(target >= 2.5); ours used {res['ours']['nchunks']} read tasks of "
-          f"{res['ours']['frames_per_chunk']} frames")
+    ours = res["ours"]
+    rows = [(label, *C.timing_cells(r), "" if r is ours else C.ratio(r, ours),
+             f"{r['peak_mb']:.0f}")
+            for label, r in ((f"ours: Mapper.composite_map, threads ({ours['nchunks']} map "
+                              f"chunks of {ours['frames_per_chunk']} frames)", ours),
+                             ("plain pread loop, 1 thread", res["plain"]),
+                             ("fabio.open loop (crop first), 1 thread", res["fabio"]))]
+    print(C.table(f"composite + sum map, {npt}x{npt} mesh, {shape[0]}^2 frames, binning "
+                  f"{BINNING}", rows, ("pipeline", *C.TIMING_HEADER, "ours faster by (median)",
+                                       "peak RSS MiB")))
+    print(f"(ours: imports {ours['import_s']:.2f} s, outside the rounds)")
+    print("targets: " + "; ".join([
+        C.verdict("vs plain loop", C.median_s(res["plain"]) / C.median_s(ours), 1.2),
+        C.verdict("vs fabio loop", C.median_s(res["fabio"]) / C.median_s(ours), 2.5)]))
     return 0
 
 

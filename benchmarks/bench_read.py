@@ -1,10 +1,17 @@
-"""ROI read rate: our lazy batched reads vs a plain single-threaded loop of positioned reads.
+"""ROI reads and header-only opens: ours vs plain single-threaded loops doing the same work.
 
-Case A (issue 3): the middle 512 x 512 ROI of 1681 EDF frames of 1024 x 1024 uint16 (the 41 x 41
-mesh) through ``from_files(...).to_dask(roi).sum(axis=(1, 2)).compute()`` (threads) beside a
-single-threaded loop of ``os.pread`` of the same ROI rows (offsets parsed beforehand) + numpy
-sum.  Case B: opening a series of 10,000 EDF files (headers only) beside reading them whole
-with fabio.  Every case runs in its own process (peak RSS its own) on a warm page cache.
+* ``roi``: the middle 512 x 512 ROI of the 41 x 41 mesh of 1024 x 1024 uint16 EDF frames
+  (1681 files), ``ims.to_dask(roi).sum(axis=(1, 2)).compute()`` on the threaded scheduler
+  (series opened once, outside the rounds) beside ``roi-plain``: one thread, the same offsets
+  (headers parsed once, outside the rounds), per file one ``os.pread`` of the ROI rows +
+  a numpy sum.
+* ``open``: opening 10,000 EDF files of 256 x 256 (headers only): ``imageseries.from_files``
+  beside ``open-plain`` (per file one ``os.pread`` of the first 4 KiB, more if the header is
+  longer, a ``key = value ;`` parse, the data offset and a file-size check: what a series
+  needs to read frames later) and ``open-fabio`` (``fabio.openheader`` per file).
+
+Each case in its own fresh process (first call + warm rounds, peak RSS; ``_common.py``), on
+a warm page cache.  Targets (issue 15): the ROI read >= 1.0x the plain loop by the median.
 
     python benchmarks/bench_read.py            # full run
     python benchmarks/bench_read.py --small    # smoke run
@@ -16,10 +23,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_DATA, emit, ensure_mesh, run_case, table, timed  # noqa: E402
+import _common as C  # noqa: E402
 
 
 def _roi(shape):
@@ -27,24 +32,27 @@ def _roi(shape):
     return slice(ny // 4, ny // 4 + ny // 2), slice(nx // 4, nx // 4 + nx // 2)
 
 
-def case_ours(scan):
+# -- ROI reads ------------------------------------------------------------------------------
+def case_roi(scan, rounds):
+    t0 = time.perf_counter()
+    import numpy as np
+
     from xrsmap_dask import imageseries
 
+    t_import = time.perf_counter() - t0
     rows, cols = _roi(scan.frame_shape)
     t0 = time.perf_counter()
     ims = imageseries.from_files(scan.files)
     t_open = time.perf_counter() - t0
     arr = ims.to_dask((rows, cols))
-
-    def run():
-        return arr.sum(axis=(1, 2)).compute(scheduler="threads")
-
-    secs, sums = timed(run)
-    emit({"seconds": secs, "open_seconds": t_open, "ntasks": arr.npartitions,
-          "checksum": float(np.sum(sums))})
+    res, sums = C.measure(lambda: arr.sum(axis=(1, 2)).compute(scheduler="threads"), rounds)
+    C.emit({**res, "import_s": t_import, "open_s": t_open, "ntasks": arr.npartitions,
+            "checksum": float(np.sum(sums))})
 
 
-def case_plain(scan):
+def case_roi_plain(scan, rounds):
+    import numpy as np
+
     from xrsmap_dask.io.edf import read_edf_headers
 
     rows, cols = _roi(scan.frame_shape)
@@ -64,12 +72,15 @@ def case_plain(scan):
             sums[k] = block.sum()
         return sums
 
-    secs, sums = timed(run)
-    emit({"seconds": secs, "checksum": float(np.sum(sums))})
+    res, sums = C.measure(run, rounds)
+    C.emit({**res, "checksum": float(np.sum(sums))})
 
 
-def _many_files(directory, n, shape):
+# -- header-only opens ----------------------------------------------------------------------
+def many_files(directory, n, shape):
     """n EDF files of ``shape`` uint16 written byte by byte (fast), headers of varying length."""
+    import numpy as np
+
     os.makedirs(directory, exist_ok=True)
     paths = [os.path.join(directory, f"f{k:05d}.edf") for k in range(n)]
     if all(os.path.exists(p) for p in paths[-3:]) and len(os.listdir(directory)) >= n:
@@ -86,28 +97,65 @@ def _many_files(directory, n, shape):
     return paths
 
 
-def case_open_headers(paths):
+_TYPES = {"unsignedshort": "u2", "signedshort": "i2", "unsignedinteger": "u4",
+          "signedinteger": "i4", "floatvalue": "f4", "float": "f4", "unsignedbyte": "u1"}
+
+
+def plain_header(path: str) -> tuple[int, tuple[int, int], str]:
+    """(data offset, shape, dtype) of a one-frame EDF file: pread + parse, size checked."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        text = os.pread(fd, 4096, 0)
+        while b"}" not in text and len(text) < size:
+            text += os.pread(fd, 4096, len(text))
+    finally:
+        os.close(fd)
+    end = text.index(b"}") + 1
+    end += 1 if text[end:end + 1] == b"\n" else 0
+    head = {}
+    for line in text[1:end].decode("ascii").split(";"):
+        key, eq, value = line.partition("=")
+        if eq:
+            head[key.strip().lower()] = value.strip()
+    shape = (int(head["dim_2"]), int(head["dim_1"]))
+    dtype = _TYPES[head["datatype"].lower()]
+    nbytes = shape[0] * shape[1] * int(dtype[1])
+    if size < end + nbytes:
+        raise ValueError(f"{path}: short file")
+    return end, shape, dtype
+
+
+def case_open(paths, rounds):
+    t0 = time.perf_counter()
     from xrsmap_dask import imageseries
 
-    secs, ims = timed(lambda: imageseries.from_files(paths), repeat=2)
-    emit({"seconds": secs, "nframes": len(ims)})
+    t_import = time.perf_counter() - t0
+    res, ims = C.measure(lambda: imageseries.from_files(paths), rounds)
+    C.emit({**res, "import_s": t_import, "nframes": len(ims)})
 
 
-def case_open_whole(paths):
+def case_open_plain(paths, rounds):
+    res, heads = C.measure(lambda: [plain_header(p) for p in paths], rounds)
+    C.emit({**res, "nframes": len(heads)})
+
+
+def case_open_fabio(paths, rounds):
     import fabio
 
-    def run():
-        return [fabio.open(p).data for p in paths][-1].shape
-
-    secs, _ = timed(run, repeat=1)
-    emit({"seconds": secs})
+    res, heads = C.measure(lambda: [fabio.openheader(p).header for p in paths], rounds)
+    C.emit({**res, "nframes": len(heads)})
 
 
-def main():
+CASES = ("roi", "roi-plain", "open", "open-plain", "open-fabio")
+
+
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--data", default=str(C.DEFAULT_DATA))
     p.add_argument("--small", action="store_true")
-    p.add_argument("--case")
+    p.add_argument("--rounds", type=int, default=C.ROUNDS, help="warm rounds per case")
+    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.small:
         mesh_dir, npt, shape = os.path.join(a.data, "mesh11"), 11, (256, 256)
@@ -115,35 +163,59 @@ def main():
     else:
         mesh_dir, npt, shape = os.path.join(a.data, "mesh41"), 41, (1024, 1024)
         many_dir, nmany, many_shape = os.path.join(a.data, "many10000"), 10_000, (256, 256)
-    if a.case in ("ours", "plain"):
-        scan = ensure_mesh(mesh_dir, npt, npt, shape)
-        return {"ours": case_ours, "plain": case_plain}[a.case](scan)
-    if a.case in ("open_headers", "open_whole"):
-        paths = _many_files(many_dir, nmany, many_shape)
-        return {"open_headers": case_open_headers, "open_whole": case_open_whole}[a.case](paths)
+    if a.case in ("roi", "roi-plain"):
+        scan = C.ensure_mesh(mesh_dir, npt, npt, shape)
+        {"roi": case_roi, "roi-plain": case_roi_plain}[a.case](scan, a.rounds)
+        return 0
+    if a.case:
+        paths = many_files(many_dir, nmany, many_shape)
+        {"open": case_open, "open-plain": case_open_plain,
+         "open-fabio": case_open_fabio}[a.case](paths, a.rounds)
+        return 0
 
-    scan = ensure_mesh(mesh_dir, npt, npt, shape)
-    _many_files(many_dir, nmany, many_shape)
-    extra = ["--data", a.data] + (["--small"] if a.small else [])
+    print("\n".join(C.machine_header()), flush=True)
+    scan = C.ensure_mesh(mesh_dir, npt, npt, shape)
+    paths = many_files(many_dir, nmany, many_shape)
+    C.warm_page_cache(scan.files)
+    C.warm_page_cache(paths)
+    print(f"roi data: {C.edf_properties(scan.files)}; page cache: "
+          f"{C.page_cache_state(scan.files)}")
+    print(f"open data: {nmany} EDF files of {many_shape[0]} x {many_shape[1]} uint16, headers "
+          f"512-1536 bytes; page cache: {C.page_cache_state(paths)}")
+    print(f"first call + {a.rounds} warm rounds per case, each case in a fresh process; "
+          "ratios by the medians", flush=True)
+    extra = ["--data", a.data, "--rounds", str(a.rounds)] + (["--small"] if a.small else [])
     me = os.path.abspath(__file__)
-    ours, plain = run_case(me, "ours", extra), run_case(me, "plain", extra)
-    assert abs(ours["checksum"] - plain["checksum"]) < 1e-6 * max(1.0, abs(plain["checksum"]))
-    hdr, whole = run_case(me, "open_headers", extra), run_case(me, "open_whole", extra)
+    res = {case: C.run_case(me, case, extra) for case in CASES}
+    ours, plain = res["roi"], res["roi-plain"]
+    if abs(ours["checksum"] - plain["checksum"]) > 1e-6 * max(1.0, abs(plain["checksum"])):
+        print(f"MISMATCH: ROI sums {ours['checksum']} != {plain['checksum']}")
+        return 1
     nbytes = scan.nframes * (shape[0] // 2) * (shape[1] // 2) * 2
+    roi_label = f"ROI read, {scan.nframes} frames {shape[0]}² u16, middle {shape[0] // 2}²"
+    open_label = f"open {nmany} EDF files ({many_shape[0]}²), headers only"
     rows = [
-        (f"ROI read, {scan.nframes} frames {shape[0]}² u16, middle {shape[0] // 2}²",
-         f"{ours['seconds']:.2f} s ({nbytes / ours['seconds'] / 2**20:.0f} MiB/s, "
-         f"{ours['ntasks']} tasks)",
-         f"{plain['seconds']:.2f} s (plain pread loop)",
-         f"{plain['seconds'] / ours['seconds']:.2f}x", f"{ours['peak_mb']:.0f} / {plain['peak_mb']:.0f}"),
-        (f"open {nmany} EDF files ({many_shape[0]}²)", f"{hdr['seconds']:.2f} s (headers only)",
-         f"{whole['seconds']:.2f} s (fabio, whole files)",
-         f"{whole['seconds'] / hdr['seconds']:.1f}x", f"{hdr['peak_mb']:.0f} / {whole['peak_mb']:.0f}"),
+        (roi_label, f"ours: to_dask(roi).sum(), threads ({ours['ntasks']} tasks, "
+                    f"{nbytes / C.median_s(ours) / 2**20:.0f} MiB/s)",
+         *C.timing_cells(ours), "", f"{ours['peak_mb']:.0f}"),
+        (roi_label, "plain pread loop, 1 thread", *C.timing_cells(plain),
+         C.ratio(plain, ours), f"{plain['peak_mb']:.0f}"),
+        (open_label, "ours: imageseries.from_files", *C.timing_cells(res["open"]), "",
+         f"{res['open']['peak_mb']:.0f}"),
+        (open_label, "plain pread + parse loop", *C.timing_cells(res["open-plain"]),
+         C.ratio(res["open-plain"], res["open"]), f"{res['open-plain']['peak_mb']:.0f}"),
+        (open_label, "fabio.openheader loop", *C.timing_cells(res["open-fabio"]),
+         C.ratio(res["open-fabio"], res["open"]), f"{res['open-fabio']['peak_mb']:.0f}"),
     ]
-    print(table("bench_read: lazy ROI reads (threads, 2 cores, warm cache)", rows,
-                ("case", "xrsmap-dask", "baseline", "speed-up", "peak RSS MiB (ours / base)")))
-    print(f"(open of the 41x41 mesh, headers only: {ours['open_seconds']:.2f} s)")
+    print(C.table("bench_read: ROI reads and header-only opens (warm page cache)", rows,
+                  ("benchmark", "case", *C.TIMING_HEADER, "ours faster by (median)",
+                   "peak RSS MiB")))
+    print(f"(ours: imports {ours['import_s']:.2f} s and the mesh's open "
+          f"{ours['open_s']:.2f} s, outside the rounds)")
+    print("targets: " + C.verdict("ROI read vs plain loop",
+                                  C.median_s(plain) / C.median_s(ours), 1.0))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,34 +1,38 @@
 """``make bench``: run every benchmark (full size) and collect their output.
 
-Each ``bench_*.py`` prints, from one run, our figure beside a baseline measured in the same
-run, the ratio and peak memory.  This runs them one after the other (run it on an otherwise
-idle machine) and writes the outputs to ``benchmarks/RESULTS.md``; the README's table is
-copied from there.  Pass ``--small`` for a quick smoke run of all of them.
+Each ``bench_*.py`` prints, from one run, our figure beside baselines doing the same work,
+each case in a fresh process with its first call and the median and minimum of warm rounds,
+ratios by the medians, peak memory, the data's properties and the page-cache state (see
+``_common.py``).  This runs them one after the other -- on an otherwise idle machine: the
+load average before each benchmark is printed -- and writes everything to
+``benchmarks/RESULTS.md``; the README's table is copied from there.
+
+    python benchmarks/run_all.py               # full size (writes ~7 GB of data once)
+    python benchmarks/run_all.py --small       # smoke run of all of them
+    python benchmarks/run_all.py --rounds 5    # more warm rounds per case
 """
 from __future__ import annotations
 
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ("bench_read.py", "bench_maps.py", "bench_median.py")
+sys.path.insert(0, HERE)
+import _common as C  # noqa: E402
+
+BENCHES = ("bench_read.py", "bench_maps.py", "bench_cluster.py", "bench_median.py")
 
 
 def main() -> int:
     extra = sys.argv[1:]
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    header = C.machine_header()
     parts = [f"# Benchmark results\n\n{datetime.datetime.now():%Y-%m-%d %H:%M}, "
-             f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-             f"args {' '.join(extra) or '(full size)'}\n"]
+             f"args {' '.join(extra) or '(full size)'}\n\n```\n" + "\n".join(header)
+             + "\n```\n"]
+    print("\n".join(header), flush=True)
     failed = 0
     for name in BENCHES:
         print(f"== {name} {' '.join(extra)}", flush=True)
@@ -38,7 +42,7 @@ def main() -> int:
         print(proc.stdout, end="")
         if proc.returncode:
             failed += 1
-            print(proc.stderr, file=sys.stderr)
+            print(proc.stderr[-5000:], file=sys.stderr)
         parts.append(f"## {name} ({time.perf_counter() - t0:.0f} s wall, exit {proc.returncode})"
                      f"\n\n```\n{proc.stdout.strip()}\n```\n")
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:

@@ -17,29 +17,43 @@ middle values); any other numpy ``method`` hands each group of equal-length sort
 ``np.percentile`` itself.  NaN: without ``skipna`` a pixel holding a NaN gives NaN (as numpy);
 with ``skipna`` NaNs are dropped per pixel and an all-NaN pixel gives NaN.
 
-Measurements (2 cores AMD EPYC, AVX2, numpy 2.4; tile 200 frames x 16 x 2048; per tile):
+How, and why (measured on the 2-core AMD EPYC of the benchmarks: AVX2, no AVX-512; numpy
+2.4; one tile of 200 frames x 16 x 2048 pixels; thread CPU time, median of 7, ms):
 
-=====================================  ========  =======  =======  =======
-kernel                                 uint16    int32    float32  float64
-=====================================  ========  =======  =======  =======
-``np.median(tile, axis=0)``            111 ms    125 ms   154 ms   162 ms
-transpose (numpy copy of ``.T``)        19 ms     31 ms    31 ms    35 ms
-  + sort rows (SIMD sort)                5 ms      8 ms    11 ms    32 ms
-  + ``partition(k)`` + max of lower      5 ms      9 ms    16 ms    39 ms
-  + ``partition([k-1, k])``             50 ms      --       --       --
-  + ``np.percentile(axis=1)``           70 ms      --       --       --
-transpose, 16-frame x 2048-px blocks     8.5 ms   --       10 ms    16 ms
-bincount (counting, uint16)             69 ms      --       --       --
-=====================================  ========  =======  =======  =======
+=============================================  =====================  ====================
+per tile                                       synth data (66..181)   wide data (0..65535)
+=============================================  =====================  ====================
+``np.median(tile, axis=0)``                     165                    163
+previous kernel (sort in a uint16 buffer)       200                    203
+**this kernel** (int32 buffer)                   44                     40
+whole-tile transpose (numpy copy of ``.T``)      34                     29
+sort pixel-major uint16 (no SIMD here)          186                    197
+sort pixel-major uint16, ``kind='stable'``       40                     46
+sort pixel-major int32 (AVX2 SIMD sort)          31                     21
+``partition(k)`` int32 + max of lower part       31                     27
+``partition([k-1, k])`` int32                    76                     77
+``partition(k)`` uint16                          75                     73
+counting (``bincount`` per pixel and value)     131                 14,000
+=============================================  =====================  ====================
 
-So the winner is: transpose in cache-sized blocks (16 frames x a few thousand pixels, 2x
-faster than numpy's strided copy) into a small pixel-major buffer, sort each pixel's row
-in place (numpy's SIMD sort beats partitioning, and one sort serves any number of
-quantiles), then pick the order statistics.  About 7x faster than ``np.median`` for
-uint16 (13 ms vs 111 ms) and the working memory is one ``BUFFER_BYTES`` pixel-major
-buffer, not a copy of the tile.  End to end (``benchmarks/bench_median.py``, 200 EDF frames
-of 1024 x 1024 uint16, 2 cores): 0.58 s from the files vs 4.8 s for ``np.median`` on the
-in-memory stack and 1.6 s for ``dask.array.median``; peak RSS 230 MiB vs 915 / 1157 MiB.
+* numpy's SIMD sort of 16-bit integers needs AVX512_ICL; without it a uint16 sort is a plain
+  introsort (186 ms).  Widening to int32 costs little when done in cache and gets the AVX2
+  SIMD sort (21-31 ms): :func:`sort_dtype` widens 8/16-bit integers to int32, or keeps
+  them (8-bit to int16) where :func:`native_16bit_sort` finds the CPU feature.  The values,
+  hence every order statistic, are unchanged; numpy's own ``b - a`` (which wraps for signed
+  8/16-bit data) is reproduced in the data's dtype.
+* A stable (radix) sort of uint16 comes close (40-46 ms) but is slower than the int32 SIMD
+  sort and does nothing for 8-bit or wider data.  Partitioning is no faster than sorting
+  for one quantile (``partition(k)`` + the maximum of the lower part), slower for two
+  (``[k-1, k]``), and one sort serves any number of percentiles.  Counting selection is
+  slower on narrow data and hopeless on wide data (a histogram per pixel).
+* Once the sort is fast the transpose to pixel-major dominates: it is cache-blocked
+  (``FRAME_BLOCK`` = 8 frames of a ``BUFFER_BYTES`` block of pixels, sorted while hot), in
+  the data's own dtype and widened afterwards (2x faster than converting while
+  transposing).  Working memory: one pixel block, not a copy of the tile.
+* Reads overlap with sorting across threads (each tile task reads its tile, then sorts:
+  with two threads one reads while the other sorts).  End to end:
+  ``benchmarks/bench_median.py`` (``make bench``).
 """
 from __future__ import annotations
 
@@ -48,7 +62,7 @@ import warnings
 import numpy as np
 
 #: frames transposed at a time (cache blocking of the transpose)
-FRAME_BLOCK = 16
+FRAME_BLOCK = 8
 #: bytes of the pixel-major working buffer (pixels x frames): fits in L2
 BUFFER_BYTES = 512 * 1024
 
@@ -125,13 +139,21 @@ def sort_dtype(dtype, native16: bool | None = None) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def pixel_major(flat: np.ndarray, j0: int, j1: int, out: np.ndarray) -> np.ndarray:
+def pixel_major(flat: np.ndarray, j0: int, j1: int, out: np.ndarray,
+                stage: np.ndarray | None = None) -> np.ndarray:
     """Copy pixels ``j0:j1`` of ``flat`` (frames, pixels) into ``out[:j1 - j0]`` as
-    (pixels, frames), transposing ``FRAME_BLOCK`` frames at a time (cache blocking)."""
+    (pixels, frames), transposing ``FRAME_BLOCK`` frames at a time (cache blocking).
+
+    With ``stage`` (a buffer of ``flat``'s dtype, at least as large as ``out``), the pixels
+    are transposed in their own dtype into it and widened to ``out``'s dtype from there,
+    in cache: twice as fast as converting while transposing."""
     n = flat.shape[0]
     dst = out[: j1 - j0, :n]
+    tmp = dst if stage is None else stage[: j1 - j0, :n]
     for i in range(0, n, FRAME_BLOCK):
-        dst[:, i:i + FRAME_BLOCK] = flat[i:i + FRAME_BLOCK, j0:j1].T
+        tmp[:, i:i + FRAME_BLOCK] = flat[i:i + FRAME_BLOCK, j0:j1].T
+    if stage is not None:
+        dst[...] = tmp
     return dst
 
 
@@ -205,6 +227,24 @@ def _rows_stat(s, n, q, qfrac, weak_q, method, res_dtype, data_dtype):
     return _generic_sorted(s, n, q, method, res_dtype, data_dtype)
 
 
+def _sorted_rows_stat(s: np.ndarray, dest: np.ndarray, skipna: bool, stat_args) -> None:
+    """The statistic of each sorted row of ``s`` (pixels, frames) into ``dest`` (..., pixels):
+    a row holding NaN (sorted last) gives NaN, or, with ``skipna``, the statistic of its
+    non-NaN values (NaN when it has none)."""
+    n = s.shape[1]
+    nan_rows = np.isnan(s[:, -1]) if s.dtype.kind == "f" else None
+    if nan_rows is None or not nan_rows.any():
+        dest[...] = _rows_stat(s, n, *stat_args)
+    elif not skipna:
+        dest[...] = _rows_stat(s, n, *stat_args)
+        dest[..., nan_rows] = np.nan
+    else:
+        counts = n - np.isnan(s).sum(axis=1)
+        for c in np.unique(counts):
+            rows = np.flatnonzero(counts == c)
+            dest[..., rows] = np.nan if c == 0 else _rows_stat(s[rows], int(c), *stat_args)
+
+
 def quantile_tile(tile: np.ndarray, q=None, *, method: str = "linear",
                   skipna: bool = False, work_dtype=None) -> np.ndarray:
     """Exact median (``q=None``) or percentile(s) ``q`` of a tile over its frame axis.
@@ -250,34 +290,18 @@ def quantile_tile(tile: np.ndarray, q=None, *, method: str = "linear",
     shape = (h, w) if q is None or np.ndim(q) == 0 else (len(q), h, w)
     out = np.empty(shape[:-2] + (h * w,), dtype=res_dtype)
     flat = tile.reshape(n, h * w)
-    is_float = tile.dtype.kind == "f"
     work = sort_dtype(tile.dtype) if work_dtype is None else np.dtype(work_dtype)
     if not np.can_cast(tile.dtype, work, casting="safe"):
         raise ValueError(f"work_dtype {work} cannot hold every {tile.dtype} value")
     pb = _pixel_block(n, work.itemsize)
     buf = np.empty((min(pb, h * w), n), dtype=work)
+    stage = None if work == tile.dtype else np.empty(buf.shape, dtype=tile.dtype)
     stat_args = (q, qfrac, weak_q, method, res_dtype, tile.dtype)
     for j0 in range(0, h * w, pb):
         j1 = min(h * w, j0 + pb)
-        s = pixel_major(flat, j0, j1, buf)
+        s = pixel_major(flat, j0, j1, buf, stage)
         s.sort(axis=1)  # NaN sorts last
-        has_nan = is_float and np.isnan(s[:, -1]).any()
-        if not has_nan:
-            out[..., j0:j1] = _rows_stat(s, n, *stat_args)
-            continue
-        nan_rows = np.isnan(s[:, -1])
-        if not skipna:
-            out[..., j0:j1] = _rows_stat(s, n, *stat_args)
-            out[..., j0:j1][..., nan_rows] = np.nan
-            continue
-        counts = n - np.isnan(s).sum(axis=1)
-        for c in np.unique(counts):
-            rows = np.flatnonzero(counts == c)
-            dest = out[..., j0:j1]
-            if c == 0:
-                dest[..., rows] = np.nan
-                continue
-            dest[..., rows] = _rows_stat(s[rows], int(c), *stat_args)
+        _sorted_rows_stat(s, out[..., j0:j1], skipna, stat_args)
     return out.reshape(shape)
 
 
