@@ -116,11 +116,16 @@ def add_settings(parser: argparse.ArgumentParser, face: str, exclude=(),
         title = {"corrections": "corrections (xrsmap order: dark, flat, background, mask, "
                                 "norm)"}.get(opt.section, "settings")
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
-        text = opt.help
-        if opt.default not in (None, False, True, ()) and "action" not in opt.cli:
+        text = opt.flag_help or opt.help
+        if not any(opt.default is v for v in (None, False, True)) and opt.default != () \
+                and "action" not in opt.cli:
             text += f" (default: {opt.default})"
+        extra = dict(opt.cli)
+        choices = extra.pop("choices", None)
+        if choices:  # shown in the help; checked by the option's parse function
+            extra.setdefault("metavar", "{" + ",".join(choices) + "}")
         group.add_argument(*opt.flags, dest=opt.name, default=argparse.SUPPRESS, help=text,
-                           required=opt.name in required, **opt.cli)
+                           required=opt.name in required, **extra)
 
 
 def _maps_parent(exclude=()) -> argparse.ArgumentParser:

@@ -60,6 +60,9 @@ class Option:
         Faces that accept the option.
     keyword : str, optional
         ``Mapper`` keyword when it differs from ``name``.
+    flag_help : str, optional
+        ``--help`` text when the flag reads differently from the setting
+        (``--no-composite``).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Option:
     section: str | None = None
     faces: frozenset = MAP_FACES
     keyword: str | None = None
+    flag_help: str | None = None
 
     def label(self, face: str) -> str:
         """How ``face`` spells this option."""
@@ -181,7 +185,7 @@ OPTIONS: tuple[Option, ...] = (
            flags=("--binning",), text=_int),
     Option("composite", _bool("composite"), "the composite map (binned ROI per point)", True,
            flags=("--no-composite",), cli={"action": "store_const", "const": False},
-           faces=frozenset({MAPS, JOB})),
+           faces=frozenset({MAPS, JOB}), flag_help="only the ROI-sum map, no composite"),
     Option("roi_sum", _bool("roi_sum"), "the ROI-sum map", True, faces=frozenset({JOB})),
     Option("rings", _rings, "annuli {cen_y, cen_x, radius|radii, width} in pixels",
            faces=frozenset({JOB, MAPPER})),
