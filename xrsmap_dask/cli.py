@@ -549,8 +549,8 @@ def cmd_convert(args) -> int:
     from .jobs import open_inputs, resolve_inputs
 
     fmts = imageseries.formats()
-    if args.format not in fmts or not fmts[args.format][1]:
-        writable = sorted(k for k, (_, w) in fmts.items() if w)
+    if args.format not in fmts or not fmts[args.format].can_write:
+        writable = sorted(k for k, e in fmts.items() if e.can_write)
         raise InputError(f"cannot write {args.format!r}; writable formats: "
                          f"{', '.join(writable)}", argument="--format")
     out = args.output
@@ -659,10 +659,11 @@ def cmd_info(args) -> int:
     if args.formats:
         fmts = imageseries.formats()
         if args.json:
-            print(json.dumps({k: {"open": o, "write": w} for k, (o, w) in fmts.items()}))
+            print(json.dumps({k: {"open": True, "write": e.can_write,
+                                  "description": e.description} for k, e in fmts.items()}))
         else:
-            for k, (o, w) in fmts.items():
-                print(f"{k:12s} {'open' if o else '    '} {'write' if w else ''}")
+            for k, e in fmts.items():
+                print(f"{k:12s} open {'write' if e.can_write else '     '} {e.description}")
         return EXIT_OK
     if not args.inputs:
         raise InputError("give an input (files, glob, file.h5:/data, a .zarr output) or "
