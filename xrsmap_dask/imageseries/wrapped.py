@@ -108,7 +108,7 @@ def as_series(obj) -> ImageSeries:
     object with ``len()`` and ``obj[int]``)."""
     if isinstance(obj, ImageSeries):
         return obj
-    if not (hasattr(obj, "__len__") and hasattr(obj, "__getitem__")):
+    if not hasattr(obj, "__len__"):
         from ._errors import InputTypeError
 
         raise InputTypeError(f"expected an image series (len(), [int], shape, dtype), "
