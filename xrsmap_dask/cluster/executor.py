@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, TextIO
 
 from ..errors import InputError
+from ..progress import text_counter
 from . import jobqueue as _jobqueue
 from .jobqueue import is_loopback, make_jobqueue_cluster
 from .pathos import close_pathos, pathos_get
@@ -43,24 +44,6 @@ class ClusterGet:
 
 def _no_scheduler():
     return None
-
-
-def text_counter(label: str, *, quiet: bool = False, stream: TextIO | None = None,
-                 min_total: int = 1000):
-    """A ``progress(done, total)`` callback drawing ``label: done/total`` on one line of
-    ``stream`` (stderr), for steps outside dask such as reading 10^5 headers; ``None`` when
-    quiet.  Totals below ``min_total`` draw nothing (too quick to matter)."""
-    if quiet:
-        return None
-
-    def progress(done: int, total: int) -> None:
-        if total < min_total:
-            return
-        out = stream or sys.stderr
-        out.write(f"\r{label}: {done}/{total}" + ("\n" if done >= total else ""))
-        out.flush()
-
-    return progress
 
 
 # -- the executor --------------------------------------------------------------------------
