@@ -23,7 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import _common as C  # noqa: E402
 
-BENCHES = ("bench_read.py", "bench_maps.py", "bench_cluster.py", "bench_median.py")
+BENCHES = ("bench_read.py", "bench_maps.py", "bench_cluster.py", "bench_survey.py",
+           "bench_median.py")
 
 
 def main() -> int:
