@@ -85,9 +85,25 @@ def run_child(case: str, scan, rounds: int, report: str | None) -> None:
         extra = cpu_round(run)
         if ex.client is not None:
             extra.update(profile_round(ex.client, run, report, case))
-    C.emit({**res, **extra, "import_s": t_import, "start_s": t_start,
-            "comp_sum": float(np.sum(comp, dtype=np.float64)), "sum_sum": float(np.sum(sums)),
-            "ntasks_graph": len(mapper.last_maps.composite.__dask_graph__())})
+    C.emit({**res, **extra, **graph_payload(mapper.last_maps), "import_s": t_import,
+            "start_s": t_start, "comp_sum": float(np.sum(comp, dtype=np.float64)),
+            "sum_sum": float(np.sum(sums))})
+
+
+def graph_payload(maps) -> dict:
+    """What the client sends the scheduler for the maps: tasks, pickled bytes, and the
+    out-of-band buffers (each small numpy array in a task becomes one protocol frame)."""
+    from distributed.protocol.pickle import dumps
+
+    graph = {}
+    for arr in (maps.composite, maps.roi_sum):
+        if arr is not None:
+            graph.update(dict(arr.__dask_graph__()))
+    buffers: list = []
+    t0 = time.perf_counter()
+    body = dumps(graph, buffer_callback=buffers.append)
+    return {"ntasks_graph": len(graph), "graph_bytes": len(body),
+            "graph_buffers": len(buffers), "graph_pickle_s": time.perf_counter() - t0}
 
 
 def cpu_round(run) -> dict:
@@ -175,7 +191,9 @@ def main() -> int:
     for case, r in res.items():
         print(f"[{case}] CPU of one round ({r['cpu_wall_s']:.2f} s wall): this process "
               f"(client{' + scheduler' if case != 'threads' else ''}) {r['cpu_client_s']:.2f} s, "
-              f"worker processes {r['cpu_workers_s']:.2f} s; graph {r['ntasks_graph']} tasks")
+              f"worker processes {r['cpu_workers_s']:.2f} s; graph {r['ntasks_graph']} tasks, "
+              f"{r['graph_bytes'] / 1024:.0f} KiB pickled + {r['graph_buffers']} out-of-band "
+              f"buffers ({1e3 * r['graph_pickle_s']:.0f} ms)")
         prof = r.get("profile")
         if prof:
             busy = ", ".join(f"{k} {v:.2f} s / {prof['tasks'][k]}"
