@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from . import _stat_kernels as K
+from ._graph import array_from_tasks, layer_name
 from .errors import InputError
 from .imageseries import as_imageseries
 from .imageseries.base import ImageSeries
@@ -251,10 +252,6 @@ def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool) -> 
 
 # -- graph builders ----------------------------------------------------------------------------
 def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
-    import dask.array as da
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
     method = _check_method(method)
     src = _as_input(data)
     budget = _budget(memory_budget)
@@ -291,8 +288,8 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
                                          dtype=res_dtype, name=f"{stat}-tile")
             return merged.map_blocks(_block_stat, stat, q, method, skipna, drop_axis=0,
                                      dtype=res_dtype, name=f"{stat}-tile")
-    name = f"{stat}-tile-" + tokenize(
-        src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
+    name = layer_name(
+        f"{stat}-tile", src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
         cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str)
     dsk: dict[Any, Any] = {}
     series_key = None
@@ -311,9 +308,8 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
                 task = (_dask_tile, sub, stat, q, method, skipna)
             key = (name, 0, i, j) if listq else (name, i, j)
             dsk[key] = task
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     chunks = ((nq,), rchunks, cchunks) if listq else (rchunks, cchunks)
-    return da.Array(graph, name, chunks, dtype=res_dtype)
+    return array_from_tasks(name, dsk, chunks, res_dtype)
 
 
 def median(data, *, memory_budget: int | None = None, method: str = "linear",
