@@ -153,7 +153,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
         def _posttask(self, key, result, dsk, state, worker_id):
             name = key[0] if isinstance(key, tuple) else key
-            if str(name).startswith("store-chunk-"):
+            if str(name).startswith("map-reduce-write-"):   # one task per unit
                 StopMidway.done += 1
                 if StopMidway.done == stop_after:
                     open(marker, "w").close()

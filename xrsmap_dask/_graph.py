@@ -19,11 +19,16 @@ import os
 from typing import Any, Iterable, Mapping
 
 
-def layer_name(prefix: str, *token_parts: Any) -> str:
-    """``prefix-<token>``: the token is dask's hash of ``token_parts``."""
+def token(*parts: Any) -> str:
+    """dask's hash of ``parts`` (equal parts, equal token)."""
     from dask.base import tokenize
 
-    return f"{prefix}-{tokenize(*token_parts)}"
+    return tokenize(*parts)
+
+
+def layer_name(prefix: str, *token_parts: Any) -> str:
+    """``prefix-<token>``: the token is dask's hash of ``token_parts``."""
+    return f"{prefix}-{token(*token_parts)}"
 
 
 class Graph:
@@ -40,6 +45,12 @@ class Graph:
         self.dependencies: dict[str, set] = {}
         for coll in collections:
             self.include(coll)
+
+    def copy(self) -> "Graph":
+        g = Graph()
+        g.layers, g.dependencies = dict(self.layers), {k: set(v) for k, v in
+                                                       self.dependencies.items()}
+        return g
 
     def include(self, collection) -> None:
         """Add the layers of a dask collection (or of a HighLevelGraph)."""
@@ -84,6 +95,41 @@ def array_from_tasks(name: str, tasks: Mapping, chunks, dtype, collections=()):
     g = Graph(*collections)
     g.add(name, tasks, [layer for c in collections for layer in c.__dask_layers__()])
     return g.array(name, chunks, dtype)
+
+
+def compute_units(layout, graph, keys, **compute_kwargs) -> dict:
+    """Compute the unit tasks ``keys`` of ``graph`` (unit ``u`` at ``keys[u]``, each giving
+    ``{array name: block}``) and assemble the arrays of ``layout`` (an
+    :class:`~xrsmap_dask.layout.OutputLayout`) as numpy; no task beyond the units runs."""
+    import dask
+    from dask.delayed import Delayed
+
+    import numpy as np
+
+    results = dask.compute(*[Delayed(k, graph, layer=k[0] if isinstance(k, tuple) else k)
+                             for k in keys], **compute_kwargs)
+    out = {}
+    for a in layout.arrays:
+        out[a.name] = np.array(a.values, dtype=a.dtype) if a.values is not None else \
+            np.full(a.shape, a.fill, dtype=a.dtype)
+    for u, blocks in enumerate(results):
+        for name, block in blocks.items():
+            out[name][layout.region(u, name)] = block
+    return out
+
+
+def compute_request(request, prefix: str = "unit", **compute_kwargs) -> dict:
+    """Compute an :class:`~xrsmap_dask.layout.OutputRequest` in memory: one task per unit
+    (named ``prefix-<token>``), arrays assembled as :func:`compute_units` does."""
+    g = Graph()
+    deps = []
+    if request.graph is not None:
+        g.include(request.graph)
+        deps = list(request.graph.layers)
+    name = layer_name(prefix, request.job_digest(), request.layout.to_attrs())
+    keys = [(name, u) for u in range(request.layout.nunits)]
+    g.add(name, {k: request.unit_task(u) for u, k in enumerate(keys)}, deps)
+    return compute_units(request.layout, g.hlg(), keys, **compute_kwargs)
 
 
 def compute_threads() -> int:

@@ -186,8 +186,6 @@ class Mapper:
 
     # -- maps ------------------------------------------------------------------------------
     def _run(self, in_files, spec_kwargs: dict, opts: dict) -> dict:
-        import dask
-
         ims = _series(in_files, opts["on_error"])
         spec = MapSpec(**spec_kwargs)
         maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]),
@@ -208,8 +206,7 @@ class Mapper:
             group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")
             return {name: group[name][:] for name in arrays}
         kwargs = {} if opts["scheduler"] is None else {"scheduler": opts["scheduler"]}
-        values = dask.compute(*arrays.values(), **kwargs)
-        return dict(zip(arrays, values))
+        return maps.compute(**kwargs)   # the unit tasks alone: one task per unit
 
     def composite_map(self, in_files, roi=None, binning=None, **kw):
         """Composite mosaic and ROI sum map.

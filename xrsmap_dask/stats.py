@@ -424,8 +424,11 @@ def background(data, method: str = "mean", pct: float | None = None, *,
 
 
 def stat_label(name: str, q: float | None = None) -> str:
-    """Output name of a statistic: ``median``, ``max``, ... or ``percentile_Q`` (``%g``)."""
-    return name if q is None else f"percentile_{q:g}"
+    """Output name of a statistic: ``median``, ``max``, ... or ``percentile_Q`` with ``Q``
+    the shortest decimal that reads back as ``q`` (``percentile_5``, ``percentile_99.9``,
+    ``percentile_12.3456789``): two different percentiles never share a label."""
+    return name if q is None else \
+        f"percentile_{np.format_float_positional(float(q), trim='-')}"
 
 
 def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False,
@@ -445,3 +448,6 @@ def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False
         q = K.percentiles_argument(q, "percentile")
         out[stat_label("percentile", q)] = percentile(data, q, **kw)
     return out
+
+
+from ._stats_output import (compute_statistics, skipna_for, stats_output)  # noqa: E402,F401
