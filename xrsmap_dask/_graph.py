@@ -52,6 +52,19 @@ class Graph:
                                                        self.dependencies.items()}
         return g
 
+    def subgraph(self, names):
+        """The HighLevelGraph of the layers ``names`` and those they depend on."""
+        from dask.highlevelgraph import HighLevelGraph
+
+        keep, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name not in keep:
+                keep.add(name)
+                todo.extend(self.dependencies.get(name, ()))
+        return HighLevelGraph({k: self.layers[k] for k in keep},
+                              {k: set(self.dependencies[k]) & keep for k in keep})
+
     def include(self, collection) -> None:
         """Add the layers of a dask collection (or of a HighLevelGraph)."""
         from dask.highlevelgraph import HighLevelGraph

@@ -188,6 +188,7 @@ class Maps:
     graph: Graph
     unit_name: str
     unit_tasks: list
+    unit_deps: list
     series: object
     fuse_reads: bool = True
 
@@ -317,7 +318,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
         chunks = tuple(_split(n, c) for n, c in zip(a.shape, a.chunks))
         arrays[a.name] = g.array(name, chunks, a.dtype)
     return Maps(arrays.get("composite"), arrays.get("roi_sum"), arrays.get("annulus_sum"),
-                plan, spec, corr, list(ims.bad_frames), g, uname, tasks, ims, fuse_reads)
+                plan, spec, corr, list(ims.bad_frames), g, uname, tasks, deps, ims, fuse_reads)
 
 
 def _split(n: int, c: int) -> tuple[int, ...]:

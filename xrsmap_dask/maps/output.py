@@ -78,7 +78,7 @@ def map_request(maps, ims, extra: dict | None = None) -> OutputRequest:
 
     return OutputRequest(
         layout=maps.layout(), unit_task=lambda u: maps.unit_tasks[u],
-        graph=maps.graph.hlg(), identity=job_identity(maps, ims, extra),
+        graph=maps.graph.subgraph(maps.unit_deps), identity=job_identity(maps, ims, extra),
         attrs=descriptive_attrs(maps, ims), summarize=summarize,
         summary_arrays=("frame_unreadable",), relayout=relayout,
         inputs=tuple(ims.filenames or ()), kind="maps", task_name="map-reduce-write")

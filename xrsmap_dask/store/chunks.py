@@ -7,8 +7,8 @@ An output is a zarr v3 group.  Besides the arrays of its layout it holds three r
 * ``chunk_checksum`` ``(chunk, array)`` uint64: blake2b-64 of each chunk *file* the unit
   wrote (its bytes on disk, compressed), in the order of the attr ``arrays`` (0: the unit
   writes no chunk of that array);
-* ``chunk_done`` ``(chunk,)`` uint8: 1 once the unit's chunks and checksums are written and
-  fsynced (written last).
+* ``chunk_done`` ``(chunk,)`` uint8: 1 once the unit's chunks and checksums are written
+  (written last).
 
 A unit counts as done only if its record says so *and* every chunk file still hashes to its
 checksum: a chunk deleted or altered after it was written is recomputed, never resumed.
@@ -35,13 +35,11 @@ def chunk_file(path: str, name: str, index) -> str:
     return os.path.join(path, name, "c", *(str(int(i)) for i in index))
 
 
-def file_checksum(filename: str, fsync: bool = False) -> int:
+def file_checksum(filename: str) -> int:
     """blake2b-64 of a file's bytes as an int (0 when the file is missing)."""
     try:
         with open(filename, "rb") as f:
             h = hashlib.blake2b(f.read(), digest_size=8)
-            if fsync:
-                os.fsync(f.fileno())
     except FileNotFoundError:
         return 0
     return int.from_bytes(h.digest(), "little") or 1
@@ -62,14 +60,17 @@ def fsync_path(path: str) -> None:
 
 
 def fsync_tree(path: str) -> None:
-    """fsync every file and directory under ``path`` (data first, then directories)."""
-    dirs = []
-    for root, _, files in os.walk(path):
+    """fsync every file and directory under ``path`` (files first, then directories;
+    in parallel threads so that the file system can commit them together)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dirs, files = [], []
+    for root, _, names in os.walk(path):
         dirs.append(root)
-        for name in files:
-            fsync_path(os.path.join(root, name))
-    for d in reversed(dirs):
-        fsync_path(d)
+        files.extend(os.path.join(root, name) for name in names)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(fsync_path, files))
+        list(pool.map(fsync_path, reversed(dirs)))
 
 
 def open_array(path: str, name: str, mode: str = "r+"):
@@ -93,8 +94,7 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
             arr.attrs.update(dict(a.attrs))
         if a.values is not None:
             arr[...] = a.values
-            fixed[a.name] = file_checksum(chunk_file(path, a.name, (0,) * len(a.shape)),
-                                          fsync=True)
+            fixed[a.name] = file_checksum(chunk_file(path, a.name, (0,) * len(a.shape)))
     n = layout.nunits
     ck = group.create_array("chunk_checksum", shape=(n, len(names)), chunks=(1, len(names)),
                             dtype="uint64", fill_value=0, dimension_names=("chunk", "array"),
@@ -113,8 +113,7 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
                              dimension_names=("chunk", "array", "dim"), overwrite=True)
     arr.attrs.update({"arrays": list(names)})
     arr[...] = index
-    fixed["chunk_index"] = file_checksum(chunk_file(path, "chunk_index", (0, 0, 0)),
-                                         fsync=True)
+    fixed["chunk_index"] = file_checksum(chunk_file(path, "chunk_index", (0, 0, 0)))
     return fixed
 
 
@@ -151,21 +150,20 @@ def recorded_layout(path: str) -> OutputLayout:
 
 def write_unit(path: str, u: int, columns: tuple, names: tuple, regions: tuple,
                indices: tuple, blocks: dict):
-    """Task: write unit ``u``'s blocks, fsync them, record their checksums (in the order
-    of ``columns``), then mark it done."""
-    sums = []
+    """Task: write unit ``u``'s blocks, record their checksums (in the order of
+    ``columns``), then mark it done.
+
+    No fsync here: a done record that reaches the disk before its data is caught on resume
+    by the checksums (the unit is redone), and everything is fsynced before ``complete``.
+    """
     columns = list(columns)
     row = np.zeros(len(columns), dtype=np.uint64)
     for name, region, index in zip(names, regions, indices):
         arr = open_array(path, name)
         arr[region] = blocks[name]
-        sums.append((name, file_checksum(chunk_file(path, name, index), fsync=True)))
-    for name, value in sums:
-        row[columns.index(name)] = value
+        row[columns.index(name)] = file_checksum(chunk_file(path, name, index))
     open_array(path, "chunk_checksum")[u] = row
-    fsync_path(chunk_file(path, "chunk_checksum", (u, 0)))
     open_array(path, "chunk_done")[u] = 1
-    fsync_path(chunk_file(path, "chunk_done", (u,)))
     return u
 
 
@@ -205,6 +203,8 @@ def check_units(path: str, layout: OutputLayout) -> tuple[np.ndarray, list[tuple
             got = file_checksum(chunk_file(path, name, layout.chunk_index(u, name)))
             if got == 0:
                 problem = f"chunk file of {name!r} missing"
+            elif want == 0:
+                problem = f"checksum of {name!r} not recorded"
             elif got != want:
                 problem = f"chunk file of {name!r} altered (checksum differs)"
         if problem:

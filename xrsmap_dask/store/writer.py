@@ -200,11 +200,9 @@ def _gather(*done):
     return list(done)
 
 
-def run_units(target: str, request: OutputRequest, todo: list, scheduler=None,
-              **compute_kwargs) -> None:
-    """One task per unit of ``todo``: compute it (inside the task) and write it."""
-    import dask
-
+def store_graph(target: str, request: OutputRequest, todo: list):
+    """A Delayed of one task per unit of ``todo`` (compute the unit inside the task, write
+    it, record it) and one gathering task; nothing else runs."""
     layout = request.layout
     g = _graph.Graph()
     deps = []
@@ -223,9 +221,17 @@ def run_units(target: str, request: OutputRequest, todo: list, scheduler=None,
     g.add(name, tasks, deps)
     gname = "store-all-" + name.split("-")[-1]
     g.add(gname, {gname: (_gather,) + tuple((name, u) for u in todo)}, [name])
+    return g.delayed(gname)
+
+
+def run_units(target: str, request: OutputRequest, todo: list, scheduler=None,
+              **compute_kwargs) -> None:
+    """Compute and write the units ``todo`` (:func:`store_graph`)."""
+    import dask
+
     if scheduler is not None:
         compute_kwargs["scheduler"] = scheduler
-    dask.compute(g.delayed(gname), **compute_kwargs)
+    dask.compute(store_graph(target, request, todo), **compute_kwargs)
 
 
 def finalize(target: str, request: OutputRequest) -> dict:
