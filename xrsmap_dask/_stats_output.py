@@ -3,7 +3,7 @@
 :func:`stats_output` lays the frame (or its ROI) out in pixel tiles
 (:func:`xrsmap_dask.stats.plan_tiles`, within the memory budget); the task of a tile reads
 that tile of every frame once (``read_band``) and computes every statistic asked for from
-it (the percentiles with one sort), so :mod:`xrsmap_dask.store` writes statistics tile by
+it, so :mod:`xrsmap_dask.store` writes statistics tile by
 tile -- locked, resumable and checksummed as maps are.
 
 The on_error decision lives here, once: with ``ims.on_error == 'fill'`` a frame that could
@@ -71,17 +71,13 @@ def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, metho
     """Unit task: read tile ``rows x cols`` of every frame once; every statistic of it."""
     tile = read_band(ims, rows, cols, nframes, batch=batch)
     out = {}
-    qs = [q for _, stat, q in plan if stat == "percentile"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN pixels under fill
-        pct = K.stat_tile(tile, "percentile", qs, method=method, skipna=skipna) if qs else None
-        k = 0
         for (label, stat, q), dtype in zip(plan, dtypes):
-            if stat == "percentile":
-                out[label] = pct[k].astype(dtype, copy=False)
-                k += 1
-            else:
-                out[label] = K.stat_tile(tile, stat, None, method=method, skipna=skipna)
+            # one q per call: a scalar q gives exactly np.percentile(x, q) (a list of q
+            # computes in float64 and would differ in the last bit for float32 frames)
+            out[label] = K.stat_tile(tile, stat, q, method=method,
+                                     skipna=skipna).astype(dtype, copy=False)
     flags = np.zeros((1, nframes), np.uint8)
     if detect_bad and tile.dtype.kind == "f" and tile.size:
         flags[0] = np.isnan(tile).all(axis=(1, 2))

@@ -2,6 +2,7 @@
 protocol) and the swap that ends an ``overwrite``."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 
@@ -36,7 +37,20 @@ def write_output(request: OutputRequest, path, *, overwrite: bool = False, sched
     """
     shown = os.fspath(path)
     real = check_writable(shown)
-    check_output_path(real, request.inputs)
+    check_output_path(shown, request.inputs)
+    try:
+        result = _write_locked(request, real, shown, overwrite, scheduler, compute_kwargs)
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        raise InputError(f"cannot write the output: {exc.strerror}"
+                         + (f" ({exc.filename})" if exc.filename else ""), path=shown,
+                         argument="output") from None
+    _consolidate_parent(real)
+    return result
+
+
+def _write_locked(request, real, shown, overwrite, scheduler, compute_kwargs) -> StoreResult:
     with OutputLock(real):
         if os.path.isdir(trash_path(real)):
             shutil.rmtree(trash_path(real))      # left by a swap that was killed
@@ -69,6 +83,31 @@ def write_output(request: OutputRequest, path, *, overwrite: bool = False, sched
             swap_owned(real, target)
     return StoreResult(shown, todo, n, False, list(summary.get("bad_frames", [])),
                        [u for u, _ in damaged])
+
+
+#: errors of the output's file system that are the output path's fault, not a bug
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+def _consolidate_parent(real: str) -> None:
+    """An output nested in an output of ours (a map group's ``stats``): refresh the
+    parent's consolidated metadata, under the parent's lock (skipped while it is written:
+    its writer consolidates when it completes)."""
+    parent = os.path.dirname(real)
+    if not is_ours(read_attrs(parent)):
+        return
+    lock = OutputLock(parent)
+    try:
+        lock.acquire()
+    except InputError:
+        return
+    try:
+        C.consolidate(parent)
+    except Exception:  # noqa: BLE001 - consolidation is a convenience for readers
+        pass
+    finally:
+        lock.release()
 
 
 def _mark_incomplete(path: str) -> None:
