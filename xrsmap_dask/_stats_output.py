@@ -20,7 +20,6 @@ import warnings
 import numpy as np
 
 from . import _stat_kernels as K
-from ._graph import token
 from .errors import InputError
 from .imageseries.stats import read_band
 from .layout import ArraySpec, OutputLayout, OutputRequest, bad_frame_list, inputs_digest
@@ -165,20 +164,28 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
 
     from dask.highlevelgraph import HighLevelGraph
 
-    identity = {"stats": [label for label, _, _ in plan], "method": method, "skipna": skipna,
-                "roi": {"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop],
-                        "convention": "numpy slices, rows from the top, stop exclusive"},
-                "frame_shape": list(ims.shape), "nframes": nframes,
-                "inputs_digest": inputs_digest(ims), "on_error": ims.on_error,
-                "convention": "pixel-wise over all frames; frame rows x cols", **(extra or {})}
-    from . import __version__
-
-    attrs = {"tile_shape": list(tile), "xrsmap_dask_version": __version__,
-             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     return OutputRequest(layout, unit_task, HighLevelGraph({skey: {skey: ims}}, {skey: set()}),
-                         identity, attrs, summarize, ("frame_unreadable",), relayout,
+                         _identity(ims, plan, method, skipna, (rows, cols), extra),
+                         _attrs(tile), summarize, ("frame_unreadable",), relayout,
                          tuple(ims.filenames or ()), kind="stats",
                          task_name="stats-tile-write")
+
+
+def _identity(ims, plan, method: str, skipna: bool, roi, extra) -> dict:
+    rows, cols = roi
+    return {"stats": [label for label, _, _ in plan], "method": method, "skipna": skipna,
+            "roi": {"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop],
+                    "convention": "numpy slices, rows from the top, stop exclusive"},
+            "frame_shape": list(ims.shape), "nframes": len(ims),
+            "inputs_digest": inputs_digest(ims), "on_error": ims.on_error,
+            "convention": "pixel-wise over all frames; frame rows x cols", **(extra or {})}
+
+
+def _attrs(tile) -> dict:
+    from . import __version__
+
+    return {"tile_shape": list(tile), "xrsmap_dask_version": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def compute_statistics(data, names=(), percentiles=(), *, roi=None,

@@ -79,11 +79,8 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
 def compute_maps(maps, scheduler=None) -> dict:
     """The maps as numpy arrays (``{'composite': ..., 'roi_sum': ..., 'annulus_sum': ...}``,
     those asked for), computed in memory."""
-    import dask
-
-    arrays = maps.arrays()
     kwargs = {} if scheduler is None else {"scheduler": scheduler}
-    return dict(zip(arrays, dask.compute(*arrays.values(), **kwargs)))
+    return maps.compute(**kwargs)      # the unit tasks alone (one per write unit)
 
 
 # -- statistics ----------------------------------------------------------------------------

@@ -8,10 +8,10 @@
 * :mod:`.output`: the job as an output request for :mod:`xrsmap_dask.store`;
 * :mod:`.background`: the background image from background frames.
 """
-from ..roi import RoiSlices, check_binning, normalize_roi, roi_shape  # noqa: F401
+from ..roi import RoiSlices, check_binning, normalize_roi, roi_shape
 from .background import background_image
 from .graph import Maps, annulus_sum, build_maps, composite, roi_sum
-from .kernels import (FrameResults, KernelParams, UnitMaps, apply_corrections,  # noqa: F401
+from .kernels import (FrameResults, KernelParams, UnitMaps, apply_corrections,
                       bin_frames, mosaic, reduce_block, ring_bbox, ring_mask, union_box)
 from .layout import MapPlan, plan_maps
 from .settings import Corrections, MapSpec, Ring, radial_bins, rings
@@ -19,4 +19,5 @@ from .settings import Corrections, MapSpec, Ring, radial_bins, rings
 __all__ = ["MapSpec", "Corrections", "Ring", "rings", "radial_bins", "build_maps", "mosaic",
            "background_image", "check_binning", "Maps", "MapPlan", "plan_maps",
            "apply_corrections", "bin_frames", "reduce_block", "composite", "roi_sum",
-           "annulus_sum"]
+           "annulus_sum", "FrameResults", "KernelParams", "UnitMaps", "ring_bbox", "ring_mask",
+           "union_box", "RoiSlices", "normalize_roi", "roi_shape"]

@@ -34,12 +34,14 @@ from ..layout import ArraySpec, OutputLayout, OutputRequest, inputs_digest, json
 from .lock import OutputLock, OutputLockedError, real_output_path
 from .output import write_output
 from .paths import check_free_space, check_output_path, check_writable
+from .chunks import consolidate
 from .verify import OutputCheck, VerifyReport, verify
 from .writer import StoreResult
 
 __all__ = ["write_maps", "write_stats", "write_statistics", "write_output", "open_maps",
-           "verify", "check_output_path", "OutputLock", "OutputLockedError", "StoreResult",
-           "VerifyReport", "inputs_digest"]
+           "verify", "check_output_path", "check_writable", "check_free_space",
+           "real_output_path", "OutputLock", "OutputLockedError", "StoreResult",
+           "VerifyReport", "OutputCheck", "inputs_digest", "consolidate"]
 
 
 def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,

@@ -28,8 +28,7 @@ from .. import _graph
 from ..errors import InputError
 from ..layout import FORMAT_VERSION, OutputRequest
 from . import chunks as C
-from .lock import OutputLock
-from .paths import check_free_space, check_output_path, check_writable, makedirs
+from .paths import makedirs
 
 RECORDS = C.RECORD_NAMES
 #: arrays of a format-1 output (before chunk checksums)
