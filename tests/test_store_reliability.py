@@ -424,3 +424,20 @@ def test_kill_loop_then_rerun_is_byte_identical(tmp_path):
         assert zarr.open_group(store=str(out / name), mode="r").attrs["complete"] is True
     report = verify(out)
     assert report.ok and len(report.outputs) == 2, report.lines()
+
+
+def test_check_writable_for_files_and_directories(tmp_path):
+    from xrsmap_dask.store import check_writable
+
+    (tmp_path / "f.h5").write_bytes(b"old")
+    (tmp_path / "d").mkdir()
+    assert check_writable(tmp_path / "new" / "out.zarr") == str(tmp_path / "new" / "out.zarr")
+    assert check_writable(tmp_path / "f.h5", directory=False) == str(tmp_path / "f.h5")
+    for path, directory, pattern in ((tmp_path / "f.h5", True, "is a file"),
+                                     (tmp_path / "d", False, "is a directory"),
+                                     (tmp_path / "f.h5" / "x.h5", False, "under"),
+                                     (tmp_path / "f.h5" / "x.zarr", True, "under")):
+        with pytest.raises(InputError, match=pattern) as err:
+            check_writable(path, directory=directory, argument="--output")
+        assert err.value.argument == "--output" and err.value.path == str(path)
+    assert (tmp_path / "f.h5").read_bytes() == b"old"

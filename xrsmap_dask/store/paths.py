@@ -92,14 +92,22 @@ def _existing_ancestor(path: str) -> str:
     return p
 
 
-def check_writable(path, *, argument: str = "output") -> str:
-    """Check that ``path`` can be (or is) a directory we write; return its real path."""
+def check_writable(path, *, argument: str = "output", directory: bool = True) -> str:
+    """Check that ``path`` can be written; return its real path.
+
+    ``directory=True`` (zarr groups): ``path`` is or can become a directory -- not a file.
+    ``directory=False`` (single-file outputs such as HDF5): ``path`` is or can become a file
+    -- not a directory.  Either way not under a file, not on a read-only file system, and
+    its nearest existing directory is writable.
+    """
     shown = os.fspath(path)
     p = os.path.abspath(shown)
-    if os.path.exists(p) and not os.path.isdir(p):
+    if directory and os.path.exists(p) and not os.path.isdir(p):
         raise InputError("is a file, not a directory (the output is a zarr group, a "
                          "directory)", path=shown, argument=argument)
-    base = _existing_ancestor(p)
+    if not directory and os.path.isdir(p):
+        raise InputError("is a directory, not a file", path=shown, argument=argument)
+    base = _existing_ancestor(p if directory else os.path.dirname(p))
     if not os.path.isdir(base):
         raise InputError(f"is under {base}, which is a file, not a directory", path=shown,
                          argument=argument)
