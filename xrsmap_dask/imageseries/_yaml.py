@@ -40,7 +40,9 @@ def _read_text(name: str) -> str:
         raise InputError(exc.reason, path=name) from None
     try:
         with os.fdopen(fd, "rb") as f:
-            data = f.read(MAX_YAML_BYTES + 1)
+            size = os.fstat(f.fileno()).st_size
+            _check_size(size, name)
+            data = f.read(size + 1)  # bounded even if the file grows meanwhile
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=name) from None
     _check_size(len(data), name)

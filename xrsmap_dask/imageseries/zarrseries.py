@@ -134,27 +134,27 @@ def frame_ranges(frames, limit: int = 5) -> str:
     return text + (f", ... ({len(frames)} frames in all)" if len(runs) > limit else "")
 
 
-def _missing_in_block(arr, array_dir: str, start: int, stop: int, rows: slice,
-                      cols: slice) -> list[int]:
-    """Frames of ``start .. stop - 1`` whose chunks within the ROI are not in the store."""
+def _missing_in_block(arr, array_dir: str, start: int, stop: int) -> list[int]:
+    """Frames of ``start .. stop - 1`` with a chunk not in the store (the whole frame is
+    checked, not only the ROI, so a frame is bad or good the same way at open and read)."""
     grid = _key_grid(arr)
-    spans = [range(r.start // g, (r.stop - 1) // g + 1) for r, g in zip((rows, cols), grid[-2:])]
-    frames_axis = [None] if arr.ndim == 2 else range(start // grid[0], (stop - 1) // grid[0] + 1)
-    missing = set()
-    for k in frames_axis:
-        for i in spans[0]:
-            for j in spans[1]:
-                coords = (i, j) if k is None else (k, i, j)
-                if not os.path.exists(os.path.join(array_dir, arr.metadata.encode_chunk_key(coords))):
-                    lo, hi = (start, stop) if k is None else (k * grid[0], (k + 1) * grid[0])
-                    missing.update(range(max(lo, start), min(hi, stop)))
+    spans = [range(-(-n // g)) for n, g in zip(arr.shape[-2:], grid[-2:])]
+    frame_keys = [None] if arr.ndim == 2 else range(start // grid[0], (stop - 1) // grid[0] + 1)
+    missing: set[int] = set()
+    for k in frame_keys:
+        coords = [(i, j) if k is None else (k, i, j) for i in spans[0] for j in spans[1]]
+        if not all(os.path.exists(os.path.join(array_dir, arr.metadata.encode_chunk_key(c)))
+                   for c in coords):
+            lo, hi = (start, stop) if k is None else (k * grid[0], (k + 1) * grid[0])
+            missing.update(range(max(lo, start), min(hi, stop)))
     return sorted(missing)
 
 
 def _missing_error(store: str, frames: list[int]) -> FrameReadError:
     return FrameReadError(f"frames {frame_ranges(frames)}: chunk(s) never written (missing "
-                          "from the store; zarr would read the fill value)", path=store,
-                          frame=frames[0])
+                          "from the store; zarr would read the fill value.  A store whose "
+                          "writer skipped all-fill-value chunks opens with "
+                          "missing_chunks='fill-value')", path=store, frame=frames[0])
 
 
 def _read_meta(store: str, group_path: str, missing_chunks: str) -> dict:
@@ -257,7 +257,7 @@ class ZarrBlock(BlockSource):
             arr = _open_array(self.store, self.array_path)
             if self.missing_chunks == "error":
                 missing = _missing_in_block(arr, os.path.join(self.store, self.array_path),
-                                            start, stop, rows, cols)
+                                            start, stop)
                 if missing:
                     raise _missing_error(self.store, missing)
             if self.ndim == 2:

@@ -173,20 +173,24 @@ def _dtype(fields: dict, path: str, index: int) -> np.dtype:
     return dtype if dtype.itemsize == 1 else dtype.newbyteorder(order)
 
 
+_CODEC_NAMES = {"GZIP": "gzip", "GZ": "gzip", "Z": "zlib", "ZLIB": "zlib", "BZ": "bz2",
+                "BZ2": "bz2", "BZIP": "bz2", "BZIP2": "bz2"}
+
+
 def _compression(fields: dict, path: str, index: int) -> str | None:
-    """``None`` or a codec of :data:`BLOCK_CODECS`, read as fabio does (``NONE``/``NO...``:
-    none; names holding ``GZIP``, ``BZ``, ``Z``); anything else is refused."""
+    """``None`` or a codec of :data:`BLOCK_CODECS`.  Names as fabio writes and reads them
+    (``None``, ``NoCompression``; ``gzip``, ``GzipCompression``, ``z``, ``ZCompression``,
+    ``bz2`` ..., any case); anything else is refused."""
     name = fields.get("compression", "")
-    up = name.upper().strip()
+    up = re.sub(r"[^A-Z0-9]", "", name.upper())
     if up == "" or up.startswith("NO"):
         return None
-    if "OFFSET" in up:
-        raise FrameReadError(f"EDF Compression {short_repr(name)} is not supported", path=path,
-                             frame=index)
-    for key, codec in (("GZIP", "gzip"), ("BZ", "bz2"), ("Z", "zlib")):
-        if key in up:
-            return codec
-    raise FrameReadError(f"unknown EDF Compression {short_repr(name)}", path=path, frame=index)
+    codec = _CODEC_NAMES.get(up.removesuffix("COMPRESSION") or up)
+    if codec is None:
+        what = "not supported" if "OFFSET" in up else "unknown"
+        raise FrameReadError(f"EDF Compression {short_repr(name)}: {what} (gzip, zlib and "
+                             "bz2 blocks are read)", path=path, frame=index)
+    return codec
 
 
 def _frame_from_header(header: dict, path: str, index: int, offset: int,
