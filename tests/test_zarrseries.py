@@ -3,6 +3,7 @@ the fill value; our writer marks a store complete last, so a writer killed half 
 store that opens as an error (issue 14)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import zarr
 
 from xrsmap_dask import cli, imageseries, synth
 from xrsmap_dask.errors import FrameReadError, InputError
-from xrsmap_dask.imageseries.zarrseries import frame_ranges
+from xrsmap_dask.imageseries.zarrchunks import format_ranges, frame_ranges
 
 NFRAMES, SHAPE = 6, (8, 10)
 
@@ -222,3 +223,28 @@ def test_fill_series_with_bad_frames_is_stored_as_nan(tmp_path):
 def test_frame_ranges():
     assert frame_ranges([0, 1, 2, 7]) == "0..2, 7"
     assert frame_ranges(list(range(0, 40, 2)), limit=2) == "0, 2, ... (20 frames in all)"
+    assert format_ranges([(0, 3), (5, 6), (9, 10**12)], limit=2) == \
+        f"0..2, 5, ... ({3 + 1 + 10**12 - 9} frames in all)"
+
+
+def _set_shape(store: str, shape) -> None:
+    path = os.path.join(store, "images", "zarr.json")
+    with open(path) as f:
+        meta = json.load(f)
+    meta["shape"] = list(shape)
+    with open(path, "w") as f:
+        json.dump(meta, f)
+
+
+@pytest.mark.timeout(30)
+def test_lying_shapes(store):
+    """Metadata claiming 10**12 frames, or huge frames: a quick error, no allocation."""
+    _set_shape(store, (10**12,) + SHAPE)
+    with pytest.raises(FrameReadError, match=rf"frames.zarr.*frames {NFRAMES}\.\.{10**12 - 1}"):
+        imageseries.open(store)
+    with pytest.raises(InputError, match="frames.zarr.*more than the 100000"):
+        imageseries.open(store, on_error="fill")
+    for shape in [(NFRAMES, 2**21, 4), (NFRAMES, 2**20, 2**20), (NFRAMES, 0, 5)]:
+        _set_shape(store, shape)
+        with pytest.raises(InputError, match="frames.zarr.*declares frames"):
+            imageseries.open(store, on_error="fill")

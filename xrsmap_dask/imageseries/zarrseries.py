@@ -24,23 +24,26 @@ missing inside a present shard is not.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import FrameReadError, InputError, short_repr
+from ..io.files import MAX_DIM, MAX_FRAME_BYTES
 from ..roi import RoiSlices, roi_shape
 from .base import (BlockSource, ImageSeries, check_on_error, fill_dtype, plain_metadata_value,
                    read_frames)
 from .hdf5 import file_token, frames_per_write
 from .registry import register_opener, register_writer
+from .zarrchunks import all_stored, format_ranges, frame_ranges, missing_frame_ranges
 
 META_GROUP = "metadata"
 #: what a chunk never written means: ``'error'`` (missing data: a bad frame) or
 #: ``'fill-value'`` (zarr's reading: the array's fill value, for stores written with
 #: ``write_empty_chunks=False``)
 MISSING_CHUNKS = ("error", "fill-value")
+#: most frames with missing chunks a ``'fill'`` series lists (more: the store is incomplete)
+MAX_MISSING_FRAMES = 100_000
 #: zarr array config of our writers: every chunk is written, so a missing one is missing data
 WRITE_CONFIG = {"write_empty_chunks": True}
 
@@ -71,90 +74,30 @@ def _open_array(store: str, array_path: str):
     if arr.ndim not in (2, 3):
         raise InputError(f"zarr array {short_repr(array_path)} has {arr.ndim} dimensions, "
                          "expected 3", path=store)
+    if not isinstance(arr.metadata.attributes, dict):
+        raise InputError(f"zarr array {short_repr(array_path)} has attributes that are not a "
+                         "mapping", path=store)
+    if np.dtype(arr.dtype).kind not in "biuf":
+        raise InputError(f"zarr array {short_repr(array_path)} holds {arr.dtype}, not numeric "
+                         "pixels", path=store)
     return arr
 
 
-def _key_grid(arr) -> tuple[int, ...]:
-    """Shape of one stored object (a shard if the array is sharded, else a chunk)."""
-    return tuple(arr.shards or arr.chunks)
-
-
-def _stored_keys(arr, array_dir: str) -> set[tuple[int, ...]]:
-    """Grid coordinates of the chunks (shards) present in the array's directory."""
-    meta = arr.metadata
-    if hasattr(meta, "dimension_separator"):  # zarr v2
-        prefix, sep = "", meta.dimension_separator
-    else:
-        enc = meta.chunk_key_encoding
-        prefix, sep = ("c" + enc.separator if enc.name == "default" else ""), enc.separator
-    found = set()
-    for folder, _, files in os.walk(array_dir):
-        rel = os.path.relpath(folder, array_dir).replace(os.sep, "/")
-        for name in files:
-            key = name if rel == "." else f"{rel}/{name}"
-            parts = key[len(prefix):].split(sep) if key.startswith(prefix) else ()
-            if len(parts) == arr.ndim and all(p.isdigit() for p in parts):
-                found.add(tuple(int(p) for p in parts))
-    return found
-
-
-def _all_stored(arr, array_dir: str) -> bool:
-    """Whether every chunk (shard) of a small array is in the store."""
-    if arr.ndim == 0:
-        return os.path.exists(os.path.join(array_dir, arr.metadata.encode_chunk_key(())))
-    counts = [-(-n // g) for n, g in zip(arr.shape, _key_grid(arr))]
-    return len(_stored_keys(arr, array_dir)) >= int(np.prod(counts))
-
-
-def _frames_missing(arr, array_dir: str) -> list[int]:
-    """Frames of a (frame, y, x) or (y, x) array with at least one chunk never written."""
-    grid = _key_grid(arr)
-    counts = [-(-n // g) for n, g in zip(arr.shape, grid)]
-    if arr.ndim == 2:
-        return [] if len(_stored_keys(arr, array_dir)) >= counts[0] * counts[1] else [0]
-    per_frame_chunk = Counter(c[0] for c in _stored_keys(arr, array_dir)
-                              if all(x < n for x, n in zip(c, counts)))
-    need = counts[1] * counts[2]
-    missing = []
-    for k in range(counts[0]):
-        if per_frame_chunk.get(k, 0) < need:
-            missing.extend(range(k * grid[0], min(arr.shape[0], (k + 1) * grid[0])))
-    return missing
-
-
-def frame_ranges(frames, limit: int = 5) -> str:
-    """``[0, 1, 2, 7]`` -> ``'0..2, 7'`` (at most ``limit`` ranges, then a count)."""
-    runs: list[list[int]] = []
-    for f in frames:
-        if runs and f == runs[-1][1] + 1:
-            runs[-1][1] = f
-        else:
-            runs.append([f, f])
-    text = ", ".join(f"{a}..{b}" if b > a else f"{a}" for a, b in runs[:limit])
-    return text + (f", ... ({len(frames)} frames in all)" if len(runs) > limit else "")
-
-
-def _missing_in_block(arr, array_dir: str, start: int, stop: int) -> list[int]:
-    """Frames of ``start .. stop - 1`` with a chunk not in the store (the whole frame is
-    checked, not only the ROI, so a frame is bad or good the same way at open and read)."""
-    grid = _key_grid(arr)
-    spans = [range(-(-n // g)) for n, g in zip(arr.shape[-2:], grid[-2:])]
-    frame_keys = [None] if arr.ndim == 2 else range(start // grid[0], (stop - 1) // grid[0] + 1)
-    missing: set[int] = set()
-    for k in frame_keys:
-        coords = [(i, j) if k is None else (k, i, j) for i in spans[0] for j in spans[1]]
-        if not all(os.path.exists(os.path.join(array_dir, arr.metadata.encode_chunk_key(c)))
-                   for c in coords):
-            lo, hi = (start, stop) if k is None else (k * grid[0], (k + 1) * grid[0])
-            missing.update(range(max(lo, start), min(hi, stop)))
-    return sorted(missing)
-
-
-def _missing_error(store: str, frames: list[int]) -> FrameReadError:
-    return FrameReadError(f"frames {frame_ranges(frames)}: chunk(s) never written (missing "
+def _missing_error(store: str, ranges) -> FrameReadError:
+    return FrameReadError(f"frames {format_ranges(ranges)}: chunk(s) never written (missing "
                           "from the store; zarr would read the fill value.  A store whose "
                           "writer skipped all-fill-value chunks opens with "
-                          "missing_chunks='fill-value')", path=store, frame=frames[0])
+                          "missing_chunks='fill-value')", path=store, frame=ranges[0][0])
+
+
+def _check_frame_size(arr, store: str, array_path: str) -> None:
+    """Declared frames within :data:`MAX_DIM` per axis and :data:`MAX_FRAME_BYTES`."""
+    rows, cols = (int(v) for v in arr.shape[-2:])
+    nbytes = rows * cols * np.dtype(arr.dtype).itemsize
+    if not (0 < rows <= MAX_DIM and 0 < cols <= MAX_DIM) or nbytes > MAX_FRAME_BYTES:
+        raise InputError(f"zarr array {short_repr(array_path)} declares frames of {rows} x "
+                         f"{cols} {arr.dtype} (at most {MAX_DIM} pixels per axis and "
+                         f"{MAX_FRAME_BYTES} bytes are read)", path=store)
 
 
 def _read_meta(store: str, group_path: str, missing_chunks: str) -> dict:
@@ -162,15 +105,21 @@ def _read_meta(store: str, group_path: str, missing_chunks: str) -> dict:
 
     try:
         g = zarr.open_group(store, path=group_path, mode="r")
-    except Exception:
+    except Exception:  # no metadata group
         return {}
-    meta = {k: v for k, v in g.attrs.asdict().items()}
-    for name, arr in g.arrays():
-        if missing_chunks == "error" and not _all_stored(arr, os.path.join(store, group_path,
-                                                                            name)):
-            raise InputError(f"metadata array {short_repr(name)} has chunks never written "
-                             "(zarr would read the fill value)", path=store)
-        meta[name] = np.asarray(arr[...])
+    try:
+        meta = dict(g.attrs.asdict())
+        for name, arr in g.arrays():
+            if missing_chunks == "error" and not all_stored(
+                    arr, os.path.join(store, group_path, name)):
+                raise InputError(f"metadata array {short_repr(name)} has chunks never written "
+                                 "(zarr would read the fill value)", path=store)
+            meta[name] = np.asarray(arr[...])
+    except InputError:
+        raise
+    except Exception as exc:  # a corrupt metadata node or chunk
+        raise InputError(f"cannot read the metadata group {short_repr(group_path)}: "
+                         f"{short_repr(str(exc), 200)}", path=store) from None
     return meta
 
 
@@ -208,21 +157,34 @@ class ZarrImageSeries(ImageSeries):
             raise InputError(f"zarr array {short_repr(self.array_path)} is incomplete: its "
                              "writer did not finish (attribute complete = false); write it "
                              "again", path=self.store)
+        _check_frame_size(arr, self.store, self.array_path)
         self._nframes = int(arr.shape[0]) if arr.ndim == 3 else 1
         self._ndim = arr.ndim
         self._shape = tuple(int(v) for v in arr.shape[-2:])
         self._dtype = np.dtype(arr.dtype)
-        self.bad_frames = []
-        if self.missing_chunks == "error":
-            missing = _frames_missing(arr, os.path.join(self.store, self.array_path))
-            if missing and self.on_error == "raise":
-                raise _missing_error(self.store, missing)
-            reason = "chunk never written (missing from the store)"
-            self.bad_frames = [(j, self.store, reason) for j in missing]
+        self.bad_frames = self._missing_frames(arr)
         self._metadata = _read_meta(self.store, _join(path_in_store, META_GROUP),
                                     self.missing_chunks)
         self._token = file_token(os.path.join(self.store, self.array_path, "zarr.json"),
                                  self.array_path, self._nframes)
+
+    def _missing_frames(self, arr) -> list[tuple[int, str, str]]:
+        """Frames with a chunk never written, as ``bad_frames`` entries (``'fill'``); under
+        ``'raise'`` they are an error."""
+        if self.missing_chunks != "error":
+            return []
+        ranges = missing_frame_ranges(arr, os.path.join(self.store, self.array_path))
+        if not ranges:
+            return []
+        if self.on_error == "raise":
+            raise _missing_error(self.store, ranges)
+        total = sum(b - a for a, b in ranges)
+        if total > MAX_MISSING_FRAMES:
+            raise InputError(f"{total} frames ({format_ranges(ranges)}) have chunks never "
+                             f"written: more than the {MAX_MISSING_FRAMES} a 'fill' series "
+                             "lists; the store is incomplete", path=self.store)
+        reason = "chunk never written (missing from the store)"
+        return [(j, self.store, reason) for a, b in ranges for j in range(a, b)]
 
     def __len__(self) -> int:
         return self._nframes
@@ -256,8 +218,8 @@ class ZarrBlock(BlockSource):
         try:
             arr = _open_array(self.store, self.array_path)
             if self.missing_chunks == "error":
-                missing = _missing_in_block(arr, os.path.join(self.store, self.array_path),
-                                            start, stop)
+                missing = missing_frame_ranges(arr, os.path.join(self.store, self.array_path),
+                                               start, stop)
                 if missing:
                     raise _missing_error(self.store, missing)
             if self.ndim == 2:

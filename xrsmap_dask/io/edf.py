@@ -13,7 +13,7 @@ file and the frame in it): unlike fabio, a short file or a short compressed bloc
 zero-padded, a long one never silently cut, an unknown ``ByteOrder``, ``DataType`` or
 ``Compression`` never guessed.  Header sizes are checked before anything is allocated:
 ``Dim_1``/``Dim_2`` at most :data:`MAX_DIM`, uncompressed data within the file, a compressed
-block's promised pixels at most :data:`MAX_COMPRESSED_FRAME_BYTES` and, for gzip/zlib, at most
+block's promised pixels at most :data:`MAX_FRAME_BYTES` and, for gzip/zlib, at most
 1032 times its compressed size (so ``Dim_1 = 10**12`` is an error in microseconds).
 Compressed blocks (``Compression = gzip``, ``z``/``zlib``, ``bz2``) are decoded here with
 bounded output.
@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import FrameReadError, short_repr
 from .compressed import (BLOCK_CODECS, COMPRESSED_SUFFIXES, DEFLATE_MAX_RATIO,  # noqa: F401
                          compression_of, decode_block, decompress_file)
-from .files import open_regular
+from .files import MAX_DIM, MAX_FRAME_BYTES, open_regular
 
 #: EDF ``DataType`` names (lower case, spaces removed) -> numpy dtype (without byte order).
 EDF_DATA_TYPES: dict[str, str] = {
@@ -43,10 +43,6 @@ EDF_DATA_TYPES: dict[str, str] = {
 }
 #: EDF ``ByteOrder`` values (lower case) -> numpy byte order; a missing one is LowByteFirst
 BYTE_ORDERS = {"lowbytefirst": "<", "highbytefirst": ">"}
-#: largest ``Dim_1`` / ``Dim_2`` accepted (pixels per axis); larger is a corrupt header
-MAX_DIM = 1 << 20
-#: largest decompressed frame a compressed EDF block may promise (bytes)
-MAX_COMPRESSED_FRAME_BYTES = 1 << 31
 _FIRST_READ = 4096
 _MAX_HEADER = 1 << 20
 _HEADER_END = re.compile(rb"}\r?\n")
@@ -220,11 +216,11 @@ def _frame_from_header(header: dict, path: str, index: int, offset: int,
     if not compression and size < nbytes:
         raise FrameReadError(f"EDF {key} {size} is smaller than {where}", path=path,
                              frame=index)
-    if compression and (nbytes > MAX_COMPRESSED_FRAME_BYTES or (
+    if compression and (nbytes > MAX_FRAME_BYTES or (
             compression != "bz2" and nbytes > DEFLATE_MAX_RATIO * size + 64)):
         raise FrameReadError(f"EDF header promises {where} from a {size}-byte {compression} "
                              f"block: more than it can hold (at most "
-                             f"{MAX_COMPRESSED_FRAME_BYTES} bytes, and for gzip/zlib at most "
+                             f"{MAX_FRAME_BYTES} bytes, and for gzip/zlib at most "
                              f"{DEFLATE_MAX_RATIO} times the block)", path=path, frame=index)
     return EdfFrameInfo(path, index, offset, (nrows, ncols), dtype, compression, header,
                         file_size, size)

@@ -1,4 +1,4 @@
-"""Opening input files: regular files only.
+"""Opening input files: regular files only; the sanity limits every reader applies.
 
 A directory named like an image (``scan_0001.edf/``), a FIFO or a device among the inputs is
 a :class:`~xrsmap_dask.errors.FrameReadError` naming the file, never an ``IsADirectoryError``
@@ -11,6 +11,13 @@ import os
 import stat
 
 from ..errors import FrameReadError
+
+#: largest frame axis (rows or columns) a header or array metadata may declare; more is taken
+#: as a corrupt or lying header, refused before anything is allocated
+MAX_DIM = 1 << 20
+#: largest frame (bytes) a reader allocates on the word of metadata alone (a compressed EDF
+#: block, a zarr array): 2 GiB
+MAX_FRAME_BYTES = 1 << 31
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
