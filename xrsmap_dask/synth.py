@@ -229,3 +229,41 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+#: numpy dtype -> EDF DataType name, for :func:`edf_block_bytes`
+EDF_TYPE_NAMES = {"u1": "UnsignedByte", "i1": "SignedByte", "u2": "UnsignedShort",
+                  "i2": "SignedShort", "u4": "UnsignedInteger", "i4": "SignedInteger",
+                  "u8": "Unsigned64", "i8": "Signed64", "f4": "FloatValue", "f8": "DoubleValue"}
+
+
+def edf_block_bytes(data: np.ndarray, header: dict | None = None, compression: str | None = None,
+                    big_endian: bool = False, pad_to: int = 512) -> bytes:
+    """One EDF block (``{`` header ``}`` newline, then the data), written by hand.
+
+    fabio writes neither compressed blocks nor arbitrary header text; tests of the readers
+    need both.  The standard keys (``HeaderID``, ``ByteOrder``, ``DataType``, ``Dim_1``,
+    ``Dim_2``, ``Size``, and ``Compression`` when ``compression`` is ``'gzip'``, ``'zlib'``
+    or ``'bz2'``: ``Size`` is then the compressed size) come first; ``header`` entries
+    replace them (``None`` removes one) or follow, written verbatim as ``key = value ;``.
+    The header is padded with spaces so ``{ ... }\\n`` is a multiple of ``pad_to`` bytes.
+    """
+    import bz2
+    import gzip
+    import zlib
+
+    data = np.ascontiguousarray(data)
+    raw = data.astype(data.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
+    packers = {"gzip": lambda b: gzip.compress(b, mtime=0), "zlib": zlib.compress,
+               "bz2": bz2.compress}
+    payload = packers[compression](raw) if compression else raw
+    fields = {"HeaderID": "EH:000001:000000:000000",
+              "ByteOrder": "HighByteFirst" if big_endian else "LowByteFirst",
+              "DataType": EDF_TYPE_NAMES[data.dtype.str[1:]], "Dim_1": data.shape[-1],
+              "Dim_2": data.shape[0] if data.ndim == 2 else 1, "Size": len(payload)}
+    if compression:
+        fields["Compression"] = compression
+    fields.update(header or {})
+    text = "{\n" + "".join(f"{k} = {v} ;\n" for k, v in fields.items() if v is not None)
+    pad = (-(len(text) + 2)) % pad_to if pad_to else 0
+    return (text + " " * pad + "}\n").encode("ascii") + payload
