@@ -126,6 +126,69 @@ def decode_chunk(raw: bytes, filter_mask: int, pipeline: tuple[FilterSpec, ...],
     return np.frombuffer(data, dtype=dtype).reshape(chunk_shape)
 
 
+def decode_chunk_rows(raw: bytes, filter_mask: int, pipeline: tuple[FilterSpec, ...],
+                      dtype: np.dtype, chunk_shape: tuple[int, int, int], row_lo: int,
+                      row_hi: int) -> np.ndarray:
+    """Rows ``row_lo`` .. ``row_hi - 1`` of a one-frame chunk ``(1, rows, cols)``: an array
+    ``(row_hi - row_lo, cols)`` in ``dtype``.
+
+    A bitshuffle chunk (Eiger's) is a sequence of independently compressed blocks of a few
+    rows: only the blocks holding those rows are decompressed.  Other pipelines decode the
+    whole chunk.
+    """
+    _, nrows, ncols = chunk_shape
+    if len(pipeline) == 1 and pipeline[0].id == BITSHUFFLE and not filter_mask & 1 \
+            and (row_lo, row_hi) != (0, nrows):
+        try:
+            flat, first = _bitshuffle_range(pipeline[0], raw, nrows * ncols, np.dtype(dtype),
+                                            row_lo * ncols, row_hi * ncols)
+        except ChunkDecodeError:
+            raise
+        except Exception as exc:
+            raise ChunkDecodeError(f"{pipeline[0].label} cannot decode the chunk: "
+                                   f"{exc or type(exc).__name__}") from None
+        if flat is not None:
+            start = row_lo * ncols - first
+            return flat[start:start + (row_hi - row_lo) * ncols].reshape(-1, ncols)
+    return decode_chunk(raw, filter_mask, pipeline, dtype, chunk_shape)[0, row_lo:row_hi]
+
+
+def _bitshuffle_range(spec: FilterSpec, raw, nelem: int, dtype: np.dtype, e0: int,
+                      e1: int) -> tuple[np.ndarray | None, int]:
+    """Elements ``e0`` .. ``e1 - 1`` (and the block-aligned ones around them) of a
+    bitshuffle+LZ4/zstd chunk: ``(array starting at element first, first)``; ``(None, 0)``
+    when the chunk has no block header (bit shuffle without compression)."""
+    import bitshuffle  # noqa: PLC0415
+
+    cd = spec.cd_values
+    elem = cd[2] if len(cd) > 2 and cd[2] else dtype.itemsize
+    codec = cd[4] if len(cd) > 4 else 0
+    if codec not in (2, 3) or elem != dtype.itemsize or elem not in (1, 2, 4, 8):
+        return None, 0
+    view = memoryview(raw)
+    total, block_bytes = struct.unpack_from(">QI", view, 0)
+    if total != nelem * elem or block_bytes % elem:
+        raise ChunkDecodeError(f"bitshuffle header says {total} bytes in blocks of "
+                               f"{block_bytes}, the chunk holds {nelem * elem}")
+    per_block = block_bytes // elem
+    b0, b1 = e0 // per_block, -(-e1 // per_block)
+    full = nelem // per_block
+    pos = 12
+    for _ in range(b0):  # skip the blocks before the rows (each: size, then its bytes)
+        pos += 4 + struct.unpack_from(">I", view, pos)[0]
+    start = pos
+    if b1 <= full:
+        for _ in range(b0, b1):
+            pos += 4 + struct.unpack_from(">I", view, pos)[0]
+        payload, count = view[start:pos], (b1 - b0) * per_block
+    else:  # through the last (short) block and the raw trailing elements
+        payload, count = view[start:], nelem - b0 * per_block
+    decompress = bitshuffle.decompress_lz4 if codec == 2 else bitshuffle.decompress_zstd
+    out = decompress(np.frombuffer(payload, dtype=np.uint8), (count,),
+                     np.dtype(f"u{elem}"), per_block)
+    return out.view(dtype), b0 * per_block
+
+
 def _decode_stage(spec: FilterSpec, data, nbytes: int, dtype: np.dtype):
     if spec.id == SHUFFLE:
         itemsize = spec.cd_values[0] if spec.cd_values else dtype.itemsize

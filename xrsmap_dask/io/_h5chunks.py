@@ -105,15 +105,23 @@ def read_chunked(src, lo: int, hi: int, rows: slice, cols: slice,
                 ra, rb = max(rows.start, r0), min(rows.stop, r0 + cr)
                 for c0 in range(cols.start - cols.start % cc, cols.stop, cc):
                     ca, cb = max(cols.start, c0), min(cols.stop, c0 + cc)
-                    chunk = _chunk(src, where.get((f0, r0, c0)), fd, fa, fb)
+                    k = where.get((f0, r0, c0))
+                    if cf == 1:  # one frame: decode only the rows needed where possible
+                        rows_ = _chunk(src, k, fd, fa, fb, (ra - r0, rb - r0))
+                        out[fa - lo, ra - rows.start:rb - rows.start,
+                            ca - cols.start:cb - cols.start] = rows_[:, ca - c0:cb - c0]
+                        continue
+                    chunk = _chunk(src, k, fd, fa, fb)
                     out[fa - lo:fb - lo, ra - rows.start:rb - rows.start,
                         ca - cols.start:cb - cols.start] = \
                         chunk[fa - f0:fb - f0, ra - r0:rb - r0, ca - c0:cb - c0]
     return out
 
 
-def _chunk(src, k: int | None, fd: int, fa: int, fb: int) -> np.ndarray:
-    """Chunk ``k`` of the table read and decoded; errors name the frames it holds."""
+def _chunk(src, k: int | None, fd: int, fa: int, fb: int,
+           rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Chunk ``k`` of the table read and decoded (only chunk ``rows`` of a one-frame chunk
+    when given); errors name the frames it holds."""
     def fail(why: str) -> FrameReadError:
         return FrameReadError(f"dataset {src.dataset!r}, frames {fa}..{fb - 1}: {why}",
                               path=src.filename, frame=fa)
@@ -126,6 +134,9 @@ def _chunk(src, k: int | None, fd: int, fa: int, fb: int) -> np.ndarray:
     if len(raw) != size:
         raise fail("chunk past the end of the file (truncated file)")
     try:
+        if rows is not None:
+            return _codecs.decode_chunk_rows(raw, int(table.mask[k]), src.pipeline,
+                                             src.file_dtype, src.chunks, *rows)
         return _codecs.decode_chunk(raw, int(table.mask[k]), src.pipeline, src.file_dtype,
                                     src.chunks)
     except _codecs.ChunkDecodeError as exc:
