@@ -22,67 +22,69 @@ from . import _codecs
 
 @dataclass(frozen=True)
 class ChunkTable:
-    """Allocated chunks: ``offsets`` ``(n, 3)`` element offsets (frame, row, col), file
-    ``addr`` and stored ``size`` in bytes, HDF5 ``mask`` of skipped filters.  ``chunk_frames``
-    is the chunk extent along the frame axis."""
+    """The chunk grid of a dataset (or of a run of its frames), dense: ``addr[i, j, k]`` is
+    the file address of chunk ``(first_band + i, j, k)`` (chunk units: frame band, row band,
+    column band), -1 when never written; ``size`` its stored bytes; ``mask`` HDF5's mask of
+    skipped filters (``None``: all zero).  ``chunk_frames`` is the chunk extent in frames."""
 
-    offsets: np.ndarray
     addr: np.ndarray
     size: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray | None
     chunk_frames: int
-
-    def __len__(self) -> int:
-        return int(self.addr.size)
+    first_band: int = 0
 
     def frames(self, lo: int, hi: int) -> "ChunkTable":
-        """The chunks holding any of frames ``lo`` .. ``hi - 1`` (what one task needs)."""
-        f0 = self.offsets[:, 0]
-        keep = (f0 < hi) & (f0 + self.chunk_frames > lo)
-        return ChunkTable(self.offsets[keep], self.addr[keep], self.size[keep],
-                          self.mask[keep], self.chunk_frames)
+        """The bands holding frames ``lo`` .. ``hi - 1`` (what one task needs)."""
+        a = lo // self.chunk_frames - self.first_band
+        b = -(-hi // self.chunk_frames) - self.first_band
+        return ChunkTable(self.addr[a:b].copy(), self.size[a:b].copy(),
+                          None if self.mask is None else self.mask[a:b].copy(),
+                          self.chunk_frames, self.first_band + a)
+
+    def entry(self, f0: int, r0: int, c0: int, chunks) -> tuple[int, int, int] | None:
+        """``(addr, size, mask)`` of the chunk starting at element ``(f0, r0, c0)``."""
+        i, j, k = f0 // chunks[0] - self.first_band, r0 // chunks[1], c0 // chunks[2]
+        addr = int(self.addr[i, j, k])
+        if addr < 0:
+            return None
+        return addr, int(self.size[i, j, k]), 0 if self.mask is None else int(self.mask[i, j, k])
 
 
-def chunk_table(dsid, ndim: int) -> ChunkTable:
-    """Copy the chunk index of an open h5py ``DatasetID`` (``ndim`` 2 or 3)."""
-    rows: list[tuple] = []
+def chunk_table(dsid, shape: tuple[int, int, int], chunks: tuple[int, int, int],
+                ndim: int) -> ChunkTable:
+    """Copy the chunk index of an open h5py ``DatasetID`` (``ndim`` 2 or 3; ``shape`` and
+    ``chunks`` as 3-D, a 2-D dataset being one frame)."""
+    grid = tuple(-(-n // c) for n, c in zip(shape, chunks))
+    addr = np.full(grid, -1, np.int64)
+    size = np.zeros(grid, np.uint32)
+    mask = np.zeros(grid, np.uint32)
 
     def visit(info) -> None:
-        rows.append((*info.chunk_offset, info.byte_offset, info.size, info.filter_mask))
+        off = info.chunk_offset if ndim == 3 else (0,) + tuple(info.chunk_offset)
+        at = tuple(o // c for o, c in zip(off, chunks))
+        if all(i < g for i, g in zip(at, grid)):  # chunks past a shrunk extent: ignored
+            addr[at], size[at], mask[at] = info.byte_offset, info.size, info.filter_mask
 
     try:
         dsid.chunk_iter(visit)  # one pass over the index (HDF5 >= 1.14)
     except (AttributeError, NotImplementedError, RuntimeError):
-        rows.clear()
         for k in range(dsid.get_num_chunks()):
             visit(dsid.get_chunk_info(k))
-    arr = np.array(rows, dtype=np.int64).reshape(-1, ndim + 3)
-    offsets = arr[:, :ndim]
-    if ndim == 2:
-        offsets = np.concatenate([np.zeros((len(arr), 1), np.int64), offsets], axis=1)
-    chunk_frames = int(dsid.get_create_plist().get_chunk()[0]) if ndim == 3 else 1
-    return ChunkTable(np.ascontiguousarray(offsets), arr[:, ndim].copy(),
-                      arr[:, ndim + 1].copy(), arr[:, ndim + 2].copy(), chunk_frames)
+    return ChunkTable(addr, size, mask if mask.any() else None, chunks[0])
 
 
-def missing_chunk_frames(table: ChunkTable, shape: tuple[int, int, int],
-                         chunks: tuple[int, int, int],
+def missing_chunk_frames(table: ChunkTable, nframes: int,
                          file_size: int) -> list[tuple[int, int, str]]:
     """Frame ranges ``(lo, hi, reason)`` not fully covered by written chunks that lie inside
     the file (a chunk past the end of the file is from a truncated copy)."""
-    nf, h, w = shape
-    cf, cr, cc = chunks
-    per_band = -(-h // cr) * -(-w // cc)
-    nbands = -(-nf // cf)
-    band = table.offsets[:, 0] // cf
-    inside = table.addr + table.size <= file_size
-    written = np.bincount(band, minlength=nbands)[:nbands]
-    whole = np.bincount(band[inside], minlength=nbands)[:nbands]
+    cf = table.chunk_frames
+    written = (table.addr >= 0).all(axis=(1, 2))
+    inside = (table.addr + table.size <= file_size).all(axis=(1, 2))
     out: list[tuple[int, int, str]] = []
-    for b in np.flatnonzero(whole < per_band):
-        why = ("chunks never written" if written[b] < per_band
+    for b in np.flatnonzero(~(written & inside)):
+        why = ("chunks never written" if not written[b]
                else "chunks past the end of the file (truncated file)")
-        lo, hi = int(b) * cf, min(nf, (int(b) + 1) * cf)
+        lo, hi = int(b) * cf, min(nframes, (int(b) + 1) * cf)
         if out and out[-1][1] == lo and out[-1][2] == why:
             out[-1] = (out[-1][0], hi, why)
         else:
@@ -95,8 +97,6 @@ def read_chunked(src, lo: int, hi: int, rows: slice, cols: slice,
     """Frames ``lo`` .. ``hi - 1`` of ``src`` (a :class:`~.hdf5.FrameDataset` with a chunk
     table) cropped to ``[rows, cols]`` into ``out``, from raw chunks decoded here."""
     cf, cr, cc = src.chunks
-    table = src.table
-    where = {tuple(int(v) for v in off): k for k, off in enumerate(table.offsets)}
     with open(src.filename, "rb", buffering=0) as fh:
         fd = fh.fileno()
         for f0 in range(lo - lo % cf, hi, cf):
@@ -105,7 +105,7 @@ def read_chunked(src, lo: int, hi: int, rows: slice, cols: slice,
                 ra, rb = max(rows.start, r0), min(rows.stop, r0 + cr)
                 for c0 in range(cols.start - cols.start % cc, cols.stop, cc):
                     ca, cb = max(cols.start, c0), min(cols.stop, c0 + cc)
-                    k = where.get((f0, r0, c0))
+                    k = src.table.entry(f0, r0, c0, src.chunks)
                     if cf == 1:  # one frame: decode only the rows needed where possible
                         rows_ = _chunk(src, k, fd, fa, fb, (ra - r0, rb - r0))
                         out[fa - lo, ra - rows.start:rb - rows.start,
@@ -118,26 +118,25 @@ def read_chunked(src, lo: int, hi: int, rows: slice, cols: slice,
     return out
 
 
-def _chunk(src, k: int | None, fd: int, fa: int, fb: int,
+def _chunk(src, k: tuple[int, int, int] | None, fd: int, fa: int, fb: int,
            rows: tuple[int, int] | None = None) -> np.ndarray:
-    """Chunk ``k`` of the table read and decoded (only chunk ``rows`` of a one-frame chunk
-    when given); errors name the frames it holds."""
+    """Chunk ``k`` (``(addr, size, mask)``) read and decoded (only chunk ``rows`` of a
+    one-frame chunk when given); errors name the frames it holds."""
     def fail(why: str) -> FrameReadError:
         return FrameReadError(f"dataset {src.dataset!r}, frames {fa}..{fb - 1}: {why}",
                               path=src.filename, frame=fa)
 
     if k is None:
         raise fail("chunk never written")
-    table = src.table
-    size = int(table.size[k])
-    raw = os.pread(fd, size, int(table.addr[k]))
+    addr, size, mask = k
+    raw = os.pread(fd, size, addr)
     if len(raw) != size:
         raise fail("chunk past the end of the file (truncated file)")
     try:
         if rows is not None:
-            return _codecs.decode_chunk_rows(raw, int(table.mask[k]), src.pipeline,
+            return _codecs.decode_chunk_rows(raw, mask, src.pipeline,
                                              src.file_dtype, src.chunks, *rows)
-        return _codecs.decode_chunk(raw, int(table.mask[k]), src.pipeline, src.file_dtype,
+        return _codecs.decode_chunk(raw, mask, src.pipeline, src.file_dtype,
                                     src.chunks)
     except _codecs.ChunkDecodeError as exc:
         raise fail(f"corrupt chunk: {exc}") from None

@@ -180,9 +180,8 @@ def inspect_dataset(filename: str, dataset: str, direct: bool = True) -> FrameDa
         check_filters(pipeline, filename, dataset)
         chunks = tuple(int(c) for c in ds.chunks)
         chunks3 = chunks if ds.ndim == 3 else (1,) + chunks
-        table = chunk_table(ds.id, ds.ndim)
-        shape3 = (nframes,) + base["frame_shape"]
-        missing = missing_chunk_frames(table, shape3, chunks3, os.path.getsize(filename))
+        table = chunk_table(ds.id, (nframes,) + base["frame_shape"], chunks3, ds.ndim)
+        missing = missing_chunk_frames(table, nframes, os.path.getsize(filename))
         can_pread = f.driver == "sec2"
         return FrameDataset(layout="chunked", chunks=chunks3, pipeline=pipeline,
                             direct=bool(direct and can_pread
