@@ -267,3 +267,136 @@ def edf_block_bytes(data: np.ndarray, header: dict | None = None, compression: s
     text = "{\n" + "".join(f"{k} = {v} ;\n" for k, v in fields.items() if v is not None)
     pad = (-(len(text) + 2)) % pad_to if pad_to else 0
     return (text + " " * pad + "}\n").encode("ascii") + payload
+
+
+# -- beamline HDF5 layouts (Eiger master + data files, LIMA, VDS) ---------------------------
+#: HDF5 compression names -> h5py ``create_dataset`` keywords (hdf5plugin filters)
+HDF5_COMPRESSIONS = ("bslz4", "lz4", "zstd", "blosc", "blosc2", "gzip", "gzip-shuffle",
+                     "bzip2", "none")
+
+
+def hdf5_compression(name: str) -> dict:
+    """h5py keywords for one of :data:`HDF5_COMPRESSIONS` (``bslz4``: Eiger's bitshuffle +
+    LZ4, filter 32008; ``bzip2``: a filter only HDF5 decodes here)."""
+    import hdf5plugin
+
+    table = {
+        "bslz4": lambda: dict(hdf5plugin.Bitshuffle(cname="lz4")),
+        "lz4": lambda: dict(hdf5plugin.LZ4()),
+        "zstd": lambda: dict(hdf5plugin.Zstd()),
+        "blosc": lambda: dict(hdf5plugin.Blosc(cname="lz4", shuffle=hdf5plugin.Blosc.SHUFFLE)),
+        "blosc2": lambda: dict(hdf5plugin.Blosc2(cname="zstd",
+                                                 filters=hdf5plugin.Blosc2.BITSHUFFLE)),
+        "gzip": lambda: dict(compression="gzip", compression_opts=4),
+        "gzip-shuffle": lambda: dict(compression="gzip", compression_opts=4, shuffle=True),
+        "bzip2": lambda: dict(hdf5plugin.BZip2()),
+        "none": dict,
+    }
+    if name not in table:
+        raise ValueError(f"unknown compression {name!r}; known: {', '.join(table)}")
+    return table[name]()
+
+
+def detector_frames(nframes: int, frame_shape=(64, 48), dtype="uint32",
+                    seed: int = 0) -> np.ndarray:
+    """Detector-like frames ``(nframes, rows, cols)``: low Poisson counts, mostly zeros, a
+    moving bright spot, and a few large values (no reserved all-ones values)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = frame_shape
+    frames = rng.poisson(0.7, (nframes, rows, cols)).astype(np.float64)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    for i in range(nframes):
+        cy, cx = (i * 7) % rows, (i * 5) % cols
+        frames[i] += 400 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0)
+    frames[:, 0, 0] = np.arange(nframes) * 13 + 1000  # a value that tells frames apart
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        frames = np.minimum(frames, np.iinfo(dt).max - 1)
+    return frames.astype(dt)
+
+
+def write_hdf5_frames(path, dataset: str, frames: np.ndarray, compression: str = "bslz4",
+                      chunks=None) -> str:
+    """Write ``frames`` as ``path:dataset`` (chunks default: one frame); returns the path."""
+    import h5py
+
+    chunks = chunks or (1,) + frames.shape[1:]
+    with h5py.File(path, "a") as f:
+        if dataset in f:
+            del f[dataset]
+        f.create_dataset(dataset, data=frames, chunks=tuple(chunks),
+                         **hdf5_compression(compression))
+    return str(path)
+
+
+def write_eiger_master(directory, frames: np.ndarray, frames_per_file: int,
+                       name: str = "scan", compression: str = "bslz4",
+                       pixel_mask: np.ndarray | None = None) -> tuple[str, list[str]]:
+    """An Eiger/NeXus scan as the detector writes it: ``{name}_master.h5`` whose
+    ``/entry/data/data_00000N`` are external links to ``{name}_data_00000N.h5`` (each
+    ``/entry/data/data``, one frame per chunk, attrs ``image_nr_low/high``), with
+    ``detectorSpecific/pixel_mask``, ``nimages`` and ``ntrigger``.  Returns (master, data
+    files); the links are relative, as the detector writes them."""
+    import h5py
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    master = directory / f"{name}_master.h5"
+    data_files = []
+    for k, start in enumerate(range(0, len(frames), frames_per_file), start=1):
+        part = frames[start:start + frames_per_file]
+        data_name = f"{name}_data_{k:06d}.h5"
+        write_hdf5_frames(directory / data_name, "/entry/data/data", part, compression)
+        with h5py.File(directory / data_name, "a") as f:
+            f["/entry/data/data"].attrs["image_nr_low"] = start + 1
+            f["/entry/data/data"].attrs["image_nr_high"] = start + len(part)
+        data_files.append(str(directory / data_name))
+    with h5py.File(master, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        for k, path in enumerate(data_files, start=1):
+            data[f"data_{k:06d}"] = h5py.ExternalLink(os.path.basename(path), "/entry/data/data")
+        spec = f.create_group("entry/instrument/detector/detectorSpecific")
+        spec["nimages"] = np.uint32(len(frames))
+        spec["ntrigger"] = np.uint32(1)
+        mask = np.zeros(frames.shape[1:], np.uint32) if pixel_mask is None else pixel_mask
+        spec.create_dataset("pixel_mask", data=mask.astype(np.uint32), **hdf5_compression("gzip"))
+    return str(master), data_files
+
+
+def write_lima(path, frames: np.ndarray, compression: str = "bslz4",
+               instrument: str = "ESRF-ID11", detector: str = "eiger") -> str:
+    """A LIMA (ESRF) file: frames at ``/entry_0000/{instrument}/{detector}/data`` and a soft
+    link ``/entry_0000/measurement/data`` to them."""
+    import h5py
+
+    target = f"/entry_0000/{instrument}/{detector}/data"
+    write_hdf5_frames(path, target, frames, compression)
+    with h5py.File(path, "a") as f:
+        f["/entry_0000"].attrs["NX_class"] = "NXentry"
+        f.require_group("/entry_0000/measurement")["data"] = h5py.SoftLink(target)
+    return str(path)
+
+
+def write_vds(path, sources: list[str], dataset: str = "/entry/data/data",
+              vds_path: str = "/entry/instrument/detector/data") -> str:
+    """A virtual dataset ``path:vds_path`` stacking ``dataset`` of each source file in order
+    (relative source names, as Bliss writes them)."""
+    import h5py
+
+    shapes = []
+    for src in sources:
+        with h5py.File(src, "r") as f:
+            shapes.append((f[dataset].shape, f[dataset].dtype))
+    total = sum(s[0][0] for s in shapes)
+    layout = h5py.VirtualLayout((total,) + shapes[0][0][1:], shapes[0][1])
+    at = 0
+    for src, (shape, _dt) in zip(sources, shapes):
+        rel = os.path.relpath(src, os.path.dirname(os.path.abspath(path)))
+        layout[at:at + shape[0]] = h5py.VirtualSource(rel, dataset, shape=shape)
+        at += shape[0]
+    with h5py.File(path, "a") as f:
+        f.create_virtual_dataset(vds_path, layout, fillvalue=0)
+    return str(path)
