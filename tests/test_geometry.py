@@ -131,7 +131,7 @@ def test_parse_unit():
     assert G.parse_unit("pixels") == "pixel"
     assert G.parse_unit(None) is None
     for bad in ("q", "nm", 3):
-        with pytest.raises(InputError, match="unit") as err:
+        with pytest.raises(InputError, match="must be one of pixel, q_nm") as err:
             G.parse_unit(bad)
         assert err.value.argument == "unit"
     assert G.unit_attrs("q_A^-1") == {"long_name": "scattering vector q (q_A^-1)",
@@ -139,21 +139,21 @@ def test_parse_unit():
 
 
 def test_parse_chi_and_corrections():
-    assert G.parse_chi_sector("-30:60") == (-30.0, 60.0)
-    assert G.parse_chi_sector("170, -170") == (170.0, -170.0)
-    assert G.parse_chi_sector([0, 90]) == (0.0, 90.0)
-    assert G.parse_chi_sector(None) is None and G.parse_chi_sector("none") is None
-    for bad in ("10", "a:b", (1, 2, 3), "0:0", "0:400", [float("nan"), 3]):
+    assert G.parse_chi_sector([-30, 60]) == (-30.0, 60.0)
+    assert G.parse_chi_sector((170, -170.0)) == (170.0, -170.0)
+    assert G.parse_chi_sector(None) is None
+    for bad in ("-30:60", 10, [1, 2, 3], [0, 0], [0, 400], [float("nan"), 3], ["a", 1]):
         with pytest.raises(InputError) as err:
             G.parse_chi_sector(bad)
         assert err.value.argument == "chi"
-    assert G.parse_polarization("0.99") == 0.99 and G.parse_polarization(None) is None
+    assert G.parse_polarization(0.99) == 0.99 and G.parse_polarization(None) is None
     for bad in (1.5, "x", True):
-        with pytest.raises(InputError, match=r"\[-1, 1\]"):
+        with pytest.raises(InputError) as err:
             G.parse_polarization(bad)
-    assert G.parse_solid_angle("yes") is True and G.parse_solid_angle(False) is False
+        assert err.value.argument == "polarization"
+    assert G.parse_solid_angle(True) is True and G.parse_solid_angle(False) is False
     with pytest.raises(InputError, match="true or false"):
-        G.parse_solid_angle("maybe")
+        G.parse_solid_angle("yes")
 
 
 def test_chi_sector_mask():

@@ -210,16 +210,15 @@ def test_errors(poni_scan):
         R.make_radial_bins(geo, shape, 10, mask=np.ones((3, 3)))
     with pytest.raises(InputError, match="needs a PONI"):
         R.make_radial_bins(G.PixelGeometry(1, 1), (8, 8), 4, solid_angle=True)
-    for bad in (0, -3, 2.5, "x", True):
+    for bad in (0, -3, 2.5, "100", True, 10**7):
         with pytest.raises(InputError) as err:
             R.parse_radial_bins(bad)
         assert err.value.argument == "radial_bins"
-    assert R.parse_radial_bins("100") == 100 and R.parse_radial_bins(None) is None
-    assert R.parse_radial_range("1:25") == (1.0, 25.0)
+    assert R.parse_radial_bins(100) == 100 and R.parse_radial_bins(None) is None
     assert R.parse_radial_range([0, 3.5]) == (0.0, 3.5) and R.parse_radial_range(None) is None
-    for bad in ("3:1", "1", [0, float("inf")], "a,b"):
+    for bad in ([3, 1], [1], [0, float("inf")], "1:25", ["a", 2]):
         with pytest.raises(InputError) as err:
             R.parse_radial_range(bad)
         assert err.value.argument == "radial_range"
-    attrs = R.make_radial_bins(geo, shape, 10, "r_mm", chi="0:90").to_attrs()
+    attrs = R.make_radial_bins(geo, shape, 10, "r_mm", chi=[0, 90]).to_attrs()
     assert attrs["units"] == "mm" and attrs["chi"] == [0.0, 90.0] and attrs["nbins"] == 10

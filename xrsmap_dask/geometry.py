@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import InputError
 from .roi import RoiSlices, normalize_roi
+from .settings.fields import parse_bool, parse_number, short
 
 #: radial units: name -> (long name, units string for attrs and NeXus)
 UNITS = {
@@ -56,51 +57,36 @@ _ALIASES = {"px": "pixel", "pixels": "pixel", "pix": "pixel"}
 
 
 # ---------------------------------------------------------------------------------------
-# parse functions (one per option; the settings layer calls these)
+# parse functions (one per settings field; errors name the field)
 
 
 def parse_unit(value) -> str | None:
-    """A radial unit name, canonical spelling (``None`` = the geometry's default unit).
-
-    Accepts the names of :data:`UNITS` in any letter case, and ``px``/``pixels``.
-    """
+    """A radial unit of :data:`UNITS` (any letter case; ``px``/``pixels``), canonical
+    spelling; ``None`` = the geometry's default unit (pixel, or q_nm^-1 with a PONI file)."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InputError(f"must be a unit name, got {value!r}", argument="unit")
-    key = value.strip()
-    names = {u.lower(): u for u in UNITS}
-    names.update(_ALIASES)
-    if key.lower() not in names:
-        raise InputError(f"unknown unit {value!r}; use one of {', '.join(UNITS)}",
+    names = {u.lower(): u for u in UNITS} | _ALIASES
+    if not isinstance(value, str) or value.strip().lower() not in names:
+        raise InputError(f"must be one of {', '.join(UNITS)}, got {short(value)}",
                          argument="unit")
-    return names[key.lower()]
+    return names[value.strip().lower()]
 
 
 def parse_chi_sector(value) -> tuple[float, float] | None:
-    """An azimuthal sector ``(start, stop)`` in degrees, or ``None`` (all azimuths).
+    """An azimuthal sector ``[start, stop]`` in degrees, or ``None`` (all azimuths).
 
-    Accepts a pair of numbers or a string ``"start:stop"``, ``"start,stop"`` or
-    ``"start stop"``.  The sector runs from ``start`` towards increasing chi to ``stop``
-    (``(170, -170)`` is the 20 degrees around 180); both bounds in [-360, 360], not equal;
-    ``stop - start == 360`` (e.g. ``(-180, 180)``) is the full circle.
+    The sector runs from ``start`` towards increasing chi to ``stop`` (``[170, -170]`` is the
+    20 degrees around 180); both in [-360, 360] and not equal; ``stop - start = 360`` (e.g.
+    ``[-180, 180]``) is the full circle.
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+    if value is None:
         return None
-    parts = value
-    if isinstance(value, str):
-        parts = value.replace(":", " ").replace(",", " ").split()
-    try:
-        start, stop = (float(v) for v in parts)
-    except (TypeError, ValueError):
-        raise InputError(f"expected two angles in degrees 'start:stop', got {value!r}",
-                         argument="chi") from None
-    for v in (start, stop):
-        if not math.isfinite(v) or abs(v) > 360:
-            raise InputError(f"angles must be finite degrees in [-360, 360], got {value!r}",
-                             argument="chi")
-    if start == stop:
-        raise InputError(f"start and stop are equal ({start:g}): an empty sector",
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise InputError(f"must be two angles [start, stop] in degrees, got {short(value)}",
+                         argument="chi")
+    start, stop = (parse_number(v, "chi") for v in value)
+    if abs(start) > 360 or abs(stop) > 360 or start == stop:
+        raise InputError(f"angles must be in [-360, 360] and differ, got {short(value)}",
                          argument="chi")
     return start, stop
 
@@ -110,7 +96,8 @@ def parse_poni(value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-        raise InputError(f"must be the path of a PONI file, got {value!r}", argument="poni")
+        raise InputError(f"must be the path of a PONI file, got {short(value)}",
+                         argument="poni")
     path = os.path.abspath(os.fspath(value))
     _read_poni(path)
     return path
@@ -119,28 +106,17 @@ def parse_poni(value) -> str | None:
 def parse_polarization(value) -> float | None:
     """Polarization factor in [-1, 1] (pyFAI's: 0 unpolarized, ~0.99 horizontal at a
     synchrotron) or ``None`` for no polarization correction."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+    if value is None:
         return None
-    try:
-        factor = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"must be a number in [-1, 1] or none, got {value!r}",
-                         argument="polarization") from None
-    if isinstance(value, bool) or not -1 <= factor <= 1:
-        raise InputError(f"must be a number in [-1, 1] or none, got {value!r}",
-                         argument="polarization")
+    factor = parse_number(value, "polarization")
+    if not -1 <= factor <= 1:
+        raise InputError(f"must be in [-1, 1], got {short(value)}", argument="polarization")
     return factor
 
 
 def parse_solid_angle(value) -> bool:
-    """Whether to correct for the pixels' solid angle (a bool, or yes/no/true/false/1/0)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    words = {"yes": True, "true": True, "1": True, "on": True,
-             "no": False, "false": False, "0": False, "off": False}
-    if isinstance(value, (int, str)) and str(value).strip().lower() in words:
-        return words[str(value).strip().lower()]
-    raise InputError(f"must be true or false, got {value!r}", argument="solid_angle")
+    """Whether to divide by the pixels' solid angle (``True``/``False``)."""
+    return parse_bool(value, "solid_angle")
 
 
 # ---------------------------------------------------------------------------------------
@@ -244,14 +220,7 @@ class PixelGeometry(DetectorGeometry):
 
     def __post_init__(self):
         for name in ("cen_y", "cen_x"):
-            try:
-                value = float(getattr(self, name))
-            except (TypeError, ValueError):
-                raise InputError(f"must be a number, got {getattr(self, name)!r}",
-                                 argument=name) from None
-            if not math.isfinite(value):
-                raise InputError(f"must be finite, got {value}", argument=name)
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, parse_number(getattr(self, name), name))
 
     def radial(self, unit: str | None, shape, box: RoiSlices | None = None) -> np.ndarray:
         """Distance of each pixel centre from the centre, pixels, ``(box rows, box cols)``."""
@@ -356,56 +325,41 @@ class PoniGeometry(DetectorGeometry):
                              path=self.path, argument="poni")
         return shape
 
-    def _full(self, key: tuple, make) -> np.ndarray:
-        arr = self._cache.get(key)
+    def _array(self, key: tuple, shape, box, make, dtype=np.float64) -> np.ndarray:
+        """``make(shape)`` for the whole frame, computed once per process, cropped to ``box``."""
+        shape = self.check_shape(shape)
+        arr = self._cache.get(key + (shape,))
         if arr is None:
-            arr = self._cache[key] = _readonly(np.ascontiguousarray(make(), dtype=np.float64))
-        return arr
-
-    def _crop(self, arr: np.ndarray, shape, box) -> np.ndarray:
-        box = normalize_roi(box, shape, argument="box")
-        return arr[box]
+            arr = _readonly(np.ascontiguousarray(make(shape), dtype=dtype))
+            self._cache[key + (shape,)] = arr
+        return arr[normalize_roi(box, shape, argument="box")]
 
     def radial(self, unit: str | None, shape, box: RoiSlices | None = None) -> np.ndarray:
         """pyFAI's per-pixel value in ``unit`` at each pixel centre, ``(box rows, box cols)``."""
         unit = self.resolve_unit(unit)
-        shape = self.check_shape(shape)
         if unit in _NEEDS_WAVELENGTH and self.wavelength is None:
             raise InputError(f"unit {unit} needs a wavelength and the PONI file has none",
                              path=self.path, argument="unit")
-        ai = self.integrator
-        arr = self._full(("radial", unit, shape),
-                         lambda: ai.array_from_unit(shape, "center", unit, scale=True))
-        return self._crop(arr, shape, box)
+        return self._array(("radial", unit), shape, box, lambda s: self.integrator
+                           .array_from_unit(s, "center", unit, scale=True))
 
     def chi(self, shape, box: RoiSlices | None = None) -> np.ndarray:
-        """pyFAI's chi at each pixel centre, radians in (-pi, pi]."""
-        from pyFAI import units
-
-        shape = self.check_shape(shape)
-        ai = self.integrator
-        arr = self._full(("chi", shape),
-                         lambda: ai.array_from_unit(shape, "center", units.CHI_DEG, scale=False))
-        return self._crop(arr, shape, box)
+        """pyFAI's chi at each pixel centre, radians in (-pi, pi] (what integrate1d uses)."""
+        return self._array(("chi",), shape, box, lambda s: self.integrator
+                           .array_from_unit(s, "center", "chi_deg", scale=False))
 
     def mask(self, shape, box: RoiSlices | None = None) -> np.ndarray | None:
         """The detector's mask from pyFAI (module gaps...), ``True`` = excluded, or ``None``."""
-        shape = self.check_shape(shape)
         mask = self.integrator.detector.mask
         if mask is None or not np.any(mask):
             return None
-        full = self._cache.get(("mask", shape))
-        if full is None:
-            full = self._cache[("mask", shape)] = _readonly(np.asarray(mask) != 0)
-        return self._crop(full, shape, box)
+        return self._array(("mask",), shape, box, lambda s: np.asarray(mask) != 0, bool)
 
     def solid_angle(self, shape, box: RoiSlices | None = None) -> np.ndarray:
         """pyFAI's relative solid angle of each pixel (cos^3 of the incidence angle; 1 at
         the PONI), the array ``integrate1d(correctSolidAngle=True)`` divides by."""
-        shape = self.check_shape(shape)
-        ai = self.integrator
-        arr = self._full(("solid_angle", shape), lambda: ai.solidAngleArray(shape, order=3))
-        return self._crop(arr, shape, box)
+        return self._array(("solid_angle",), shape, box,
+                           lambda s: self.integrator.solidAngleArray(s, order=3))
 
     def polarization(self, shape, factor: float, box: RoiSlices | None = None) -> np.ndarray:
         """pyFAI's polarization array for ``factor`` (see :func:`parse_polarization`)."""
@@ -413,11 +367,8 @@ class PoniGeometry(DetectorGeometry):
         if factor is None:
             raise InputError("a polarization factor in [-1, 1] is needed",
                              argument="polarization")
-        shape = self.check_shape(shape)
-        ai = self.integrator
-        arr = self._full(("polarization", factor, shape),
-                         lambda: ai.polarization(shape, factor=factor))
-        return self._crop(arr, shape, box)
+        return self._array(("polarization", factor), shape, box,
+                           lambda s: self.integrator.polarization(s, factor=factor))
 
     def to_attrs(self) -> dict:
         return {"kind": "poni", "path": self.path, "sha1": self.digest, "config": self.config}

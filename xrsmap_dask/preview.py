@@ -1,27 +1,21 @@
 """PNG previews of a scan's maps (sum map, annulus maps, composite mosaic) a scientist can trust.
 
-Numpy in, PNG out (matplotlib's Agg backend; no display needed).  Maps are ``(npt_y, npt_x)``
-arrays, slow axis first; the composite is the 4-D ``(npt_y, npt_x, fy, fx)`` stack (one
-``fy x fx`` binned ROI per scan point).  Point ``(iy, ix)`` is centred on ``(iy, ix)``, row 0
-at the top; a composite tile covers its point's cell.
+Numpy in, PNG out (matplotlib's Agg backend).  Maps are ``(npt_y, npt_x)``, slow axis first;
+the composite is ``(npt_y, npt_x, fy, fx)`` (one binned ROI per scan point).  Point
+``(iy, ix)`` is centred on ``(iy, ix)``, row 0 at the top; a composite tile covers its cell.
 
-What the pictures promise:
-
-* colour limits are robust percentiles (:data:`PERCENTILES`, stated under each colour bar):
-  the limit is the data value at that rank, never an interpolation towards an extreme, so a
-  single hot pixel never sets a limit; values beyond are drawn in the end colours (arrows on
-  the colour bar);
-* NaN (unreadable frames, unscanned points) and masked pixels are drawn in :data:`BAD_COLOUR`,
-  not as a value, and the panel says how many there are;
-* composite tiles keep the ROI's aspect (a 64 x 128 ROI gives tiles twice as wide as tall);
-* the composite is reduced to the panel's pixel size by block means *inside each tile*
-  (:func:`reduce_tiles`): no pixel mixes two scan points and nothing is skipped (aliasing);
-* axes and colour bars carry names and units (the store's ``long_name``/``units`` attrs when
-  it has them);
-* ``log='auto'`` (default) uses a logarithmic scale only for positive data spanning at least
-  :data:`LOG_RANGE` (two decades), per panel;
-* with ``mask`` (True/nonzero = excluded) masked pixels of images (``stats`` output) and
-  composite pixels whose every source pixel is masked are drawn as bad, not as ``dummy``.
+* Colour limits are robust percentiles (:data:`PERCENTILES`, stated under each colour bar)
+  taken as data values at those ranks, so a single hot pixel never sets a limit; values
+  beyond show in the end colours (arrows on the colour bar).
+* NaN (unreadable frames, unscanned points) and masked pixels are :data:`BAD_COLOUR`, counted
+  in the panel title; with ``mask`` (nonzero = excluded) masked image pixels and composite
+  pixels whose every source pixel is masked are bad too, not their hot value or ``dummy``.
+* Composite tiles keep the ROI's aspect; the mosaic is reduced to the panel's pixel size by
+  block means inside each tile (:func:`reduce_tiles`): no pixel mixes two scan points.
+* Axes and colour bars carry names and units (the store's ``long_name``/``units`` attrs
+  when it has them).
+* ``log='auto'`` (default) uses a log scale only for positive data spanning
+  :data:`LOG_RANGE` (two decades), per panel.
 """
 from __future__ import annotations
 

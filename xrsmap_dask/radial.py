@@ -32,7 +32,6 @@ exclude masked pixels (the user's mask or the detector's own; ``True`` = exclude
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -42,6 +41,7 @@ from .errors import InputError
 from .geometry import (DetectorGeometry, chi_sector_mask, parse_chi_sector, parse_polarization,
                        parse_solid_angle, unit_attrs)
 from .roi import RoiSlices, roi_shape
+from .settings.fields import parse_int, parse_number, short
 
 EPS32 = 1.0 + float(np.finfo(np.float32).eps)
 MAX_RADIAL_BINS = 1_000_000
@@ -52,34 +52,27 @@ MAX_RADIAL_BINS = 1_000_000
 
 
 def parse_radial_bins(value) -> int | None:
-    """Number of radial bins, a positive int, or ``None`` (no radial-bin map)."""
+    """Number of radial bins, an int in 1 .. :data:`MAX_RADIAL_BINS`, or ``None`` (no
+    radial-bin map)."""
     if value is None:
         return None
-    try:
-        n = int(value)
-        ok = not isinstance(value, bool) and float(value) == n and 1 <= n <= MAX_RADIAL_BINS
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise InputError(f"must be a whole number of bins in 1..{MAX_RADIAL_BINS}, got "
-                         f"{value!r}", argument="radial_bins")
+    n = parse_int(value, "radial_bins")
+    if n > MAX_RADIAL_BINS:
+        raise InputError(f"must be at most {MAX_RADIAL_BINS}, got {n}", argument="radial_bins")
     return n
 
 
 def parse_radial_range(value) -> tuple[float, float] | None:
-    """``(lo, hi)`` in the radial unit, ``lo < hi``; a pair or ``"lo:hi"`` / ``"lo,hi"``;
-    ``None`` = pyFAI's default (min and max over the unmasked pixels)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+    """``[lo, hi]`` in the radial unit, ``lo < hi``; ``None`` = pyFAI's default (min and max
+    over the unmasked pixels)."""
+    if value is None:
         return None
-    parts = value.replace(":", " ").replace(",", " ").split() if isinstance(value, str) \
-        else value
-    try:
-        lo, hi = (float(v) for v in parts)
-    except (TypeError, ValueError):
-        raise InputError(f"expected two numbers 'lo:hi' in the radial unit, got {value!r}",
-                         argument="radial_range") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise InputError(f"needs finite lo < hi, got {value!r}", argument="radial_range")
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise InputError(f"must be two numbers [lo, hi] in the radial unit, got "
+                         f"{short(value)}", argument="radial_range")
+    lo, hi = (parse_number(v, "radial_range") for v in value)
+    if not lo < hi:
+        raise InputError(f"needs lo < hi, got {short(value)}", argument="radial_range")
     return lo, hi
 
 
