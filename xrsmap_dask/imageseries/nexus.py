@@ -25,7 +25,7 @@ from ..errors import FrameReadError, InputError
 from ..io import h5info
 from ..io import nexus as nx
 from ._h5frames import H5FramesSeries
-from .registry import register_opener
+from .registry import ImageSeriesFormat, has_suffix, register
 
 class NexusImageSeries(H5FramesSeries):
     """One series from NeXus / Eiger master / LIMA / Bliss files (see module docstring).
@@ -80,11 +80,45 @@ def nexus_files(filename, path: str | None = None) -> list[tuple[str, str | None
     return out
 
 
-@register_opener("nexus")
 def open_nexus(filename, path: str | None = None, on_error: str = "raise",
-               direct_chunks: bool = True, **kwargs) -> NexusImageSeries:
+               direct_chunks: bool = True) -> NexusImageSeries:
     """Open NeXus / Eiger / LIMA / Bliss frames (see :class:`NexusImageSeries`)."""
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="nexus")
     return NexusImageSeries(filename, path=path, on_error=on_error,
                             direct_chunks=direct_chunks)
+
+
+def looks_like_nexus(path: str) -> bool:
+    """An HDF5 file laid out as NeXus (``default`` attributes), an Eiger master
+    (``/entry/data``) or a LIMA file: the ``nexus`` format claims it over hexrd's ``hdf5``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f.get(nx.EIGER_DATA_GROUP)
+            return bool(nx._nexus_default(f)) or nx.LIMA_DATA in f or \
+                isinstance(group, h5py.Group)
+    except (OSError, ValueError, InputError):
+        return False
+
+
+class NexusFormat(ImageSeriesFormat):
+    name = "nexus"
+    description = ("NeXus / Eiger master (+ data files) / LIMA / Bliss HDF5, VDS, or several "
+                   "HDF5 files of one scan, as one series")
+    suffixes = nx.HDF5_SUFFIXES
+    open_keywords = frozenset({"path", "direct_chunks"})
+    accepts_on_error = True
+    inner_path = True
+    guess_priority = 0  # above hexrd's generic hdf5 for files laid out as NeXus/Eiger/LIMA
+
+    def guess_can_open(self, path: str) -> bool:
+        return has_suffix(path, self.suffixes) and looks_like_nexus(path)
+
+    def open(self, filename, **kwargs) -> NexusImageSeries:
+        return open_nexus(filename, **kwargs)
+
+    def inner_path_keywords(self, filename: str, inner: str) -> dict:
+        return {"path": inner}
+
+
+register(NexusFormat())
