@@ -384,40 +384,7 @@ def test_kernel_equals_numpy_edge_cases(dtype):
 
 # -- statistics outputs (one entry point: store.write_statistics) -------------------------
 
-class _Opens:
-    """Counts real ``open`` audit events on a set of paths (one process-wide hook)."""
-
-    paths: set = set()
-    counts: dict = {}
-    lock = threading.Lock()
-    installed = False
-
-    def __init__(self, paths):
-        self.watch = {str(p) for p in paths}
-
-    def __enter__(self):
-        cls = type(self)
-        with cls.lock:
-            cls.paths, cls.counts = self.watch, {}
-        if not cls.installed:
-            sys.addaudithook(cls._hook)
-            cls.installed = True
-        return self
-
-    def __exit__(self, *exc):
-        cls = type(self)
-        with cls.lock:
-            cls.paths = set()
-            self.counts = dict(cls.counts)
-
-    @classmethod
-    def _hook(cls, event, args):
-        if event == "open" and cls.paths and isinstance(args[0], str) and args[0] in cls.paths:
-            with cls.lock:
-                cls.counts[args[0]] = cls.counts.get(args[0], 0) + 1
-
-
-def test_statistics_output_equals_numpy_from_one_read(files, tmp_path):
+def test_statistics_output_equals_numpy_from_one_read(files, tmp_path, open_counter):
     import zarr
 
     from xrsmap_dask.store import verify, write_statistics
@@ -426,7 +393,7 @@ def test_statistics_output_equals_numpy_from_one_read(files, tmp_path):
     roi = (slice(2, 25), slice(1, 19))
     sub = ref[:, 2:25, 1:19]
     ims = imageseries.from_files(paths)              # headers read here, before counting
-    with _Opens(paths) as opens:
+    with open_counter(paths) as opens:
         res = write_statistics(ims, tmp_path / "s.zarr", ["median", "max", "min", "mean"],
                                [5, 63.7], roi=roi, memory_budget=SMALL_BUDGET)
     g = zarr.open_group(store=str(tmp_path / "s.zarr"), mode="r")
