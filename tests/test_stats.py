@@ -497,3 +497,26 @@ def test_statistics_under_fill_skip_and_list_frames_failing_while_read(tmp_path)
                                        rtol=1e-6, err_msg=f"{name} {label}")
         assert [b[0] for b in g.attrs["bad_frames"]] == sorted(bad), name
         assert [b[0] for b in res.bad_frames] == sorted(bad)
+
+
+def test_statistics_output_mask_is_nan_in_every_image(files, tmp_path):
+    import zarr
+
+    from xrsmap_dask.store import write_statistics
+
+    ref, paths, _ = files
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[3:5, 2:9] = 1
+    write_statistics(paths, tmp_path / "m.zarr", ["max", "median"], [20], mask=mask,
+                     memory_budget=SMALL_BUDGET)
+    g = zarr.open_group(store=str(tmp_path / "m.zarr"), mode="r")
+    keep = mask == 0
+    for label, want in (("max", ref.max(axis=0)), ("median", np.median(ref, axis=0)),
+                        ("percentile_20", np.percentile(ref, 20, axis=0))):
+        got = g[label][...]
+        assert got.dtype.kind == "f" and np.isnan(got[~keep]).all(), label
+        assert np.array_equal(got[keep], want[keep].astype(got.dtype)), label
+    assert g.attrs["mask"]["excluded"] == int(mask.sum())
+    with pytest.raises(InputError) as err:
+        write_statistics(paths, tmp_path / "x.zarr", ["max"], mask=np.zeros((3, 3)))
+    assert err.value.argument == "mask"

@@ -66,8 +66,9 @@ def _result_dtype(dtype, stat: str, q, method: str, skipna: bool) -> np.dtype:
 
 
 def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, method: str,
-                skipna: bool, detect_bad: bool, batch: int) -> dict:
-    """Unit task: read tile ``rows x cols`` of every frame once; every statistic of it."""
+                skipna: bool, detect_bad: bool, batch: int, excluded=None) -> dict:
+    """Unit task: read tile ``rows x cols`` of every frame once; every statistic of it
+    (NaN at the ``excluded`` pixels of the tile, when given)."""
     tile = read_band(ims, rows, cols, nframes, batch=batch)
     out = {}
     with warnings.catch_warnings():
@@ -77,6 +78,8 @@ def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, metho
             # computes in float64 and would differ in the last bit for float32 frames)
             out[label] = K.stat_tile(tile, stat, q, method=method,
                                      skipna=skipna).astype(dtype, copy=False)
+            if excluded is not None:
+                out[label][excluded] = np.nan
     flags = np.zeros((1, nframes), np.uint8)
     if detect_bad and tile.dtype.kind == "f" and tile.size:
         flags[0] = np.isnan(tile).all(axis=(1, 2))
@@ -112,16 +115,30 @@ def _layout(plan, dtypes, hw, tile, nframes) -> OutputLayout:
     return OutputLayout(tuple(arrays), tuple(units))
 
 
+def _excluded(mask, ims, roi):
+    """The mask (True = excluded) checked against the frames; None when it excludes nothing
+    in the ROI."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask) != 0
+    if mask.shape != tuple(ims.shape):
+        raise InputError(f"the mask is {mask.shape} and the frames {tuple(ims.shape)}",
+                         argument="mask")
+    return mask if mask[roi].any() else None
+
+
 def stats_output(data, names=(), percentiles=(), *, roi=None,
-                 memory_budget: int | None = None, method: str = "linear",
+                 memory_budget: int | None = None, method: str = "linear", mask=None,
                  extra: dict | None = None,
                  tile_shape: tuple[int, int] | None = None) -> OutputRequest:
     """The statistics ``names`` and ``percentiles`` of ``data`` (an image series, or what
     :func:`~xrsmap_dask.imageseries.as_imageseries` takes) as an
     :class:`~xrsmap_dask.layout.OutputRequest`: one ``(row, col)`` image per statistic over
-    ``roi`` (numpy slices, stop exclusive), written tile by tile.  ``tile_shape`` forces
-    the tiles (to resume an output); ``extra`` joins the identity.  Values equal
-    :func:`xrsmap_dask.stats.median` and friends; ``skipna`` follows :func:`skipna_for`.
+    ``roi`` (numpy slices, stop exclusive), written tile by tile.  ``mask`` (frame shape,
+    nonzero = excluded) makes those pixels NaN in every image (integer statistics become
+    float64 then).  ``tile_shape`` forces the tiles (to resume an output); ``extra`` joins
+    the identity.  Values equal :func:`xrsmap_dask.stats.median` and friends; ``skipna``
+    follows :func:`skipna_for`.
     """
     from .stats import READ_BATCH, _as_input, _check_method, _is_dask
 
@@ -139,6 +156,9 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     dtype = np.dtype(ims.block_dtype())
     skipna = skipna_for(ims)
     dtypes = [_result_dtype(dtype, stat, q, method, skipna) for _, stat, q in plan]
+    excluded = _excluded(mask, ims, (rows, cols))
+    if excluded is not None:
+        dtypes = [d if d.kind == "f" else np.dtype("float64") for d in dtypes]
     tile = tuple(tile_shape) if tile_shape else \
         _tile_shape(ims, nframes, hw, dtype.itemsize, memory_budget, len(plan))
     layout = _layout(plan, dtypes, hw, tile, nframes)
@@ -146,9 +166,10 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
 
     def unit_task(u):
         r, c = layout.region(u, plan[0][0])
-        return (_stats_tile, skey, slice(rows.start + r.start, rows.start + r.stop),
-                slice(cols.start + c.start, cols.start + c.stop), nframes, plan, dtypes,
-                method, skipna, skipna, READ_BATCH)
+        trows = slice(rows.start + r.start, rows.start + r.stop)
+        tcols = slice(cols.start + c.start, cols.start + c.stop)
+        return (_stats_tile, skey, trows, tcols, nframes, plan, dtypes, method, skipna,
+                skipna, READ_BATCH, None if excluded is None else excluded[trows, tcols])
 
     def summarize(arrays: dict) -> dict:
         flagged = np.flatnonzero(np.asarray(arrays["frame_unreadable"]).any(axis=0))
@@ -160,20 +181,26 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
         except (KeyError, TypeError):
             return None
         return stats_output(ims, names, percentiles, roi=roi, memory_budget=memory_budget,
-                            method=method, extra=extra, tile_shape=tuple(chunks))
+                            method=method, mask=mask, extra=extra, tile_shape=tuple(chunks))
 
     from dask.highlevelgraph import HighLevelGraph
 
     return OutputRequest(layout, unit_task, HighLevelGraph({skey: {skey: ims}}, {skey: set()}),
-                         _identity(ims, plan, method, skipna, (rows, cols), extra),
+                         _identity(ims, plan, method, skipna, (rows, cols), excluded, extra),
                          _attrs(tile), summarize, ("frame_unreadable",), relayout,
                          tuple(ims.filenames or ()), kind="stats",
                          task_name="stats-tile-write")
 
 
-def _identity(ims, plan, method: str, skipna: bool, roi, extra) -> dict:
+def _identity(ims, plan, method: str, skipna: bool, roi, excluded, extra) -> dict:
+    import hashlib
+
     rows, cols = roi
+    mask = None if excluded is None else {
+        "shape": list(excluded.shape), "excluded": int(excluded.sum()),
+        "sha1": hashlib.sha1(np.packbits(excluded).tobytes()).hexdigest()}
     return {"stats": [label for label, _, _ in plan], "method": method, "skipna": skipna,
+            "mask": mask,
             "roi": {"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop],
                     "convention": "numpy slices, rows from the top, stop exclusive"},
             "frame_shape": list(ims.shape), "nframes": len(ims),
@@ -189,7 +216,7 @@ def _attrs(tile) -> dict:
 
 
 def compute_statistics(data, names=(), percentiles=(), *, roi=None,
-                       memory_budget: int | None = None, method: str = "linear",
+                       memory_budget: int | None = None, method: str = "linear", mask=None,
                        **compute_kwargs) -> dict:
     """``{label: image}`` (numpy) of :func:`stats_output`'s statistics, without writing
     them (one read of every tile for all statistics; ``compute_kwargs`` go to
@@ -197,7 +224,7 @@ def compute_statistics(data, names=(), percentiles=(), *, roi=None,
     from ._graph import compute_request
 
     request = stats_output(data, names, percentiles, roi=roi, memory_budget=memory_budget,
-                           method=method)
+                           method=method, mask=mask)
     out = compute_request(request, "stats-tile", **compute_kwargs)
     out.pop("frame_unreadable")
     return out

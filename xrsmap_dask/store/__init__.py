@@ -74,7 +74,7 @@ def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,
                         scheduler=scheduler, **compute_kwargs)
 
 
-def write_statistics(ims, path, names=(), percentiles=(), *, roi=None,
+def write_statistics(ims, path, names=(), percentiles=(), *, roi=None, mask=None,
                      memory_budget: int | None = None, overwrite: bool = False,
                      scheduler=None, attrs: dict | None = None,
                      **compute_kwargs) -> StoreResult:
@@ -85,12 +85,13 @@ def write_statistics(ims, path, names=(), percentiles=(), *, roi=None,
     group ``path`` under the output lock, resumably, as maps are.  With
     ``ims.on_error == 'fill'`` every statistic skips the frames that could not be read and
     they are listed in ``bad_frames`` (see :func:`xrsmap_dask.stats.stats_output`).
+    ``mask`` (frame shape, nonzero = excluded): those pixels are NaN in every image.
     ``attrs`` are extra JSON-able attrs (part of the identity).
     """
     from ..stats import stats_output
 
-    request = stats_output(ims, names, percentiles, roi=roi, memory_budget=memory_budget,
-                           extra=attrs)
+    request = stats_output(ims, names, percentiles, roi=roi, mask=mask,
+                           memory_budget=memory_budget, extra=attrs)
     return write_output(request, path, overwrite=overwrite, scheduler=scheduler,
                         **compute_kwargs)
 
