@@ -342,8 +342,11 @@ def test_bin_frames_64_bit_never_wraps(dtype, value, b):
     x[1, 0, 0] = 1
     got = bin_frames(x, b)
     # exact sums as Python ints, then rounded once to float64
-    want = np.array([[[float(sum(int(v) for v in x[k, i * b:(i + 1) * b, j * b:(j + 1) * b].ravel()))
-                       for j in range(8 // b)] for i in range(4 // b)] for k in range(2)])
+    def exact(k, i, j):
+        return float(sum(int(v) for v in x[k, i * b:(i + 1) * b, j * b:(j + 1) * b].ravel()))
+
+    want = np.array([[[exact(k, i, j) for j in range(8 // b)] for i in range(4 // b)]
+                     for k in range(2)])
     assert got.dtype == np.float64 and np.all(np.sign(got) == np.sign(want))
     np.testing.assert_allclose(got, want, rtol=1e-15)
 

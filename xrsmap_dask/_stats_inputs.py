@@ -40,8 +40,8 @@ def _worker_info() -> tuple[int | None, int | None]:
 
 
 def default_memory_budget() -> int:
-    """:data:`xrsmap_dask.stats.DEFAULT_BUDGET_FRACTION` of the smallest worker's memory limit (with an active
-    distributed client) or of the machine's total memory (psutil)."""
+    """:data:`xrsmap_dask.stats.DEFAULT_BUDGET_FRACTION` of the smallest worker's memory
+    limit (with an active distributed client) or of the machine's total memory (psutil)."""
     limit, _ = _worker_info()
     if limit is None:
         import psutil

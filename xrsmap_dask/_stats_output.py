@@ -104,7 +104,8 @@ def _layout(plan, dtypes, hw, tile, nframes) -> OutputLayout:
     arrays.append(ArraySpec("frame_unreadable", ("tile", "frame"), (gy * gx, nframes),
                             (1, nframes), "uint8", 0,
                             attrs={"description": "1 where the frame was NaN over the whole "
-                                                  "tile (could not be read, on_error='fill')"}))
+                                                  "tile (could not be read, on_error='fill')",
+                                   "bookkeeping": True}))
     units = []
     for i in range(gy):
         for j in range(gx):

@@ -129,7 +129,7 @@ class MapPlan:
         arrays.append(ArraySpec(
             "frame_unreadable", MAP_DIMS["frame_unreadable"], (ny, nx), (cy, cx), "uint8", 0,
             attrs={"description": "1 where the frame of this scan point could not be read "
-                                  "(on_error='fill'; its sums are NaN)"}))
+                                  "(on_error='fill'; its sums are NaN)", "bookkeeping": True}))
         if nr:
             for name, values in (("ring", [r.radius for r in self.rings]),
                                  ("ring_width", [r.width for r in self.rings])):

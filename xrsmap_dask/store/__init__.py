@@ -11,8 +11,8 @@ One zarr v3 group per output.  A map output holds
 a statistics output holds one ``(row, col)`` image per statistic (``median``, ``max``,
 ``percentile_5``, ...) and ``frame_unreadable`` ``(tile, frame)`` uint8.  Both hold the
 records ``chunk_index`` (which chunks each write unit writes), ``chunk_checksum``
-(blake2b-64 of every chunk file, recorded when written) and ``chunk_done`` (1 per finished
-unit, written last), every array with ``dimension_names`` so ``xarray.open_zarr(path)``
+(blake2b-64 of every chunk file, recorded when written, as two int32 words) and
+``chunk_done`` (1 per finished unit, written last), all with the attr ``bookkeeping: true``, every array with ``dimension_names`` so ``xarray.open_zarr(path)``
 opens it with named dims.  Group attrs: the job's identity (ROI, binning, rings, scan,
 corrections, statistics, a digest of the inputs, ...) and its ``job_digest``, ``layout``,
 ``output_kind`` (``maps``/``stats``), ``xrsmap_dask_format`` (2), the package version and

@@ -4,9 +4,10 @@ An output is a zarr v3 group.  Besides the arrays of its layout it holds three r
 
 * ``chunk_index`` ``(chunk, array, dim)`` int32, written once: the chunk coordinates unit
   ``chunk`` writes in each array (-1: none), so the output can be checked without its job;
-* ``chunk_checksum`` ``(chunk, array)`` uint64: blake2b-64 of each chunk *file* the unit
-  wrote (its bytes on disk, compressed), in the order of the attr ``arrays`` (0: the unit
-  writes no chunk of that array);
+* ``chunk_checksum`` ``(chunk, array, word)`` int32: blake2b-64 of each chunk *file* the
+  unit wrote (its bytes on disk, compressed) as two 32-bit words (low, high; int32 so that
+  netCDF-3 takes the group too), in the order of the attr ``arrays`` (the names, separated
+  by spaces; 0: the unit writes no chunk of that array);
 * ``chunk_done`` ``(chunk,)`` uint8: 1 once the unit's chunks and checksums are written
   (written last).
 
@@ -96,12 +97,14 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
             arr[...] = a.values
             fixed[a.name] = file_checksum(chunk_file(path, a.name, (0,) * len(a.shape)))
     n = layout.nunits
-    ck = group.create_array("chunk_checksum", shape=(n, len(names)), chunks=(1, len(names)),
-                            dtype="uint64", fill_value=0, dimension_names=("chunk", "array"),
+    ck = group.create_array("chunk_checksum", shape=(n, len(names), 2),
+                            chunks=(1, len(names), 2), dtype="int32", fill_value=0,
+                            dimension_names=("chunk", "array", "word"),
                             overwrite=True)
-    ck.attrs.update({"arrays": list(names), "checksum": CHECKSUM})
-    group.create_array("chunk_done", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0,
-                       dimension_names=("chunk",), overwrite=True)
+    ck.attrs.update({"arrays": " ".join(names), "checksum": CHECKSUM, "bookkeeping": True})
+    done = group.create_array("chunk_done", shape=(n,), chunks=(1,), dtype="uint8",
+                              fill_value=0, dimension_names=("chunk",), overwrite=True)
+    done.attrs.update({"bookkeeping": True})
     ndim = max(len(group[name].shape) for name in names) if names else 1
     index = np.full((n, len(names), ndim), -1, dtype=np.int32)
     for u in range(n):
@@ -111,7 +114,7 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
     arr = group.create_array("chunk_index", shape=index.shape, chunks=index.shape,
                              dtype="int32", fill_value=-1,
                              dimension_names=("chunk", "array", "dim"), overwrite=True)
-    arr.attrs.update({"arrays": list(names)})
+    arr.attrs.update({"arrays": " ".join(names), "bookkeeping": True})
     arr[...] = index
     fixed["chunk_index"] = file_checksum(chunk_file(path, "chunk_index", (0, 0, 0)))
     return fixed
@@ -124,7 +127,7 @@ def recorded_layout(path: str) -> OutputLayout:
 
     group = zarr.open_group(store=path, mode="r")
     rec = group["chunk_index"]
-    names = list(rec.attrs["arrays"])
+    names = record_columns(rec)
     index = np.asarray(rec[...])
     arrays = []
     for name, arr in group.arrays():
@@ -157,21 +160,27 @@ def write_unit(path: str, u: int, columns: tuple, names: tuple, regions: tuple,
     by the checksums (the unit is redone), and everything is fsynced before ``complete``.
     """
     columns = list(columns)
-    row = np.zeros(len(columns), dtype=np.uint64)
+    row = np.zeros(len(columns), dtype="<u8")
     for name, region, index in zip(names, regions, indices):
         arr = open_array(path, name)
         arr[region] = blocks[name]
         row[columns.index(name)] = file_checksum(chunk_file(path, name, index))
-    open_array(path, "chunk_checksum")[u] = row
+    open_array(path, "chunk_checksum")[u] = row.view("<i4").reshape(len(columns), 2)
     open_array(path, "chunk_done")[u] = 1
     return u
+
+
+def record_columns(record) -> list[str]:
+    """The array names a record's columns stand for (attr ``arrays``: names separated by
+    spaces -- one string, as netCDF-3 attrs take it)."""
+    return str(record.attrs["arrays"]).split()
 
 
 def read_records(path: str, name: str, n: int,
                  width: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(values, readable) of a record array, record by record when a chunk is torn."""
     arr = open_array(path, name, "r")
-    shape = (n,) if width is None else (n, width)
+    shape = (n,) if width is None else (n, width, 2)
     try:
         return np.asarray(arr[...]).reshape(shape), np.ones(n, bool)
     except Exception:  # noqa: BLE001 - a torn or damaged record: read them one by one
@@ -189,9 +198,10 @@ def check_units(path: str, layout: OutputLayout) -> tuple[np.ndarray, list[tuple
     """(done, damaged): which units are really done, and ``(unit, what)`` for every unit
     whose record says done but whose chunks are missing or altered."""
     n = layout.nunits
-    columns = list(open_array(path, "chunk_checksum", "r").attrs["arrays"])
+    columns = record_columns(open_array(path, "chunk_checksum", "r"))
     flags, ok_flags = read_records(path, "chunk_done", n, None)
-    sums, ok_sums = read_records(path, "chunk_checksum", n, len(columns))
+    words, ok_sums = read_records(path, "chunk_checksum", n, len(columns))
+    sums = np.ascontiguousarray(words, dtype="<i4").view("<u8")[..., 0]
     done = (flags == 1) & ok_flags
     damaged = []
     for u in np.flatnonzero(done):
