@@ -74,11 +74,32 @@ def fsync_tree(path: str) -> None:
         list(pool.map(fsync_path, reversed(dirs)))
 
 
+#: arrays opened by this process, keyed by their metadata file's identity (a task writes
+#: several arrays of one output, and a worker runs many tasks of it)
+_OPENED: dict = {}
+
+
 def open_array(path: str, name: str, mode: str = "r+"):
+    """The zarr array ``name`` of the group ``path`` (every chunk written as a file, even
+    one holding only the fill value); opened once per process while its metadata file
+    stays the same file."""
     import zarr
 
-    arr = zarr.open_array(store=path, path=name, mode=mode)
-    return arr.with_config({"write_empty_chunks": True}) if mode != "r" else arr
+    try:
+        st = os.stat(os.path.join(path, name, "zarr.json"))
+        key = (path, name, mode, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    arr = _OPENED.get(key) if key else None
+    if arr is None:
+        arr = zarr.open_array(store=path, path=name, mode=mode)
+        if mode != "r":
+            arr = arr.with_config({"write_empty_chunks": True})
+        if key:
+            if len(_OPENED) > 256:
+                _OPENED.clear()
+            _OPENED[key] = arr
+    return arr
 
 
 def create_arrays(path: str, group, layout: OutputLayout) -> dict:
