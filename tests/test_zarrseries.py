@@ -36,6 +36,14 @@ def store(tmp_path) -> str:
     return path
 
 
+def _edf_files(tmp_path) -> list[str]:
+    """The frames of :func:`_stack` as one EDF file each (written with fabio)."""
+    paths = [str(tmp_path / f"f_{k}.edf") for k in range(NFRAMES)]
+    for path, frame in zip(paths, _stack()):
+        synth.write_edf(path, frame)
+    return paths
+
+
 def _chunk(store: str, k: int, *rest: int) -> str:
     return os.path.join(store, "images", "c", str(k), *(str(r) for r in rest or (0, 0)))
 
@@ -139,10 +147,7 @@ def test_missing_metadata_chunk(store):
 
 def test_writer_failing_half_way_leaves_an_incomplete_store(tmp_path):
     # a series of EDF files, one truncated after the series was opened: the writer fails
-    paths = []
-    for k, frame in enumerate(_stack()):
-        paths.append(str(tmp_path / f"f_{k}.edf"))
-        synth.write_edf(paths[-1], frame)
+    paths = _edf_files(tmp_path)
     ims = imageseries.from_files(paths)
     with open(paths[4], "r+b") as f:
         f.truncate(os.path.getsize(paths[4]) - 20)
@@ -194,10 +199,7 @@ imageseries.write(Slow(data), {out!r}, 'zarr', frames_per_chunk=1)
 
 
 def test_convert_to_zarr_is_complete(tmp_path):
-    paths = []
-    for k, frame in enumerate(_stack()):
-        paths.append(str(tmp_path / f"f_{k}.edf"))
-        synth.write_edf(paths[-1], frame)
+    paths = _edf_files(tmp_path)
     out = str(tmp_path / "conv.zarr")
     assert cli.main(["convert", *paths, "-o", out, "--format", "zarr", "-q"]) == 0
     assert zarr.open_array(out, path="images", mode="r").attrs["complete"] is True
@@ -205,10 +207,7 @@ def test_convert_to_zarr_is_complete(tmp_path):
 
 
 def test_fill_series_with_bad_frames_is_stored_as_nan(tmp_path):
-    paths = []
-    for k, frame in enumerate(_stack()):
-        paths.append(str(tmp_path / f"f_{k}.edf"))
-        synth.write_edf(paths[-1], frame)
+    paths = _edf_files(tmp_path)
     os.remove(paths[2])
     ims = imageseries.from_files(paths, on_error="fill")
     out = str(tmp_path / "nan.zarr")
