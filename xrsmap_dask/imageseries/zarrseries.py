@@ -31,10 +31,10 @@ import numpy as np
 from ..errors import FrameReadError, InputError, short_repr
 from ..io.files import MAX_DIM, MAX_FRAME_BYTES
 from ..roi import RoiSlices, roi_shape
+from ._utils import file_token, frames_per_write
 from .base import (BlockSource, ImageSeries, check_on_error, fill_dtype, plain_metadata_value,
                    read_frames)
-from .hdf5 import file_token, frames_per_write
-from .registry import register_opener, register_writer
+from .registry import ImageSeriesFormat, register
 from .zarrchunks import all_stored, format_ranges, frame_ranges, missing_frame_ranges
 
 META_GROUP = "metadata"
@@ -246,24 +246,19 @@ class ZarrBlock(BlockSource):
                            "fill")
 
 
-@register_opener("zarr")
 def open_zarr(filename, path_in_store: str | None = None, dataname: str = "images",
-              on_error: str = "raise", missing_chunks: str = "error",
-              **kwargs) -> ZarrImageSeries:
+              on_error: str = "raise", path: str | None = None,
+              missing_chunks: str = "error") -> ZarrImageSeries:
     """Open ``filename`` (a zarr store) as an image series; ``path=`` is an alias of
     ``path_in_store`` (hexrd's hdf5 spelling)."""
-    if "path" in kwargs:
-        path_in_store = kwargs.pop("path")
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="zarr")
+    path_in_store = path if path is not None else path_in_store
     return ZarrImageSeries(filename, path_in_store=path_in_store, dataname=dataname,
                            on_error=on_error, missing_chunks=missing_chunks)
 
 
-@register_writer("zarr")
 def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = "images",
                frames_per_chunk: int | None = None, meta: dict | None = None,
-               **kwargs) -> None:
+               path: str | None = None) -> None:
     """Write ``ims`` to a zarr v3 store, block by block (never the whole stack at once).
 
     Parameters
@@ -284,10 +279,7 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
     """
     import zarr
 
-    if "path" in kwargs:
-        path_in_store = kwargs.pop("path")
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="zarr")
+    path_in_store = path if path is not None else path_in_store
     store = os.fspath(filename)
     nframes = len(ims)
     h, w = ims.shape
@@ -340,3 +332,36 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
     mg.attrs.update(attrs)
     os.sync()  # the data on disk before the mark that says so
     arr.attrs["complete"] = True
+
+
+class ZarrFormat(ImageSeriesFormat):
+    name = "zarr"
+    description = "zarr v3 store with GROUP/images (frame, y, x) and a metadata group (ours)"
+    suffixes = (".zarr",)
+    open_keywords = frozenset({"path_in_store", "path", "dataname", "missing_chunks"})
+    write_keywords = frozenset({"path_in_store", "path", "dataname", "frames_per_chunk",
+                                "meta"})
+    accepts_on_error = True
+    inner_path = True
+
+    def open(self, filename, **kwargs) -> ZarrImageSeries:
+        return open_zarr(filename, **kwargs)
+
+    def write(self, ims, filename, **kwargs) -> None:
+        write_zarr(ims, filename, **kwargs)
+
+    def inner_path_keywords(self, filename: str, inner: str) -> dict:
+        """``store.zarr:/g`` -> group ``/g`` when it holds ``images``, else array ``g``."""
+        import zarr
+
+        try:
+            node = zarr.open(os.fspath(filename), mode="r", path=inner.strip("/"))
+        except Exception:  # noqa: BLE001 - opening reports the missing node
+            node = None
+        if isinstance(node, zarr.Group):
+            return {"path": inner}
+        group, _, name = inner.strip("/").rpartition("/")
+        return {"path": group or None, "dataname": name or "images"}
+
+
+register(ZarrFormat())
