@@ -247,3 +247,21 @@ def test_lying_shapes(store):
         _set_shape(store, shape)
         with pytest.raises(InputError, match="frames.zarr.*declares frames"):
             imageseries.open(store, on_error="fill")
+
+
+def test_maps_of_a_store_with_a_missing_chunk(store, tmp_path):
+    """The issue's case: maps of a zarr input with missing chunks were zeros, complete, with
+    no bad frames.  Now: an error (default), or NaN at that scan point, listed."""
+    from xrsmap_dask import Mapper
+
+    os.remove(_chunk(store, 3))
+    roi = (0, 0, SHAPE[1] - 1, SHAPE[0] - 1)  # xrsmap ROI, inclusive: the whole frame
+    with pytest.raises(FrameReadError, match="frames.zarr.*frame 3"):
+        Mapper(3, 2, output=str(tmp_path / "a.zarr")).composite_map(
+            imageseries.open(store, missing_chunks="error"), roi=roi, binning=1)
+    mapper = Mapper(3, 2, output=str(tmp_path / "b.zarr"))
+    _, sums = mapper.composite_map(imageseries.open(store, on_error="fill"), roi=roi, binning=1)
+    expected = _stack().reshape(NFRAMES, -1).sum(axis=1).astype(float).reshape(2, 3)
+    expected[1, 0] = np.nan  # frame 3 = map row 1, column 0
+    np.testing.assert_array_equal(sums, expected)
+    assert [b[0] for b in mapper.bad_frames] == [3]
