@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FrameReadError, InputError
+from ..io.nexus import dataset_segments
+from ._h5frames import H5FramesSeries
 from ..io import hdf5 as h5io
 from ..roi import RoiSlices, roi_shape
 from .base import BlockSource, ImageSeries, check_on_error, read_frames
@@ -70,7 +72,7 @@ def _find_dataset(filename: str, dataname: str) -> str | None:
 
 
 # -- reader --------------------------------------------------------------------------------
-class HDF5ImageSeries(ImageSeries):
+class HDF5ImageSeries(H5FramesSeries):
     """Frames of a 3-D HDF5 dataset ``(frame, y, x)`` (a 2-D dataset is one frame).
 
     Parameters
@@ -83,10 +85,12 @@ class HDF5ImageSeries(ImageSeries):
         Dataset name within the group (hexrd's default ``'images'``).
     on_error : {'raise', 'fill'}
         ``'fill'``: an unreadable frame reads as NaN (the series' blocks are then float).
+
+    Reads are those of :class:`~._h5frames.H5FramesSeries`: raw chunks decoded in parallel
+    where the filters allow, a VDS read from its sources, chunks never written found at open.
     """
 
     def __init__(self, filename, path=None, dataname: str = "images", on_error: str = "raise"):
-        self.on_error = check_on_error(on_error)
         if hasattr(filename, "file") and hasattr(filename, "name"):
             # an open h5py File/Group (hexrd accepts one): tasks reopen it by name
             path = "/".join(p.strip("/") for p in (filename.name, path or "") if p.strip("/"))
@@ -95,25 +99,10 @@ class HDF5ImageSeries(ImageSeries):
         self.dataset = _dataset_path(path, dataname)
         if path is None:
             self.dataset = _find_dataset(self.filename, dataname) or self.dataset
+        self._set_segments(dataset_segments(self.filename, self.dataset), on_error)
         f, ds = h5io.open_dataset(self.filename, self.dataset)
-        try:
-            self._nframes = int(ds.shape[0]) if ds.ndim == 3 else 1
-            self._shape = tuple(int(v) for v in ds.shape[-2:])
-            self._dtype = np.dtype(ds.dtype)
-            group = ds.parent
-            self._metadata = read_attrs(group)
-        finally:
-            f.close()
-        self._token = file_token(self.filename, self.dataset)
-
-    def __len__(self) -> int:
-        return self._nframes
-
-    def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
-        return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
-
-    def block_source(self, start: int, stop: int) -> "HDF5Block":
-        return HDF5Block(self.filename, self.dataset, start, stop, self._dtype, self.on_error)
+        with f:
+            self._metadata = read_attrs(ds.parent)
 
 
 @dataclass

@@ -31,9 +31,9 @@ import numpy as np
 from ..errors import FrameReadError, InputError, short_repr
 from ..io.files import MAX_DIM, MAX_FRAME_BYTES
 from ..roi import RoiSlices, roi_shape
-from ._utils import file_token, frames_per_write
 from .base import (BlockSource, ImageSeries, check_on_error, fill_dtype, plain_metadata_value,
                    read_frames)
+from ._utils import file_token, frames_per_write
 from .registry import ImageSeriesFormat, register
 from .zarrchunks import all_stored, format_ranges, frame_ranges, missing_frame_ranges
 
