@@ -272,6 +272,17 @@ def test_fresh_interpreter_without_fabio(plugin_files):
         np.testing.assert_array_equal(np.array(sums[name]), ref)
 
 
+def test_processes_scheduler_reads_every_filter(plugin_files):
+    """dask's process pool (fresh spawned interpreters) reads HDF5-only and our filters."""
+    frames, files = plugin_files
+    for path in files.values():
+        lazy = NexusImageSeries(path).to_dask(roi=(slice(2, 20), slice(1, 19)),
+                                              frames_per_chunk=5)
+        got = lazy.sum(axis=(1, 2), dtype=np.float64).compute(scheduler="processes",
+                                                              num_workers=2)
+        np.testing.assert_array_equal(got, frames[:, 2:20, 1:19].sum(axis=(1, 2)))
+
+
 def test_localcluster_workers_register_filters(plugin_files):
     """Fresh worker processes have no hdf5plugin until they unpickle a read task."""
     from distributed import Client, LocalCluster
