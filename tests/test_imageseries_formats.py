@@ -12,7 +12,7 @@ import pytest
 
 from xrsmap_dask import imageseries
 from xrsmap_dask.errors import FormatError, FrameReadError, InputError, UnsafeInputError
-from xrsmap_dask.imageseries import hdf5 as hdf5_format
+from xrsmap_dask.imageseries import _utils as series_utils
 from xrsmap_dask.imageseries.base import BlockSource
 from xrsmap_dask.synth import write_edf
 
@@ -255,7 +255,7 @@ class CountingSeries(imageseries.ImageSeries):
 def test_writers_go_block_by_block(tmp_path, monkeypatch, key):
     data = sparse_stack()
     frame_bytes = data[0].nbytes
-    monkeypatch.setattr(hdf5_format, "WRITE_BLOCK_BYTES", 3 * frame_bytes)
+    monkeypatch.setattr(series_utils, "WRITE_BLOCK_BYTES", 3 * frame_bytes)
     ims = CountingSeries(data, source_meta())
     out = write_open(tmp_path, key, ims)
     assert 1 <= ims.largest <= 4, ims.largest  # zarr rounds up to whole chunks of 4

@@ -80,9 +80,49 @@ def test_omega_to_frame(oms):
     assert s.omega_to_frame(130.0) == (-1, -1)
     assert s.omega_to_frame(360.0 + 3.1) == (1, 0)   # taken modulo 360
     assert s.omegarange_to_frames(3.1, 10.2) == [1, 2, 3, 4]
-    assert s.omegarange_to_frames(45.0, 50.0) == []
-    with pytest.raises(InputError):
-        s.omegarange_to_frames(3.0, 105.0)
+    # hexrd's answers: () for an angle in no wedge, for a range across a gap between wedges
+    # and for a range inside one frame of a wedge that does not wrap
+    assert s.omegarange_to_frames(45.0, 50.0) == ()
+    assert s.omegarange_to_frames(3.0, 105.0) == ()
+    assert s.omegarange_to_frames(3.1, 3.2) == ()
+
+
+def test_wedges_joined_across_360():
+    """A scan 350..360 then 0..10 degrees: a range across 360 joins the two wedges."""
+    w = OmegaWedges(20)
+    w.addwedge(350.0, 360.0, 10)
+    w.addwedge(0.0, 10.0, 10)
+    assert w.wframes == 20
+    data = np.zeros((20, 2, 2), np.uint8)
+    s = OmegaImageSeries(imageseries.open(None, "array", data=data, meta={"omega": w.omegas}))
+    assert s.nwedges == 2
+    assert s.omegarange_to_frames(352.1, 354.9) == [2, 3, 4]
+    assert s.omegarange_to_frames(358.1, 1.9) == [8, 9, 10, 11]
+    assert s.omegarange_to_frames(355.0, 101.0) == ()
+
+
+def test_hexrd_error_type_and_duck_series():
+    from xrsmap_dask.imageseries.omega import OmegaSeriesError
+
+    class Frames:  # what hexrd's tests hand it: len and metadata only
+        metadata = {"omega": np.column_stack([np.arange(10.0), np.arange(1.0, 11.0)])}
+
+        def __len__(self):
+            return 10
+
+    s = OmegaImageSeries(Frames())
+    assert s.nwedges == 1 and s.wedge(0)["delta"] == 1.0 and s.omega_to_frame(365.5) == (5, 0)
+    Frames.metadata = {}
+    with pytest.raises(OmegaSeriesError, match="no omega metadata") as e:
+        OmegaImageSeries(Frames())
+    assert isinstance(e.value, InputError)
+    Frames.metadata = {"omega": np.zeros((5, 2))}
+    with pytest.raises(OmegaSeriesError, match="omega array mismatch"):
+        OmegaImageSeries(Frames())
+    w = OmegaWedges(20)
+    w.addwedge(0, 10, 5)
+    with pytest.raises(OmegaSeriesError, match="does not match"):
+        w.omegas
 
 
 def test_full_circle_wraps():
@@ -92,6 +132,8 @@ def test_full_circle_wraps():
     s = OmegaImageSeries(imageseries.open(None, "array", data=data, meta={"omega": w.omegas}))
     assert s.omega_to_frame(-5.0) == (35, 0)
     assert s.omegarange_to_frames(345.0, 15.0) == [34, 35, 0, 1]
+    # inside one frame of a full circle, hexrd's rule wraps the whole circle
+    assert s.omegarange_to_frames(55.1, 55.2) == list(range(5, 36)) + list(range(0, 6))
 
 
 def test_round_trip_through_hdf5(oms, tmp_path):

@@ -36,7 +36,9 @@ def scan(tmp_path_factory):
 
 
 def _dark_ref(frames, dark):
-    return np.clip(frames.astype(np.float64) - dark, 0, None).astype(frames.dtype)
+    """hexrd's dtype (numpy's ``frames - dark``) without its unsigned wrap-around."""
+    out = (frames[:1] - np.asarray(dark)[None]).dtype
+    return np.clip(frames.astype(np.float64) - dark, 0, None).astype(out)
 
 
 @pytest.mark.parametrize("code", list(FLIPS))
@@ -61,9 +63,13 @@ def test_dark_clips_and_keeps_dtype(scan):
     assert got.dtype == np.uint16
     assert np.array_equal(got, _dark_ref(stack, dark))
     assert np.all(got[:, :5] == 0)
-    # a float dark frame on integer data
+    # a float dark frame on integer data gives float frames (as hexrd)
     fdark = np.linspace(0, 40, ims.shape[0] * ims.shape[1]).reshape(ims.shape)
-    assert np.array_equal(PIS(ims, [("dark", fdark)]).read_block(0, 3), _dark_ref(stack[:3], fdark))
+    got = PIS(ims, [("dark", fdark)]).read_block(0, 3)
+    assert got.dtype == np.float64
+    assert np.array_equal(got, np.clip(stack[:3] - fdark, 0, None))
+    # hexrd wraps uint16 below zero to 65535 - x; ours keeps 0 (see docs/hexrd_compat.md)
+    assert PIS(ims, [("dark", 65535)])[0].max() == 0
 
 
 def test_rectangle_add_and_order(scan):
@@ -126,7 +132,7 @@ def test_custom_op_by_subclassing(scan):
     assert np.array_equal(p.to_dask(roi=(slice(4, 12), slice(2, 7))).compute(),
                           ref[:, 4:12, 2:7])
     with pytest.raises(InputError):
-        PIS(ims, [("gain", 2.0)])
+        PIS(ims, [("gain", 2.0)])[0]
 
     class InstancePIS(PIS):
         def __init__(self, ims, oplist):
@@ -158,14 +164,95 @@ def test_write_open_round_trip(scan, tmp_path, fmt, kwargs, name):
 
 def test_bad_ops(scan):
     ims, _, _ = scan
-    for ops in ([("blur", 1)], [("flip", "x")], [("rectangle", [[0, 40], [0, 5]])],
+    for ops in ([("flip", "q")], [("rectangle", [[0, 40], [0, 5]])],
                 [("rectangle", [[5, 5], [0, 5]])], [("dark", np.zeros((3, 3)))],
                 [("add", "seven")], [("flip",)]):
         with pytest.raises(InputError) as e:
             PIS(ims, ops)
         assert e.value.argument == "oplist", ops
+    # an unknown op may be added after construction (hexrd's subclasses do): read-time error
+    p = PIS(ims, [("blur", 1)])
+    with pytest.raises(KeyError, match="blur"):
+        p[0]
     with pytest.raises(InputError) as e:
         PIS(ims, [], frame_list=[0, 12])
     assert e.value.argument == "frame_list"
     # no ops: the source frames unchanged
     assert np.array_equal(PIS(ims, [])[5], ims[5])
+
+
+def test_hexrd_op_list_is_live_and_addop_after_init(scan):
+    """hexrd code edits ``oplist`` after construction and adds ops after ``super().__init__``."""
+    ims, stack, _ = scan
+    ops = [("dark", np.full(ims.shape, 2, np.uint16))]
+    p = PIS(ims, ops)
+    assert p.oplist is ops
+    np.testing.assert_array_equal(p[5], _dark_ref(stack[5], 2))
+    p.oplist[0] = ("dark", np.full(ims.shape, 10, np.uint16))
+    np.testing.assert_array_equal(p[5], _dark_ref(stack[5], 10))
+    p.oplist.append(("flip", "r90"))
+    np.testing.assert_array_equal(p[5], _dark_ref(stack[5], 10).T[::-1, :])
+
+    class After(PIS):
+        def __init__(self, ims, oplist):
+            super().__init__(ims, oplist)
+            self.addop("double", lambda img, _: img * 2)
+
+    q = After(ims, [("double", None), ("flip", "T")])
+    np.testing.assert_array_equal(q[1], (stack[1] * 2).T)
+    assert "double" in q._opdict and "double" not in PIS._ops
+
+
+@pytest.mark.parametrize("alias,code", [("x", "h"), ("y", "v"), ("T", "t"), ("r90", "ccw90"),
+                                        ("r270", "cw90"), ("hv", "vh"), ("none", None)])
+def test_hexrd_flip_aliases(scan, alias, code):
+    ims, stack, _ = scan
+    ref = stack[2] if code is None else FLIPS[code](stack[2])
+    np.testing.assert_array_equal(PIS(ims, [("flip", alias)])[2], ref)
+
+
+def test_hexrd_new_ops_and_dtypes(scan):
+    import scipy.ndimage
+
+    ims, stack, _ = scan
+    f = stack[4]
+    got = PIS(ims, [("gauss_laplace", 1.5)])[4]
+    np.testing.assert_array_equal(got, scipy.ndimage.gaussian_laplace(f, 1.5))
+    p = PIS(ims, [("add-row", 3), ("add-column", 0)])
+    assert p.shape == (f.shape[0] + 1, f.shape[1] + 1)
+    np.testing.assert_array_equal(p[4], np.insert(np.insert(f, 3, 0, axis=0), 0, 0, axis=1))
+    # add: integer frames become float32 first (no overflow), numpy promotion after
+    a = PIS(ims, [("add", 5.5)])
+    assert a.dtype == np.float32 and a[4].dtype == np.float32
+    np.testing.assert_array_equal(a[4], f.astype(np.float32) + 5.5)
+    assert PIS(ims, [("add", np.ones(ims.shape))]).dtype == np.float64
+    # fancy indexing as hexrd's pull_spots: (frame, row indices, column indices)
+    pd = PIS(ims, [("dark", 3), ("rectangle", [[2, 20], [1, 21]])])
+    rows, cols = np.array([[0, 5], [17, 3]]), np.array([[1, 19], [0, 9]])
+    ref = _dark_ref(f, 3)[2:20, 1:21]
+    np.testing.assert_array_equal(pd[4, rows, cols], ref[rows, cols])
+    np.testing.assert_array_equal(pd[(4, slice(0, 2))], ref[0:2])
+    assert pd[4, 0, 0] == ref[0, 0]
+
+
+def test_hexrd_duck_typed_source_and_frame_list_metadata(scan):
+    ims, stack, omega = scan
+
+    class Frames:
+        shape, dtype = ims.shape, stack.dtype
+        metadata = {"omega": omega, "other": np.arange(len(stack))}
+
+        def __len__(self):
+            return len(stack)
+
+        def __getitem__(self, j):
+            assert type(j) is int
+            return stack[j].copy()
+
+    src = Frames()
+    p = PIS(src, [("flip", "v")], frame_list=[3, 1])
+    np.testing.assert_array_equal(p[0], stack[3][:, ::-1])
+    np.testing.assert_array_equal(p.metadata["omega"], omega[[3, 1]])
+    np.testing.assert_array_equal(p.metadata["other"], np.arange(len(stack)))  # only omega
+    assert p.metadata is not src.metadata
+    np.testing.assert_array_equal(p.to_dask().compute(), stack[[3, 1]][:, :, ::-1])

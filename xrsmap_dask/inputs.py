@@ -19,17 +19,15 @@ import numpy as np
 
 from .errors import InputError, UnsafeInputError
 
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")
-_IMAGE_SERIES_SUFFIXES = _HDF5_SUFFIXES + (".npz", ".fch5", ".zarr", ".yml", ".yaml")
-
-
 @dataclass(frozen=True)
 class InputSpec:
     """Where a scan's frames are: resolved absolute paths, not yet opened.
 
-    ``kind`` is ``'files'`` (image files, in order), ``'hdf5'`` / ``'zarr'`` (one file and a
-    dataset path inside it) or ``'series'`` (a file ``imageseries.open`` reads: imageseries
-    YAML, frame-cache npz/fch5, a zarr store).
+    ``kind`` is ``'files'`` (image files, in order) or the name of the image-series format
+    that reads the one file ``paths[0]`` (``'hdf5'``, ``'zarr'``, ``'frame-cache'``,
+    ``'image-files'``, ...: whatever the format registry guesses; ``'guess'`` when that
+    needs the file opened), with ``dataset`` the path inside it (``file.h5:/entry/data``)
+    when one was given.
     """
 
     kind: str
@@ -44,12 +42,28 @@ class InputSpec:
 
 
 def _split_dataset(item: str) -> tuple[str, str | None]:
-    """``file.h5:/group/data`` -> (``file.h5``, ``/group/data``); else (item, None)."""
-    head, sep, tail = item.rpartition(":")
-    if sep and tail.startswith("/") and head.lower().rstrip("/").endswith(
-            _HDF5_SUFFIXES + (".zarr",)):
-        return head, tail
-    return item, None
+    """``file.h5:/group/data`` -> (``file.h5``, ``/group/data``); else (item, None): the
+    format registry's splitter."""
+    from .imageseries import split_inner_path
+
+    return split_inner_path(item)
+
+
+def _series_format(path: str) -> str | None:
+    """The image-series format of one input file, ``None`` for a plain image file, or
+    ``'guess'`` when guessing needs the file's content and the content is bad (an unsafe or
+    invalid YAML): the error is then raised when the scan's input is opened, so that it fails
+    that scan, not the validation of a whole job spec."""
+    from .errors import FormatError
+    from .imageseries import guess_format
+
+    try:
+        fmt = guess_format(path)
+    except FormatError:
+        return None
+    except InputError:
+        return "guess"
+    return None if fmt == "files" else fmt
 
 
 def _is_glob(item: str) -> bool:
@@ -97,20 +111,18 @@ def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
             files.extend(absolute(n, os.path.dirname(listfile)) for n in names)
             continue
         path, dataset = _split_dataset(item)
+        full = absolute(path)
+        fmt = None
         if dataset is not None or (len(items) == 1 and not _is_glob(item)
-                                   and path.lower().rstrip("/").endswith(_IMAGE_SERIES_SUFFIXES)):
+                                   and os.path.exists(full)):
+            fmt = _series_format(full)
+        if fmt is not None:
             if len(items) != 1:
                 raise InputError("an HDF5/zarr dataset or imageseries file must be the only "
                                  f"input, got {len(items)} inputs", argument=argument)
-            full = absolute(path)
             if not os.path.exists(full):
                 raise InputError("file not found", path=full, argument=argument)
-            low = full.lower().rstrip("/")
-            if dataset is not None:
-                kind = "zarr" if low.endswith(".zarr") else "hdf5"
-            else:
-                kind = "hdf5" if low.endswith(_HDF5_SUFFIXES) else "series"
-            return InputSpec(kind, (full,), dataset)
+            return InputSpec(fmt, (full,), dataset)
         if _is_glob(item):
             found = sorted(_glob.glob(absolute(item)))
             if not found:
@@ -128,27 +140,20 @@ def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
 
 def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
     """Open an :class:`InputSpec` as an ImageSeries (headers only for image files;
-    ``progress(done, total)`` follows the header reads)."""
+    ``progress(done, total)`` follows the header reads).  The format registry refuses
+    ``on_error='fill'`` for formats without that policy, naming the format."""
     from . import imageseries
 
     if spec.kind == "files":
         return imageseries.from_files(list(spec.paths), on_error=on_error, progress=progress)
-    path = spec.paths[0]
-    if spec.kind in ("hdf5", "zarr"):
-        group, name = None, "images"
-        if spec.dataset:
-            group, _, name = spec.dataset.strip("/").rpartition("/")
-            group = group or None
-        if spec.kind == "hdf5":
-            return imageseries.open(path, "hdf5", path=group, dataname=name, on_error=on_error)
-        return imageseries.open(path, "zarr", path=group, dataname=name, on_error=on_error)
-    fmt = imageseries.guess_format(path)
-    if fmt in ("image-files", "raw-image", "zarr"):  # the openers with a bad-frame policy
-        return imageseries.open(path, fmt, on_error=on_error)
-    if on_error != "raise":
-        raise InputError(f"on_error={on_error!r} is not supported for {fmt} inputs (their "
-                         "frames are read whole at open)", path=path, argument="on_error")
-    return imageseries.open(path, fmt)
+    name = spec.paths[0] + (f":{spec.dataset}" if spec.dataset else "")
+    policy = {} if on_error == "raise" else {"on_error": on_error}
+    try:
+        return imageseries.open(name, None if spec.kind == "guess" else spec.kind, **policy)
+    except InputError as exc:
+        if exc.argument == "on_error":
+            raise InputError(exc.reason, path=spec.paths[0], argument="on_error") from None
+        raise
 
 
 def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=None):

@@ -6,6 +6,7 @@ directory, never executed)::
     output: survey.zarr            # one zarr store; scan NAME is written to group NAME
     summary: survey_summary.csv    # optional; a markdown table (.md) is written beside it
     cluster: {scheduler: local, workers: 4}   # optional; command-line options override it
+    scans_in_flight: 4             # optional; default: the cluster's worker threads (1 locally)
     defaults:                      # shared by every scan; a scan's own keys override them
       mesh: [4, 5]                 # [npt_y, npt_x]: map rows (slow axis), map columns
       roi: [8, 8, 55, 55]          # xrsmap (x0, y0, x1, y1), bounds inclusive, rows from top
@@ -45,7 +46,7 @@ from .settings import Context, ScanJob, options_for, parse_values, relabel
 from .settings.fields import parse_mesh, resolve_path
 from .settings.options import JOB
 
-TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster")
+TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster", "scans_in_flight")
 #: keys that shape the spec rather than set an option
 STRUCTURE_KEYS = ("name", "inputs", "mesh", "npt_y", "npt_x", "output", "group")
 SECTIONS = tuple(dict.fromkeys(o.section for o in options_for(JOB) if o.section))
@@ -63,6 +64,7 @@ class SurveyJob:
     scans: tuple[ScanJob, ...]
     summary: str
     cluster: dict | None = None
+    scans_in_flight: int | None = None
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -214,7 +216,15 @@ def load_job(path) -> SurveyJob:
     cluster = doc.get("cluster")
     if cluster is not None:
         _check_cluster(cluster, w)
-    return SurveyJob(yaml_path, jobs, summary, cluster)
+    in_flight = doc.get("scans_in_flight")
+    if in_flight is not None:
+        from .settings.fields import parse_int
+
+        try:
+            in_flight = parse_int(in_flight, "scans_in_flight")
+        except InputError as exc:
+            raise w.relabel(exc) from None
+    return SurveyJob(yaml_path, jobs, summary, cluster, in_flight)
 
 
 # -- running --------------------------------------------------------------------------------
@@ -247,52 +257,128 @@ def _ensure_root(path: str) -> None:
     zarr.open_group(store=path, mode="a", zarr_format=3)
 
 
+def scans_in_flight(executor, requested: int | None, nscans: int) -> int:
+    """How many scans run at once: ``requested`` when given; on a distributed cluster, by
+    default the cluster's worker threads (so its workers stay busy through each scan's
+    tail); one on the local schedulers (today's sequential behaviour unless asked)."""
+    if requested is not None:
+        from .settings.fields import parse_int
+
+        return min(parse_int(requested, "scans_in_flight"), max(1, nscans))
+    if executor.client is None:
+        return 1
+    try:
+        threads = sum(executor.client.nthreads().values())
+    except Exception:  # noqa: BLE001 - a scheduler that cannot answer: be sequential
+        threads = 1
+    return max(1, min(nscans, max(2, threads)))
+
+
 def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
-               keep_going: bool = True) -> list[ScanResult]:
+               keep_going: bool = True, max_in_flight: int | None = None) -> list[ScanResult]:
     """Process every scan of ``job`` on ``executor`` and write the summary table.
 
     First every scan is opened (headers only) and its maps planned, so that bad input in
     any scan (missing files, frame count not fitting the mesh, ROI outside the frame, ...)
-    is reported in seconds, before hours of computing.  A scan that fails, then or while
-    running (an unreadable frame with ``on_error: raise``), is reported in the summary and,
-    with ``keep_going``, the others still run; without it nothing more is started.
-    Ctrl-C (KeyboardInterrupt) stops after writing the summary (remaining scans ``not run``).
+    is reported in seconds, before hours of computing.  Then the scans run, up to
+    :func:`scans_in_flight` at once (each its own graph, so the scheduler holds only the
+    graphs of the scans in flight); the summary is rewritten as each scan finishes.  A scan
+    that fails, at the check or while running (an unreadable frame with ``on_error:
+    raise``), is reported in the summary and, with ``keep_going``, the others still run;
+    without it nothing more is started.  Ctrl-C (KeyboardInterrupt) stops after writing the
+    summary (scans not finished are ``not run``; a rerun resumes them).
     """
     results: dict[int, ScanResult] = {}
-    opened: dict[int, object] = {}  # the series only: maps hold corrections, rebuilt later
-
-    def fail(i: int, scan: ScanJob, exc: Exception) -> None:
-        results[i] = ScanResult(scan.name, "failed", output=scan_output_path(scan),
-                                message=str(exc))
-        executor._say(f"{scan.name}: FAILED: {exc}")
-
     try:
-        t0 = time.perf_counter()
-        for i, scan in enumerate(job.scans):
-            try:
-                opened[i] = check_scan(
-                    scan, progress=executor.counter(f"{scan.name}: reading headers"))
-            except InputError as exc:
-                fail(i, scan, exc)
-        executor._say(f"checked {len(job.scans)} scans in {time.perf_counter() - t0:.1f} s: "
-                      f"{len(opened)} ready, {len(job.scans) - len(opened)} failed")
+        opened = _check_all(job, executor, results)
         if results and not keep_going:
             return _ordered(job, results)
         for root in sorted({s.output for s in job.scans}):
             _ensure_root(root)
-        for i, scan in enumerate(job.scans):
-            if i not in opened:
-                continue
-            try:
-                results[i] = run_scan(scan, executor, overwrite=overwrite, ims=opened.pop(i))
-            except InputError as exc:
-                fail(i, scan, _Where(None, scan.name).relabel(exc))
-                if not keep_going:
-                    break
+        n = scans_in_flight(executor, max_in_flight, len(opened))
+        if n <= 1:
+            _run_sequential(job, executor, opened, results, overwrite, keep_going)
+        else:
+            _run_pipelined(job, executor, opened, results, overwrite, keep_going, n)
     finally:
         ordered = _ordered(job, results)
         write_summary(ordered, job.summary)
     return ordered
+
+
+def _failed(scan: ScanJob, exc: Exception, executor) -> ScanResult:
+    executor._say(f"{scan.name}: FAILED: {exc}")
+    return ScanResult(scan.name, "failed", output=scan_output_path(scan), message=str(exc))
+
+
+def _check_all(job: SurveyJob, executor, results: dict) -> dict:
+    """Open every scan (headers) and check it; failures go to ``results``."""
+    opened: dict[int, object] = {}  # the series only: maps hold corrections, rebuilt later
+    t0 = time.perf_counter()
+    for i, scan in enumerate(job.scans):
+        try:
+            opened[i] = check_scan(scan, executor.counter(f"{scan.name}: reading headers"))
+        except InputError as exc:
+            results[i] = _failed(scan, exc, executor)
+    executor._say(f"checked {len(job.scans)} scans in {time.perf_counter() - t0:.1f} s: "
+                  f"{len(opened)} ready, {len(job.scans) - len(opened)} failed")
+    return opened
+
+
+def _run_one(scan: ScanJob, executor, overwrite: bool, ims) -> ScanResult:
+    t0 = time.time()
+    try:
+        result = run_scan(scan, executor, overwrite=overwrite, ims=ims)
+    except InputError as exc:
+        result = _failed(scan, _Where(None, scan.name).relabel(exc), executor)
+    result.started, result.finished = t0, time.time()
+    return result
+
+
+def _run_sequential(job, executor, opened, results, overwrite, keep_going) -> None:
+    for i, scan in enumerate(job.scans):
+        if i not in opened:
+            continue
+        results[i] = _run_one(scan, executor, overwrite, opened.pop(i))
+        if results[i].status == "failed" and not keep_going:
+            break
+
+
+def _run_pipelined(job, executor, opened, results, overwrite, keep_going, n) -> None:
+    """Up to ``n`` scans at once, each in its own thread submitting its own graph; each
+    scan reports start and end on one line (no interleaved progress bars)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    from dataclasses import replace
+
+    queue = [i for i in range(len(job.scans)) if i in opened]
+    executor._say(f"running {len(queue)} scans, up to {n} at once")
+    pending: dict = {}
+    pool = ThreadPoolExecutor(n, thread_name_prefix="xrsmap-scan")
+    stop = False
+    try:
+        while queue or pending:
+            while queue and len(pending) < n and not stop:
+                i = queue.pop(0)
+                scan = job.scans[i]
+                quiet = replace(executor, quiet=True, faults=[])  # one line per scan, no bars
+                executor._say(f"{scan.name}: started ({len(pending) + 1} in flight)")
+                pending[pool.submit(_run_one, scan, quiet, overwrite, opened.pop(i))] = i
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = pending.pop(fut)
+                results[i] = r = fut.result()
+                executor._say(f"{r.scan}: {r.status} in {r.seconds:.1f} s"
+                              + (f" ({r.message})" if r.message else ""))
+                stop = stop or (r.status == "failed" and not keep_going)
+            write_summary(_ordered(job, results), job.summary)
+    except BaseException:
+        # interrupted: running scans stop when the caller's cluster closes; keep their
+        # chunks (a rerun resumes) and do not wait for them here
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _ordered(job: SurveyJob, results: dict) -> list[ScanResult]:

@@ -155,6 +155,8 @@ class ScanResult:
     retries: int = 0
     output: str = ""
     message: str = ""
+    started: float = 0.0    # epoch seconds (not in the table)
+    finished: float = 0.0
 
     def row(self) -> dict:
         return {"scan": self.scan, "status": self.status, "frames": self.frames,

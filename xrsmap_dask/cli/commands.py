@@ -163,8 +163,8 @@ def cmd_convert(args) -> int:
 
     values = settings_values(args, STATS)
     fmts = imageseries.formats()
-    if args.format not in fmts or not fmts[args.format][1]:
-        writable = sorted(k for k, (_, w) in fmts.items() if w)
+    if args.format not in fmts or not fmts[args.format].can_write:
+        writable = sorted(k for k, e in fmts.items() if e.can_write)
         raise InputError(f"cannot write {args.format!r}; writable formats: "
                          f"{', '.join(writable)}", argument="format")
     out = args.output
@@ -225,7 +225,8 @@ def cmd_run(args) -> int:
               + (f" ({spec.address})" if spec.address else ""))
     with execution(spec, quiet=args.quiet) as ex:
         results = run_survey(job, ex, overwrite=args.overwrite,
-                             keep_going=not args.stop_on_error)
+                             keep_going=not args.stop_on_error,
+                             max_in_flight=args.scans_in_flight or job.scans_in_flight)
     if not args.quiet:
         print(format_table(results), end="")
         say(args, f"summary: {job.summary}")

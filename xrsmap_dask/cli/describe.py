@@ -87,10 +87,11 @@ def info(args) -> int:
     if args.formats:
         fmts = imageseries.formats()
         if args.json:
-            print(json.dumps({k: {"open": o, "write": w} for k, (o, w) in fmts.items()}))
+            print(json.dumps({k: {"open": True, "write": e.can_write,
+                                  "description": e.description} for k, e in fmts.items()}))
         else:
-            for k, (o, w) in fmts.items():
-                print(f"{k:12s} {'open' if o else '    '} {'write' if w else ''}")
+            for k, e in fmts.items():
+                print(f"{k:12s} open {'write' if e.can_write else '     '} {e.description}")
         return 0
     if not args.inputs:
         raise InputError("give an input (files, glob, file.h5:/data, a .zarr output) or "

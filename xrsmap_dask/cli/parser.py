@@ -237,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", parents=[sched], formatter_class=_Formatter,
         help="process every scan of a YAML job spec on one cluster",
-        description="Validate the job spec, then process its scans one after the other on one "
-                    "cluster, each to its own zarr group: complete outputs are skipped, "
-                    "incomplete ones resumed.  A summary table (CSV + markdown) is written.",
+        description="Validate the job spec, then process its scans on one cluster (several "
+                    "at once on a distributed cluster), each to its own zarr group: complete "
+                    "outputs are skipped, incomplete ones resumed.  A summary table (CSV + "
+                    "markdown) is written as scans finish.",
         epilog="examples:\n  xrsmap-dask run survey.yaml\n  xrsmap-dask run survey.yaml "
                "--scheduler local --workers 4\n  xrsmap-dask run survey.yaml --scheduler "
                "slurm --cores 32 --memory 120GiB --walltime 02:00:00 --adaptive-max 10\n"
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-on-error", action="store_true",
                    help="stop at the first failed scan (default: run the others)")
     p.add_argument("--check", action="store_true", help="validate the spec and inputs only")
+    p.add_argument("--scans-in-flight", type=_positive_int, default=None, metavar="N",
+                   help="scans computed at once (default: the job's scans_in_flight, else "
+                        "the cluster's worker threads; 1 on threads/processes)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

@@ -1,83 +1,76 @@
-"""hexrd-compatible image series: ``open``, ``write``, ``from_files`` and the adapters.
+"""hexrd-compatible image series: ``open``, ``write``, ``formats`` and the format entries.
 
 >>> from xrsmap_dask import imageseries
 >>> ims = imageseries.open(None, 'array', data=stack, meta={'omega': om})   # doctest: +SKIP
 >>> ims = imageseries.open('scan.h5', 'hdf5', path='/imageseries')           # doctest: +SKIP
->>> ims = imageseries.from_files(sorted(glob.glob('scan/*.edf')))          # doctest: +SKIP
+>>> ims = imageseries.open('scan.h5:/imageseries/images')    # format guessed  # doctest: +SKIP
+>>> ims = imageseries.open('scan/*.edf', on_error='fill')    # the 'files' format  # doctest: +SKIP
 >>> imageseries.write(ims, 'scan.npz', 'frame-cache', threshold=10)          # doctest: +SKIP
 >>> lazy = ims.to_dask(roi=(slice(100, 612), slice(200, 712)))             # doctest: +SKIP
 
-Formats: ``array``, ``hdf5``, ``frame-cache``, ``image-files``, ``raw-image``, ``zarr``, and a
-plain list of image paths (anything fabio reads).
+The format registry (API for the faces: CLI, job specs, ``Mapper``)
+--------------------------------------------------------------------
+Every format is one :class:`~xrsmap_dask.imageseries.registry.ImageSeriesFormat` entry
+(``name``, ``description``, ``suffixes``, ``guess_can_open(path)``, ``open(filename, **kw)``,
+``write(ims, filename, **kw)`` when ``can_write``, ``accepts_on_error``, ``open_keywords``,
+``write_keywords``, ``inner_path``).  Nothing else holds a suffix table:
+
+``open(filename, format=None, **kw)``
+    The format is guessed when omitted (:func:`guess_format`).  ``filename`` may be
+    ``'file.h5:/path/to/dataset'`` or ``'store.zarr:/group'`` (split by
+    :func:`split_inner_path`; a group means its ``images`` dataset), a list of image paths or
+    a glob (the ``files`` format), ``None`` with ``format='array'``.  ``on_error='raise'`` is
+    accepted by every format; ``on_error='fill'`` only by formats with ``accepts_on_error``
+    (``InputError`` naming the format otherwise).  Unknown keywords raise
+    ``KeywordArgumentError`` (an ``InputError`` and a ``TypeError``) naming format and
+    keyword; an unknown format ``UnknownFormatError`` (an ``InputError`` and a ``KeyError``).
+``write(ims, filename, format, **kw)``
+    Keywords checked the same way.
+``formats()``
+    ``{name: entry}`` of every registered format (for ``info --formats`` and ``convert``:
+    ``entry.can_write``, ``entry.description``, ``entry.suffixes``).
+``guess_format(filename) -> str``, ``split_inner_path(item) -> (path, inner or None)``
+    The one name splitter every face uses.
+``register(entry)`` / ``unregister(name)``
+    Add a format: subclass ``ImageSeriesFormat`` and register an instance.
+
+Formats: ``array``, ``hdf5``, ``frame-cache``, ``image-files``, ``raw-image``, ``zarr`` (ours)
+and ``files`` (a plain list of image paths or a glob; anything fabio reads).
 """
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from ..errors import FormatError
 from .base import ImageSeries
 from .filelist import FileListImageSeries, from_files
-from .registry import formats, get_opener, get_writer
+from .registry import (ImageSeriesFormat, formats, get_format, guess_format, open_series,
+                       register, split_inner_path, unregister, write_series)
 
-# adapter modules register their formats on import
+# format modules register their entries on import
 from . import array as _array  # noqa: F401,E402
-
-for _name in ("hdf5", "framecache", "imagefiles", "rawimage", "zarrseries"):
-    try:
-        __import__(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:  # adapters land one by one
-        if _exc.name != f"{__name__}.{_name}":
-            raise
-
-_SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".nxs": "hdf5",
-                   ".npz": "frame-cache", ".fch5": "frame-cache", ".zarr": "zarr"}
-
-
-def guess_format(filename) -> str:
-    """Format name from a file name (and, for YAML, from its top-level keys)."""
-    if isinstance(filename, (list, tuple)):
-        return "files"
-    name = os.fspath(filename)
-    low = name.lower().rstrip("/")
-    for suffix, fmt in _SUFFIX_FORMATS.items():
-        if low.endswith(suffix):
-            return fmt
-    if low.endswith((".yml", ".yaml")):
-        from ._yaml import load_yaml
-
-        doc = load_yaml(name)
-        if isinstance(doc, dict):
-            if "image-files" in doc:
-                return "image-files"
-            if "data" in doc:
-                return "frame-cache"
-            if "scalar" in doc or "skip" in doc:
-                return "raw-image"
-    raise FormatError("cannot guess the imageseries format; pass format=",
-                      path=name)
+from . import files as _files  # noqa: F401,E402
+from . import framecache as _framecache  # noqa: F401,E402
+from . import hdf5 as _hdf5  # noqa: F401,E402
+from . import imagefiles as _imagefiles  # noqa: F401,E402
+from . import rawimage as _rawimage  # noqa: F401,E402
+from . import zarrseries as _zarrseries  # noqa: F401,E402
 
 
 def open(filename, format: str | None = None, **kwargs: Any) -> ImageSeries:  # noqa: A001
-    """Open an image series (hexrd's ``imageseries.open``).
+    """Open an image series (hexrd's ``imageseries.open``); see the module docstring.
 
     ``filename`` is a path (or, for ``image-files``, the YAML text itself), ``None`` for the
-    ``array`` format, or a list of image paths.  ``format`` is one of :func:`formats`; when
-    omitted it is guessed from the file name.
+    ``array`` format, a list of image paths or a glob.  An ImageSeries is returned as it is.
     """
     if isinstance(filename, ImageSeries):
         return filename
-    if format is None:
-        format = "array" if filename is None else guess_format(filename)
-    if format == "files" or isinstance(filename, (list, tuple)):
-        return from_files(filename, **kwargs)
-    return get_opener(format)(filename, **kwargs)
+    return open_series(filename, format, **kwargs)
 
 
-def write(ims, filename, format: str, **kwargs: Any) -> None:
+def write(ims, filename, format: str, **kwargs: Any) -> None:  # noqa: A002
     """Write an image series (hexrd's ``imageseries.write``); see each format's writer."""
-    ims = as_imageseries(ims)
-    get_writer(format)(ims, filename, **kwargs)
+    write_series(as_imageseries(ims), filename, format, **kwargs)
 
 
 def as_imageseries(obj) -> ImageSeries:
@@ -88,14 +81,14 @@ def as_imageseries(obj) -> ImageSeries:
         return from_files(obj)
     if isinstance(obj, (str, os.PathLike)):
         name = os.fspath(obj)
-        if any(ch in name for ch in "*?["):
-            return from_files(name)
         return open(name)
     import numpy as np
 
     if isinstance(obj, np.ndarray):
-        return get_opener("array")(None, data=obj)
-    raise TypeError(f"cannot make an image series from {type(obj).__name__}")
+        return open(None, "array", data=obj)
+    from .wrapped import as_series
+
+    return as_series(obj)
 
 
 def read_image(path, argument: str | None = None):
@@ -121,5 +114,6 @@ def read_image(path, argument: str | None = None):
         raise InputError(exc.reason, path=path, argument=argument) from None
 
 
-__all__ = ["read_image", "ImageSeries", "FileListImageSeries", "open", "write", "from_files",
-           "as_imageseries", "formats", "guess_format"]
+__all__ = ["read_image", "ImageSeries", "FileListImageSeries", "ImageSeriesFormat", "open",
+           "write", "from_files", "as_imageseries", "formats", "get_format", "guess_format",
+           "split_inner_path", "register", "unregister"]

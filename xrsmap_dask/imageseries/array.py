@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import ImageSeries, as_metadata
-from .registry import register_opener
+from .registry import ImageSeriesFormat, register
 
 
 class ArrayImageSeries(ImageSeries):
@@ -56,11 +56,24 @@ class ArrayImageSeries(ImageSeries):
         return self._data[start:stop, rows, cols]
 
 
-@register_opener("array")
-def open_array(filename=None, data=None, meta=None, **kwargs) -> ArrayImageSeries:
+def open_array(filename=None, data=None, meta=None) -> ArrayImageSeries:
     if data is None:
         raise InputError("the 'array' format needs data=<(frames, rows, cols) array>",
                          argument="data")
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="array")
     return ArrayImageSeries(data, meta)
+
+
+class ArrayFormat(ImageSeriesFormat):
+    name = "array"
+    description = "in-memory numpy array (frames, rows, cols): open(None, 'array', data=, meta=)"
+    open_keywords = frozenset({"data", "meta"})
+    needs_filename = False
+
+    def guess_can_open(self, path: str) -> bool:
+        return False
+
+    def open(self, filename=None, **kwargs) -> ArrayImageSeries:
+        return open_array(filename, **kwargs)
+
+
+register(ArrayFormat())

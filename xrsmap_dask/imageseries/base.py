@@ -76,16 +76,46 @@ class ImageSeries:
     def metadata(self) -> dict:
         return self._metadata
 
+    def __new__(cls, *args, **kwargs):
+        # hexrd's ``ImageSeries(adapter)``: the base class called with an adapter (any object
+        # with len, [int], shape, dtype, metadata) gives a series wrapping it
+        if cls is ImageSeries and args:
+            from .wrapped import AdapterImageSeries
+
+            return AdapterImageSeries(*args, **kwargs)
+        return super().__new__(cls)
+
     def __getitem__(self, key) -> np.ndarray:
+        """``ims[j]``: frame ``j`` (a new array); ``ims[j, rows]`` / ``ims[j, rows, cols]``:
+        numpy indexing of frame ``j`` (slices, ints, integer arrays as in hexrd's
+        ``pull_spots``), reading only the bounding region of the indices."""
         if isinstance(key, tuple):
-            if len(key) != 3:
-                raise TypeError("index with an int frame or (frame, rows, cols)")
-            j, rows, cols = key
-            roi = normalize_roi((_as_slice(rows), _as_slice(cols)), self.shape)
+            if not 1 <= len(key) <= 3:
+                raise IndexError(f"index with a frame and at most two more indices, got "
+                                 f"{len(key)} indices")
+            j, rest = key[0], key[1:]
         else:
-            j, roi = key, normalize_roi(None, self.shape)
+            j, rest = key, ()
         j = self._check_index(j)
-        return self._read_region(j, *roi)
+        region, local = index_region(rest, self.shape)
+        block = self._read_region(j, *region)
+        return block if local is None else block[local]
+
+    def get_region(self, frame_idx: int, region) -> np.ndarray:
+        """hexrd's region read: ``region = ((r0, r1), (c0, c1))``, stops exclusive."""
+        (r0, r1), (c0, c1) = region
+        return self[(frame_idx, slice(r0, r1), slice(c0, c1))]
+
+    def set_option(self, key: str, value) -> None:
+        """hexrd's adapter options (e.g. Eiger threshold settings); none by default."""
+        from ._errors import UnsupportedOptionError
+
+        raise UnsupportedOptionError(f"{type(self).__name__} has no options (got {key!r})",
+                                     argument=str(key))
+
+    def option_values(self) -> dict:
+        """hexrd's current adapter options: ``{}`` when the series has none."""
+        return {}
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for j in range(len(self)):
@@ -205,6 +235,55 @@ def read_frames(read_one, indices, shape: tuple[int, int], dtype: np.dtype,
     if bad:
         result[bad] = np.nan
     return result
+
+
+def index_region(rest: tuple, shape) -> tuple[RoiSlices, tuple | None]:
+    """For the row/column indices ``rest`` of a frame of ``shape``: the region to read (the
+    bounding box of what is indexed) and the index to apply to that region afterwards
+    (``None``: the region is the answer).  Slices with step 1 read exactly their region;
+    ints, integer arrays and strided slices read their bounding box; anything else (boolean
+    masks, ``None``, ``...``) reads the whole frame and leaves the indexing to numpy."""
+    full = normalize_roi(None, shape)
+    if not rest:
+        return full, None
+    if all(isinstance(s, slice) and s.step in (None, 1) for s in rest):
+        try:
+            roi = (_as_slice(rest[0]), _as_slice(rest[1]) if len(rest) > 1 else full[1])
+            return normalize_roi(roi, shape), None
+        except InputError:
+            pass  # empty or partly outside the frame: numpy semantics below
+    region, local = list(full), []
+    for axis, idx in enumerate(rest):
+        bounds = _axis_bounds(idx, int(shape[axis]))
+        if bounds is None:
+            return full, tuple(rest)
+        lo, hi, loc = bounds
+        region[axis] = slice(lo, hi)
+        local.append(loc)
+    return (region[0], region[1]), tuple(local)
+
+
+def _axis_bounds(idx, n: int):
+    """(lo, hi, index relative to lo) of one axis index, or None to read the whole axis."""
+    if isinstance(idx, slice):
+        start, stop, step = idx.indices(n)
+        picked = range(start, stop, step)
+        if not picked:
+            return None
+        lo, hi = min(picked[0], picked[-1]), max(picked[0], picked[-1]) + 1
+        rel_stop = stop - lo
+        return lo, hi, slice(start - lo, rel_stop if rel_stop >= 0 else None, step)
+    if isinstance(idx, (bool, np.bool_)):
+        return None
+    arr = np.asarray(idx)
+    if arr.dtype.kind not in "iu" or arr.size == 0:
+        return None
+    if arr.min() < -n or arr.max() >= n:
+        raise IndexError(f"index {int(arr.min() if arr.min() < -n else arr.max())} is out of "
+                         f"bounds for an axis of size {n}")
+    arr = np.where(arr < 0, arr + n, arr)
+    lo, hi = int(arr.min()), int(arr.max()) + 1
+    return lo, hi, (arr - lo) if arr.ndim else int(arr) - lo
 
 
 def _as_slice(s) -> slice:

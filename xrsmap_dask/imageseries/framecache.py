@@ -30,9 +30,9 @@ from ..errors import FormatError, FrameReadError, InputError, UnsafeInputError
 from ..roi import RoiSlices, roi_shape
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries
-from .hdf5 import file_token, frames_per_write, meta_value_from_h5, meta_value_to_h5
-from .imagefiles import yaml_meta, yaml_meta_out
-from .registry import register_opener, register_writer
+from ._utils import (file_token, frames_per_write, meta_value_from_h5, meta_value_to_h5,
+                     yaml_meta, yaml_meta_out, yaml_top_keys)
+from .registry import ImageSeriesFormat, has_suffix, register
 
 STYLES = ("npz", "yml", "fch5")
 FCH5_VERSION = 1
@@ -324,22 +324,17 @@ def _write_h5_meta(group, meta: dict, path: str) -> None:
             group.create_dataset(str(k), data=meta_value_to_h5(k, v, path))
 
 
-@register_opener("frame-cache")
 def open_framecache(filename, style: str | None = None, path: str | None = None,
-                    **kwargs) -> FrameCacheImageSeries:
-    """Open a frame cache (``npz``, ``yml`` or ``fch5``; guessed from the file when omitted)."""
-    kwargs.pop("max_workers", None)  # hexrd's thread count: accepted, not needed
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
-                         argument="frame-cache")
+                    max_workers: int | None = None) -> FrameCacheImageSeries:
+    """Open a frame cache (``npz``, ``yml`` or ``fch5``; guessed from the file when omitted).
+    ``max_workers`` (hexrd's thread count) is accepted and not needed."""
     return FrameCacheImageSeries(filename, style=style, path=path)
 
 
 # -- writer --------------------------------------------------------------------------------
-@register_writer("frame-cache")
 def write_framecache(ims, filename, threshold=None, cache_file=None, style: str = "npz",
                      meta: dict | None = None, output_yaml: bool = False,
-                     path: str | None = None, **kwargs) -> None:
+                     path: str | None = None, max_workers: int | None = None) -> None:
     """Write the pixels of ``ims`` strictly above ``threshold`` as a frame cache.
 
     Parameters
@@ -362,10 +357,6 @@ def write_framecache(ims, filename, threshold=None, cache_file=None, style: str 
         ``fch5`` only: write the cache into this group of the HDF5 file (the file is then
         appended to, the group replaced) instead of replacing the whole file.
     """
-    kwargs.pop("max_workers", None)  # hexrd's thread count: accepted, not needed
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
-                         argument="frame-cache")
     if threshold is None:
         raise InputError("a frame cache needs threshold= (pixels above it are stored)",
                          argument="threshold")
@@ -488,3 +479,39 @@ def _write_yml(ims, filename: str, cache_name: str, meta: dict) -> None:
            "meta": yaml_meta_out(meta, filename)}
     with open(filename, "w", encoding="utf-8") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
+
+
+# -- registry entry ------------------------------------------------------------------------
+def _is_fch5(path: str) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "HEXRD_FRAMECACHE_VERSION" in f.attrs
+    except (OSError, ValueError):
+        return False
+
+
+class FrameCacheFormat(ImageSeriesFormat):
+    name = "frame-cache"
+    description = "sparse frames above a threshold: hexrd's npz, fch5 (HDF5) or YAML + npz"
+    suffixes = (".npz", ".fch5")
+    open_keywords = frozenset({"style", "path", "max_workers"})
+    write_keywords = frozenset({"threshold", "cache_file", "style", "meta", "output_yaml",
+                                "path", "max_workers"})
+
+    def guess_can_open(self, path: str) -> bool:
+        if has_suffix(path, self.suffixes):
+            return True
+        if has_suffix(path, (".yml", ".yaml")):
+            return "data" in yaml_top_keys(path)
+        return has_suffix(path, (".h5", ".hdf5")) and _is_fch5(path)
+
+    def open(self, filename, **kwargs) -> FrameCacheImageSeries:
+        return open_framecache(filename, **kwargs)
+
+    def write(self, ims, filename, **kwargs) -> None:
+        write_framecache(ims, filename, **kwargs)
+
+
+register(FrameCacheFormat())

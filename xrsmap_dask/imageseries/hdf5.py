@@ -8,7 +8,6 @@ block (never the whole stack in memory) and stores the metadata as group attribu
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -20,69 +19,10 @@ from ._h5frames import H5FramesSeries
 from ..io import hdf5 as h5io
 from ..roi import RoiSlices, roi_shape
 from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from .registry import register_opener, register_writer
-
-#: bytes of frames one write step holds in memory
-WRITE_BLOCK_BYTES = 32 * 2**20
-
-
-def file_token(path: str, *parts) -> str:
-    """Digest of a file's absolute path, size and mtime plus ``parts`` (a dask task name)."""
-    digest = hashlib.sha1(os.path.abspath(path).encode())
-    try:
-        st = os.stat(path)
-        digest.update(f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    except OSError:
-        pass
-    for p in parts:
-        digest.update(f"\0{p}".encode())
-    return digest.hexdigest()
-
-
-def frames_per_write(frame_bytes: int, nframes: int) -> int:
-    """Frames per write step so one step holds about :data:`WRITE_BLOCK_BYTES`."""
-    return int(max(1, min(nframes, WRITE_BLOCK_BYTES // max(1, frame_bytes))))
-
+from ._utils import frames_per_write, file_token, meta_value_from_h5, meta_value_to_h5
+from .registry import ImageSeriesFormat, has_suffix, register
 
 # -- metadata <-> HDF5 ---------------------------------------------------------------------
-def meta_value_from_h5(value):
-    """An HDF5 attribute/dataset value as metadata: 0-d -> Python scalar, bytes -> str."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return meta_value_from_h5(value[()])
-        if value.dtype.kind == "O":  # variable-length strings
-            return np.array([v.decode() if isinstance(v, bytes) else v for v in value.ravel()],
-                            dtype=str).reshape(value.shape)
-        if value.dtype.kind == "S":
-            return np.char.decode(value, "utf-8")
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def meta_value_to_h5(key: str, value, path: str):
-    """A metadata value as something h5py stores (arrays, numbers, strings)."""
-    if isinstance(value, (str, bytes, bool, int, float, complex, np.generic)):
-        return value
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "O":
-            raise InputError(f"metadata {key!r}: object arrays cannot be stored in HDF5",
-                             path=path, argument="meta")
-        if value.dtype.kind == "U":
-            return np.char.encode(value, "utf-8")
-        return value
-    if isinstance(value, (list, tuple)):
-        arr = np.asarray(value)
-        if arr.dtype.kind in "biufcUS":
-            return meta_value_to_h5(key, arr, path)
-    raise InputError(f"metadata {key!r} of type {type(value).__name__} cannot be stored in "
-                     "HDF5 (numbers, strings and numeric/string arrays only)", path=path,
-                     argument="meta")
-
-
 def read_attrs(obj) -> dict:
     """Attributes of an h5py group/dataset as a metadata dict."""
     return {k: meta_value_from_h5(v) for k, v in obj.attrs.items()}
@@ -202,16 +142,13 @@ class HDF5Block(BlockSource):
                            self.on_error)
 
 
-@register_opener("hdf5")
 def open_hdf5(filename, path=None, dataname: str = "images", on_error: str = "raise",
-              **kwargs) -> HDF5ImageSeries:
+              close_when_finished: bool = True) -> HDF5ImageSeries:
     """Open ``filename``'s dataset ``path/dataname`` as an image series (hexrd's arguments).
 
     A missing file raises :class:`FrameReadError`; a missing dataset :class:`InputError`;
     both name the file (and the dataset).
     """
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="hdf5")
     return HDF5ImageSeries(filename, path=path, dataname=dataname, on_error=on_error)
 
 
@@ -224,10 +161,9 @@ def _check_gzip(gzip) -> int:
     return int(gzip)
 
 
-@register_writer("hdf5")
 def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None = None,
-               shuffle: bool = True, dataname: str = "images", meta: dict | None = None,
-               **kwargs) -> None:
+               shuffle: bool = True, dataname: str = "images",
+               meta: dict | None = None) -> None:
     """Write ``ims`` as dataset ``path/dataname`` of ``filename`` (created or appended to).
 
     Parameters
@@ -247,8 +183,6 @@ def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None =
     """
     import h5py
 
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="hdf5")
     level = _check_gzip(gzip)
     if isinstance(filename, h5py.Group):  # an open h5py File/Group: write into it
         _write_group(ims, filename, path, dataname, level, chunk_rows, shuffle, meta)
@@ -286,3 +220,51 @@ def _write_group(ims, parent, path, dataname, level, chunk_rows, shuffle, meta) 
     for k in list(group.attrs):
         del group.attrs[k]
     write_attrs(group, meta, f"{filename}:{dsname}")
+
+
+# -- registry entry ------------------------------------------------------------------------
+def _inner_keywords(filename: str, inner: str) -> dict:
+    """``file.h5:/a/b``: ``/a/b`` a group -> ``path='/a/b'`` (dataset ``images`` in it), else
+    the dataset ``b`` of group ``/a``."""
+    import h5py
+
+    try:
+        with h5py.File(filename, "r") as f:
+            if isinstance(f.get(inner), h5py.Group):
+                return {"path": inner}
+    except OSError:
+        pass  # opening reports the unreadable file
+    group, _, name = inner.strip("/").rpartition("/")
+    return {"path": "/" + group if group else "/", "dataname": name or "images"}
+
+
+class HDF5Format(ImageSeriesFormat):
+    name = "hdf5"
+    description = "3-D dataset GROUP/images (frame, y, x); metadata as group attributes"
+    suffixes = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")
+    open_keywords = frozenset({"path", "dataname", "close_when_finished"})
+    write_keywords = frozenset({"path", "gzip", "chunk_rows", "shuffle", "dataname", "meta"})
+    accepts_on_error = True
+    inner_path = True
+    guess_priority = -1  # generic: frame caches and Eiger stream files are HDF5 too
+
+    def guess_can_open(self, path: str) -> bool:
+        if has_suffix(path, self.suffixes):
+            return True
+        try:
+            with open(path, "rb") as f:
+                return f.read(8) == b"\x89HDF\r\n\x1a\n"
+        except OSError:
+            return False
+
+    def open(self, filename, **kwargs) -> HDF5ImageSeries:
+        return open_hdf5(filename, **kwargs)
+
+    def write(self, ims, filename, **kwargs) -> None:
+        write_hdf5(ims, filename, **kwargs)
+
+    def inner_path_keywords(self, filename: str, inner: str) -> dict:
+        return _inner_keywords(filename, inner)
+
+
+register(HDF5Format())

@@ -26,77 +26,15 @@ import os
 
 import numpy as np
 
-from ..errors import FormatError, InputError, UnsafeInputError
+from ..errors import FormatError, InputError
+from ._utils import frames_per_write, load_npy, yaml_meta, yaml_meta_out, yaml_top_keys  # noqa: F401
 from ._yaml import load_yaml
-from .base import plain_metadata_value
 from .filelist import FileListImageSeries
-from .registry import register_opener, register_writer
+from .registry import ImageSeriesFormat, has_suffix, register
 
-NUMPY_TAG = "! load-numpy-array"
 _OPTION_NAMES = {"empty-frames": "empty_frames", "max-total-frames": "max_total_frames",
                  "max-frames": "max_total_frames", "max-file-frames": "max_file_frames",
                  "dtype": "dtype"}
-
-
-# -- metadata in YAML ----------------------------------------------------------------------
-def load_npy(path: str) -> np.ndarray:
-    """``np.load(path, allow_pickle=False)``; a pickled array raises UnsafeInputError."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError("metadata array file not found", path=path) from None
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise UnsafeInputError("the .npy holds pickled Python objects; refused",
-                                   path=path) from None
-        raise InputError(f"not a readable .npy file: {exc}", path=path) from None
-
-
-def yaml_meta(meta: dict, yaml_path: str | None, other_dirs=()) -> dict:
-    """Metadata from a YAML ``meta:`` mapping.
-
-    A string ``"! load-numpy-array FILE"`` loads ``FILE`` with ``allow_pickle=False``; a
-    relative ``FILE`` is looked up beside the YAML (the working directory for YAML text), then
-    in ``other_dirs`` (hexrd resolves a frame cache's arrays beside the cache file).  Other
-    values are kept as YAML gives them.
-    """
-    base = os.path.dirname(os.path.abspath(yaml_path)) if yaml_path else os.getcwd()
-    out = {}
-    for k, v in meta.items():
-        if isinstance(v, str) and v.split()[:2] == NUMPY_TAG.split():
-            words = v.split(None, 2)
-            if len(words) < 3:
-                raise InputError(f"metadata {k!r}: {NUMPY_TAG!r} needs a file name",
-                                 path=yaml_path)
-            name = os.path.expanduser(words[2].strip())
-            candidates = [os.path.join(base, name)] + [os.path.join(d, name)
-                                                        for d in other_dirs]
-            found = next((c for c in candidates if os.path.exists(c)), candidates[0])
-            v = load_npy(found)
-        out[k] = v
-    return out
-
-
-def yaml_meta_out(meta: dict, yaml_path: str) -> dict:
-    """Metadata as YAML values; numpy arrays saved as ``<yaml stem>-<key>.npy`` beside it.
-
-    The inverse of :func:`yaml_meta`: top-level arrays become ``"! load-numpy-array FILE"``
-    (dtype and shape kept), numpy scalars Python scalars; anything else YAML cannot hold
-    safely raises InputError.
-    """
-    base = os.path.dirname(os.path.abspath(yaml_path))
-    stem = os.path.splitext(os.path.basename(yaml_path))[0]
-    out = {}
-    for k, v in meta.items():
-        if isinstance(v, np.ndarray):
-            if v.dtype.kind == "O":
-                raise InputError(f"metadata {k!r}: object arrays cannot be saved",
-                                 argument="meta")
-            name = f"{stem}-{k}.npy"
-            np.save(os.path.join(base, name), v, allow_pickle=False)
-            v = f"{NUMPY_TAG} {name}"
-        out[str(k)] = plain_metadata_value(k, v, "written to YAML", arrays_as_lists=True)
-    return out
 
 
 # -- reader --------------------------------------------------------------------------------
@@ -140,7 +78,6 @@ def resolve_files(directory: str, patterns: str, where: str) -> list[str]:
     return found
 
 
-@register_opener("image-files")
 def open_imagefiles(filename, on_error: str = "raise", **kwargs) -> FileListImageSeries:
     """Open the series a hexrd image-files YAML (path or text) describes; headers read only.
 
@@ -188,9 +125,8 @@ def open_imagefiles(filename, on_error: str = "raise", **kwargs) -> FileListImag
 
 
 # -- writer --------------------------------------------------------------------------------
-@register_writer("image-files")
 def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | None = None,
-                     meta: dict | None = None, overwrite: bool = False, **kwargs) -> None:
+                     meta: dict | None = None, overwrite: bool = False) -> None:
     """Write each frame as an EDF file and ``filename``, the YAML listing them.
 
     Parameters
@@ -211,11 +147,6 @@ def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | 
     import fabio.edfimage
     import yaml
 
-    from .hdf5 import frames_per_write
-
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
-                         argument="image-files")
     filename = os.fspath(filename)
     base = os.path.dirname(os.path.abspath(filename))
     stem = os.path.splitext(os.path.basename(filename))[0]
@@ -245,3 +176,24 @@ def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | 
            "meta": yaml_meta_out(dict(ims.metadata if meta is None else meta), filename)}
     with open(filename, "w", encoding="utf-8") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
+
+
+class ImageFilesFormat(ImageSeriesFormat):
+    name = "image-files"
+    description = "YAML listing image files (directory + globs), options and metadata"
+    suffixes = (".yml", ".yaml")
+    open_keywords = frozenset({"empty_frames", "max_total_frames", "max_file_frames", "dtype"})
+    write_keywords = frozenset({"directory", "prefix", "meta", "overwrite"})
+    accepts_on_error = True
+
+    def guess_can_open(self, path: str) -> bool:
+        return has_suffix(path, self.suffixes) and "image-files" in yaml_top_keys(path)
+
+    def open(self, filename, **kwargs) -> FileListImageSeries:
+        return open_imagefiles(filename, **kwargs)
+
+    def write(self, ims, filename, **kwargs) -> None:
+        write_imagefiles(ims, filename, **kwargs)
+
+
+register(ImageFilesFormat())

@@ -24,6 +24,10 @@ from .base import ImageSeries
 OMEGA_TOL = 1e-6
 
 
+class OmegaSeriesError(InputError):
+    """Bad omega metadata or wedges (hexrd's ``OmegaSeriesError``; also an ``InputError``)."""
+
+
 class OmegaWedges:
     """Build omega metadata from wedges ``(ostart, ostop, nsteps)``.
 
@@ -45,8 +49,14 @@ class OmegaWedges:
 
     @property
     def wedges(self) -> list[dict]:
-        """The wedges in order: dicts with ``ostart``, ``ostop`` (degrees), ``nsteps``."""
-        return [dict(w) for w in self._wedges]
+        """The wedges in order: dicts with ``ostart``, ``ostop`` (degrees), ``nsteps`` (the
+        list itself, as in hexrd)."""
+        return self._wedges
+
+    @property
+    def wframes(self) -> int:
+        """Frames the wedges hold in all."""
+        return int(sum(w["nsteps"] for w in self._wedges))
 
     @property
     def nwedges(self) -> int:
@@ -80,10 +90,10 @@ class OmegaWedges:
         """``(nframes, 2)`` float64 start/stop angles of every frame, wedge after wedge.
 
         Raises :class:`InputError` when the wedges' steps do not sum to ``nframes``."""
-        total = sum(w["nsteps"] for w in self._wedges)
+        total = self.wframes
         if total != self.nframes:
-            raise InputError(f"the wedges have {total} steps in all but nframes is "
-                             f"{self.nframes}", argument="nframes")
+            raise OmegaSeriesError(f"number of frames ({self.nframes}) does not match the "
+                                   f"number of wedge frames ({total})", argument="nframes")
         out = np.empty((self.nframes, 2), dtype=np.float64)
         k = 0
         for w in self._wedges:
@@ -106,26 +116,30 @@ class OmegaImageSeries(ImageSeries):
     frame's stop greater than its start.
     """
 
-    def __init__(self, ims: ImageSeries):
-        if not isinstance(ims, ImageSeries):
-            from . import as_imageseries
+    DFLT_TOL = OMEGA_TOL
+    TAU = 360
 
-            ims = as_imageseries(ims)
+    def __init__(self, ims: ImageSeries):
+        from .wrapped import as_series
+
+        ims = as_series(ims)
         self._imser = ims
         self.on_error = ims.on_error
-        self._shape = ims.shape
-        self._dtype = ims.dtype
         if "omega" not in ims.metadata:
-            raise InputError("the series has no 'omega' metadata (an (nframes, 2) array)",
-                             argument="omega")
-        om = np.asarray(ims.metadata["omega"], dtype=np.float64)
-        if om.shape != (len(ims), 2):
-            raise InputError(f"must have shape ({len(ims)}, 2) (start, stop per frame), got "
-                             f"{om.shape}", argument="omega")
+            raise OmegaSeriesError("Imageseries has no omega metadata (an (nframes, 2) array "
+                                   "of start, stop angles)", argument="omega")
+        try:
+            om = np.asarray(ims.metadata["omega"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise OmegaSeriesError("omega array is not numeric", argument="omega") from None
+        if om.ndim != 2 or om.shape[1] != 2 or om.shape[0] != len(ims):
+            raise OmegaSeriesError(f"omega array mismatch: array has shape {om.shape}, "
+                                   f"expecting ({len(ims)}, 2)", argument="omega")
         if len(ims) and not np.all(om[:, 1] > om[:, 0]):
             bad = int(np.flatnonzero(~(om[:, 1] > om[:, 0]))[0])
-            raise InputError(f"frame {bad}: stop {om[bad, 1]} is not above start "
-                             f"{om[bad, 0]}", argument="omega")
+            raise OmegaSeriesError(f"omega array must be increasing: frame {bad} stops at "
+                                   f"{om[bad, 1]}, not above its start {om[bad, 0]}",
+                                   argument="omega")
         self._omega = om
         self._make_wedges()
 
@@ -146,6 +160,14 @@ class OmegaImageSeries(ImageSeries):
     # -- ImageSeries (delegated) --------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._imser)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._imser.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._imser.dtype
 
     @property
     def metadata(self) -> dict:
@@ -186,7 +208,7 @@ class OmegaImageSeries(ImageSeries):
         frame) and ``frame0`` (its first frame)."""
         if not isinstance(i, (int, np.integer)) or not -self.nwedges <= i < self.nwedges:
             raise InputError(f"no wedge {i!r} (there are {self.nwedges})", argument="i")
-        d = self._wedges.wedges[i]
+        d = dict(self._wedges.wedges[i])
         d["delta"] = (d["ostop"] - d["ostart"]) / d["nsteps"]
         d["frame0"] = self._wedge_frames[i][0]
         return d
@@ -216,19 +238,25 @@ class OmegaImageSeries(ImageSeries):
                 return f0 + k, i
         return -1, -1
 
-    def omegarange_to_frames(self, omin: float, omax: float) -> list[int]:
-        """Frames covering angles ``omin`` .. ``omax`` (inclusive of both frames), within one
-        wedge; wrapping past the wedge's end for a 360-degree wedge when ``omax``'s frame comes
-        before ``omin``'s.  ``[]`` when either angle is in no wedge; :class:`InputError` when
-        they are in different wedges."""
+    def omegarange_to_frames(self, omin: float, omax: float):
+        """Frames covering angles ``omin`` .. ``omax`` (both frames included), as hexrd:
+
+        - both angles in one wedge, ``omax``'s frame after ``omin``'s: those frames;
+        - ``omin``'s wedge ends where ``omax``'s starts, modulo 360 degrees (a scan joined
+          across 360, or one full-circle wedge wrapping): the frames to the end of ``omin``'s
+          wedge, then from the start of ``omax``'s;
+        - otherwise (an angle in no wedge, a gap between wedges, both angles in one frame of
+          a wedge that does not wrap): ``()``.
+        """
         f0, w0 = self.omega_to_frame(omin)
         f1, w1 = self.omega_to_frame(omax)
         if w0 < 0 or w1 < 0:
-            return []
-        if w0 != w1:
-            raise InputError(f"omega range {omin} .. {omax} spans wedges {w0} and {w1}",
-                             argument="omega range")
-        if f0 <= f1:
+            return ()
+        if w0 == w1 and f1 > f0:
             return list(range(f0, f1 + 1))
-        first, last = self._wedge_frames[w0]
-        return list(range(f0, last)) + list(range(first, f1 + 1))
+        end0 = self._omega[self._wedge_frames[w0][1] - 1, 1]
+        start1 = self._omega[self._wedge_frames[w1][0], 0]
+        if np.mod(abs(start1 - end0), 360.0) < OMEGA_TOL:
+            return (list(range(f0, self._wedge_frames[w0][1]))
+                    + list(range(self._wedge_frames[w1][0], f1 + 1)))
+        return ()

@@ -5,54 +5,54 @@
 ...            frame_list=range(10, 200))                                   # doctest: +SKIP
 >>> pims[0]; pims.to_dask(); imageseries.write(pims, 'out.h5', 'hdf5', path='/imageseries')
 
-Operations (``oplist``: a list of ``(name, arg)``, applied in order to every frame):
+Operations (``oplist``: a list of ``(name, arg)``, applied in order to every frame when it is
+read; the list is the caller's own, so later changes to it apply to later reads, as in hexrd):
 
-``dark`` (:attr:`~ProcessedImageSeries.DARK`)
-    subtract ``arg`` (a frame-shaped array, or a number); negatives are clipped to 0 and
-    the frame dtype is kept (the difference is taken in a signed/float type first, so
-    unsigned data does not wrap).
-``flip`` (:attr:`~ProcessedImageSeries.FLIP`)
-    ``'v'``: columns reversed ``a[:, ::-1]``; ``'h'``: rows reversed ``a[::-1, :]``;
-    ``'vh'``, ``'hv'``, ``'r180'``: both; ``'t'``: transpose ``a.T``; ``'ccw90'``: transpose
-    then rows reversed ``a.T[::-1, :]``; ``'cw90'``: transpose then columns reversed
-    ``a.T[:, ::-1]``.
-``rectangle`` (:attr:`~ProcessedImageSeries.RECT`)
-    keep ``a[r0:r1, c0:c1]`` for ``arg = [[r0, r1], [c0, c1]]`` (stop exclusive).
-``add`` (:attr:`~ProcessedImageSeries.ADD`)
-    ``np.add(a, arg)`` (a number or a frame-shaped array; numpy's dtype promotion).
+``dark``
+    ``frame - arg`` (a frame-shaped array or a number), negatives set to 0, in numpy's dtype of
+    ``frame - arg`` (float dark on integer frames gives float, as hexrd).  Unlike hexrd the
+    difference never wraps: uint16 ``5 - 7`` is 0, not 65534.
+``flip``
+    ``'v'``/``'y'``: columns reversed ``a[:, ::-1]``; ``'h'``/``'x'``: rows reversed;
+    ``'vh'``, ``'hv'``, ``'r180'``: both; ``'t'``/``'T'``: transpose; ``'ccw90'``/``'r90'``:
+    ``a.T[::-1, :]``; ``'cw90'``/``'r270'``: ``a.T[:, ::-1]``; ``'none'``: unchanged.
+``rectangle``
+    ``a[r0:r1, c0:c1]`` for ``arg = [[r0, r1], [c0, c1]]`` (stop exclusive).
+``add``
+    integer frames become float32, then ``+ arg`` (numpy's promotion).
+``gauss_laplace``
+    ``scipy.ndimage.gaussian_laplace(frame, sigma=arg)`` (the frame's dtype).
+``add-row``, ``add-column``
+    a row / column of zeros inserted at index ``arg`` (``np.insert``).
 
-``frame_list`` selects (and orders) source frames; per-frame metadata arrays (those whose
-first axis has the source's frame count, such as ``omega``) are subset with it.
+``frame_list`` selects (and orders) source frames; the ``omega`` metadata is subset with it
+(the other metadata are copied as they are, as in hexrd).
 
-Reads are region-aware: ``pims[(j, rows, cols)]``, ``read_block`` and ``to_dask(roi)`` map
-the wanted region back through the operations and read only the source region needed
-(flips and rectangles map rectangles to rectangles), in batches of source frames.
+Reads are region-aware for our own series: ``pims[(j, rows, cols)]``, ``read_block`` and
+``to_dask(roi)`` map the wanted region back through the operations and read only the source
+region needed, in batches of source frames.  A hexrd-style source object (``len``, ``[int]``)
+is read frame by frame as hexrd does (a leading ``rectangle`` asks its ``get_region``).
 
-New operations, by subclassing: register a function ``func(frame, arg) -> frame`` (2-D in,
-2-D out; it sees whole frames) in the class's op table::
-
-    class MyPIS(ProcessedImageSeries):
-        GAIN = 'gain'
-
-    MyPIS.addop(MyPIS.GAIN, lambda img, g: img * g)     # the subclass's own table
-    pims = MyPIS(ims, [('gain', 2.0), ('flip', 'v')])
-
-``addop`` on an instance (e.g. in a subclass ``__init__`` before ``super().__init__``) adds
-to that instance only; on a class, to that class and its subclasses (never to a parent).
+New operations ``func(frame, arg) -> frame`` (whole 2-D frames): ``pims.addop(name, func)``
+on an instance (also before or after ``super().__init__`` in a subclass), or
+``MyPIS.addop(name, func)`` on a subclass (that class and its subclasses).
 """
 from __future__ import annotations
 
+import copy
 import functools
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import scipy.ndimage  # noqa: F401 - gauss_laplace (module attribute, patchable)
 
 from ..errors import InputError
 from ..roi import RoiSlices, normalize_roi, roi_shape
-from .base import BlockSource, ImageSeries, fill_dtype
-
-FLIP_CODES = ("v", "h", "vh", "hv", "r180", "t", "ccw90", "cw90")
+from . import _ops
+from ._errors import KeywordArgumentError, MissingEntryError
+from ._utils import short_repr
+from .base import BlockSource, ImageSeries, SeriesBlock, fill_dtype
+from .wrapped import as_series
 
 
 class _owner_method:
@@ -66,215 +66,106 @@ class _owner_method:
         return functools.partial(self.func, cls if obj is None else obj)
 
 
-# -- region maps and batch kernels of the built-in ops ------------------------------------------
-def _sl(a: int, b: int) -> slice:
-    return slice(int(a), int(b))
+def _gauss_laplace(img, sigma):
+    return scipy.ndimage.gaussian_laplace(img, sigma)
 
 
-def _flip_shape(code: str, shape):
-    h, w = shape
-    return (w, h) if code in ("t", "ccw90", "cw90") else (h, w)
+def _add_row(img, index):
+    return np.insert(img, index, 0, axis=0)
 
 
-def _flip_region_in(code: str, region: RoiSlices, in_shape) -> RoiSlices:
-    """Input region (in the frame before the flip) holding output region ``region``."""
-    rows, cols = region
-    h, w = in_shape
-    if code == "v":
-        return rows, _sl(w - cols.stop, w - cols.start)
-    if code == "h":
-        return _sl(h - rows.stop, h - rows.start), cols
-    if code in ("vh", "hv", "r180"):
-        return _sl(h - rows.stop, h - rows.start), _sl(w - cols.stop, w - cols.start)
-    if code == "t":
-        return cols, rows
-    if code == "ccw90":  # out[r, c] = in[c, w - 1 - r]
-        return cols, _sl(w - rows.stop, w - rows.start)
-    # cw90: out[r, c] = in[h - 1 - c, r]
-    return _sl(h - cols.stop, h - cols.start), rows
+def _add_column(img, index):
+    return np.insert(img, index, 0, axis=1)
 
 
-def _flip_batch(code: str, a: np.ndarray) -> np.ndarray:
-    """Flip the last two axes of a (frames, rows, cols) batch."""
-    if code == "v":
-        return a[..., ::-1]
-    if code == "h":
-        return a[..., ::-1, :]
-    if code in ("vh", "hv", "r180"):
-        return a[..., ::-1, ::-1]
-    t = np.swapaxes(a, -1, -2)
-    if code == "t":
-        return t
-    if code == "ccw90":
-        return t[..., ::-1, :]
-    return t[..., ::-1]
-
-
-def _dark_batch(a: np.ndarray, dark) -> np.ndarray:
-    """``a - dark`` with negatives set to 0, in ``a``'s dtype (no unsigned wrap-around)."""
-    dark = np.asarray(dark)
-    work = np.result_type(a.dtype, dark.dtype, np.int8)  # signed (or float) difference
-    if work.kind in "iu" and work.itemsize <= max(a.dtype.itemsize, dark.dtype.itemsize):
-        work = np.result_type(work, np.int64)
-    diff = np.subtract(a, dark, dtype=work)
-    np.maximum(diff, 0, out=diff)
-    return diff.astype(a.dtype, copy=False)
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One op of a pipeline: shapes/dtypes before and after, and how to run it."""
-
-    name: str
-    arg: Any
-    in_shape: tuple[int, int]
-    out_shape: tuple[int, int]
-    out_dtype: np.dtype
-    func: Callable | None = None  # custom op (whole frames); None for a built-in
-
-    def region_in(self, region: RoiSlices) -> RoiSlices | None:
-        """Input region needed for output ``region``; None = the whole input frame."""
-        if self.func is not None:
-            return None
-        if self.name == "flip":
-            return _flip_region_in(self.arg, region, self.in_shape)
-        if self.name == "rectangle":
-            (r0, _), (c0, _) = self.arg
-            rows, cols = region
-            return _sl(r0 + rows.start, r0 + rows.stop), _sl(c0 + cols.start, c0 + cols.stop)
-        return region  # dark, add: pixel-wise
-
-    def apply(self, a: np.ndarray, region_in: RoiSlices) -> np.ndarray:
-        """Run on a (frames, rows, cols) batch holding input region ``region_in``."""
-        if self.func is not None:
-            return np.stack([np.asarray(self.func(f, self.arg)) for f in a]) if len(a) else \
-                np.empty((0,) + tuple(self.out_shape), self.out_dtype)
-        if self.name == "flip":
-            return _flip_batch(self.arg, a)
-        if self.name == "rectangle":
-            return a
-        arg = self.arg
-        if np.ndim(arg) == 2:
-            arg = arg[region_in]
-        if self.name == "dark":
-            return _dark_batch(a, arg)
-        return np.add(a, arg)
-
-
-@dataclass
-class _Pipeline:
-    """The ops of a processed series (shared by all its block reads)."""
-
-    steps: list[_Step]
-    in_shape: tuple[int, int]
-    out_dtype: np.dtype
-
-    def regions(self, roi: RoiSlices) -> list[RoiSlices]:
-        """Needed region before each step (and the output ``roi`` last)."""
-        needed = [roi]
-        for step in reversed(self.steps):
-            r = step.region_in(needed[0])
-            if r is None:
-                r = (slice(0, step.in_shape[0]), slice(0, step.in_shape[1]))
-            needed.insert(0, r)
-        return needed
-
-    def run(self, read: Callable[[RoiSlices], np.ndarray], roi: RoiSlices) -> np.ndarray:
-        """``read(source_region)`` -> batch; apply every step; return the ``roi`` region."""
-        needed = self.regions(roi)
-        data = read(needed[0])
-        have = needed[0]
-        for i, step in enumerate(self.steps):
-            data = _crop(data, have, needed[i])
-            data = step.apply(data, needed[i])
-            if step.func is None:
-                have = needed[i + 1]
-            else:
-                have = (slice(0, step.out_shape[0]), slice(0, step.out_shape[1]))
-        return _crop(data, have, roi)
-
-
-def _crop(a: np.ndarray, have: RoiSlices, want: RoiSlices) -> np.ndarray:
-    if have == want:
-        return a
-    r0 = want[0].start - have[0].start
-    c0 = want[1].start - have[1].start
-    return a[..., r0:r0 + want[0].stop - want[0].start, c0:c0 + want[1].stop - want[1].start]
-
-
-# -- the series ---------------------------------------------------------------------------------
 class ProcessedImageSeries(ImageSeries):
     """An image series with per-frame operations applied (see the module docstring).
 
     Parameters
     ----------
-    ims : ImageSeries
+    imser : ImageSeries or hexrd-style series
         The source series.
     oplist : list of (name, arg)
-        Operations in order; names from the op table (``dark``, ``flip``, ``rectangle``,
-        ``add``, and any added with :meth:`addop`).
+        Operations in order (kept by reference: hexrd code edits it after construction).
     frame_list : sequence of int, optional
         Source frames to use, in this order (negative indices count from the end).
     """
 
-    DARK = "dark"
     FLIP = "flip"
+    DARK = "dark"
     RECT = "rectangle"
     ADD = "add"
+    GAUSS_LAPLACE = "gauss_laplace"
+    ADD_ROW = "add-row"
+    ADD_COL = "add-column"
 
     #: op table: name -> None (built-in, region-aware) or ``func(frame, arg) -> frame``
-    _ops: dict[str, Callable | None] = {DARK: None, FLIP: None, RECT: None, ADD: None}
+    _ops: dict[str, Callable | None] = {DARK: None, FLIP: None, RECT: None, ADD: None,
+                                        GAUSS_LAPLACE: _gauss_laplace, ADD_ROW: _add_row,
+                                        ADD_COL: _add_column}
 
-    def __init__(self, ims: ImageSeries, oplist: Sequence, frame_list: Sequence[int] | None = None,
+    def __init__(self, imser, oplist: Sequence, frame_list: Sequence[int] | None = None,
                  **kwargs):
         if kwargs:
-            raise InputError(f"unexpected keyword arguments {sorted(kwargs)}",
-                             argument="ProcessedImageSeries")
-        if not isinstance(ims, ImageSeries):
-            from . import as_imageseries
+            raise KeywordArgumentError(f"unexpected keyword arguments {sorted(kwargs)}",
+                                       argument=sorted(kwargs)[0])
+        self.__dict__.setdefault("_opdict", {})  # a subclass may addop before this
+        self._source = imser
+        self._imser = as_series(imser)
+        self._duck = not isinstance(imser, ImageSeries)
+        self.on_error = self._imser.on_error
+        n_src = len(self._imser)
+        self._frames = self._check_frames(frame_list, n_src)
+        self._oplist = [] if oplist is None else oplist
+        self._cache: tuple | None = None
+        self._meta = copy.deepcopy(dict(self._imser.metadata))
+        if frame_list is not None and "omega" in self._meta:
+            self._meta["omega"] = np.asarray(self._meta["omega"])[self._frames]
+        self._pipeline(strict=False)  # bad arguments of known ops are errors now
 
-            ims = as_imageseries(ims)
-        self._imser = ims
-        self.on_error = ims.on_error
-        n_src = len(ims)
+    @staticmethod
+    def _check_frames(frame_list, n_src: int) -> np.ndarray:
         if frame_list is None:
-            self._frames = np.arange(n_src, dtype=np.int64)
-        else:
-            try:
-                fl = np.asarray(list(frame_list), dtype=np.int64)
-            except (TypeError, ValueError):
-                raise InputError(f"must be a list of frame indices, got {frame_list!r}",
-                                 argument="frame_list") from None
-            if fl.ndim != 1 or ((fl < -n_src) | (fl >= n_src)).any():
-                raise InputError(f"indices must be in [-{n_src}, {n_src}) for a series of "
-                                 f"{n_src} frames", argument="frame_list")
-            self._frames = fl % n_src if n_src else fl
-        self._oplist = [tuple(op) for op in oplist]
-        self._pipeline = self._build_pipeline(self._oplist)
-        self._shape = self._pipeline.steps[-1].out_shape if self._pipeline.steps else ims.shape
-        self._dtype = self._pipeline.out_dtype
-        self._metadata = self._subset_metadata(ims.metadata, n_src)
+            return np.arange(n_src, dtype=np.int64)
+        try:
+            fl = np.asarray(list(frame_list), dtype=np.int64)
+        except (TypeError, ValueError):
+            raise InputError(f"must be a list of frame indices, got {short_repr(frame_list)}",
+                             argument="frame_list") from None
+        if fl.ndim != 1 or ((fl < -n_src) | (fl >= n_src)).any():
+            raise InputError(f"indices must be in [-{n_src}, {n_src}) for a series of "
+                             f"{n_src} frames", argument="frame_list")
+        return fl % n_src if n_src else fl
 
     # -- op table --------------------------------------------------------------------------
     @_owner_method
     def addop(owner, name: str, func: Callable) -> None:
         """Register op ``name`` as ``func(frame, arg) -> frame`` (whole 2-D frames).
 
-        On a class: for that class and its subclasses; on an instance: for it alone.
+        On an instance: for it alone (hexrd's ``addop``); on a class: for that class and its
+        subclasses (never for a parent).
         """
         if not callable(func):
-            raise InputError(f"op {name!r} needs a callable, got {func!r}", argument="func")
+            raise InputError(f"op {name!r} needs a callable, got {short_repr(func)}",
+                             argument="func")
         if isinstance(owner, type):
             if "_ops" not in owner.__dict__:
                 owner._ops = dict(owner._ops)
             owner._ops[name] = func
         else:
-            owner.__dict__["_ops"] = dict(owner._ops)
-            owner._ops[name] = func
+            owner.__dict__.setdefault("_opdict", {})[name] = func
+
+    def _lookup(self, name):
+        if name in self._opdict:
+            return True, self._opdict[name]
+        if name in type(self)._ops:
+            return True, type(self)._ops[name]
+        return False, None
 
     @property
-    def oplist(self) -> list[tuple]:
-        return list(self._oplist)
+    def oplist(self) -> list:
+        """The operations (the list given, so edits apply to later reads, as in hexrd)."""
+        return self._oplist
 
     @property
     def frame_list(self) -> np.ndarray:
@@ -285,116 +176,133 @@ class ProcessedImageSeries(ImageSeries):
     def source(self) -> ImageSeries:
         return self._imser
 
-    def _build_pipeline(self, oplist) -> _Pipeline:
+    @property
+    def metadata(self) -> dict:
+        """A copy of the source's metadata taken at construction (``omega`` subset by
+        ``frame_list``); changes here stay here."""
+        return self._meta
+
+    # -- pipeline --------------------------------------------------------------------------
+    def _pipeline(self, strict: bool = True) -> _ops.Pipeline:
+        """The current ops as a pipeline, rebuilt when the op list or tables change.
+        ``strict=False`` skips (at construction) ops not known yet."""
+        key = (tuple((op[0] if len(op) else None, id(op[1]) if len(op) > 1 else None)
+                     if isinstance(op, (tuple, list)) else id(op) for op in self._oplist),
+               tuple((k, id(v)) for k, v in self._opdict.items()), id(type(self)._ops))
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
         shape = tuple(int(v) for v in self._imser.shape)
         dtype = np.dtype(self._imser.dtype)
         steps = []
-        for k, op in enumerate(oplist):
-            if len(op) != 2:
-                raise InputError(f"op {k} must be a (name, arg) pair, got {op!r}",
+        for k, op in enumerate(self._oplist):
+            if not isinstance(op, (tuple, list)) or len(op) != 2:
+                raise InputError(f"op {k} must be a (name, arg) pair, got {short_repr(op)}",
                                  argument="oplist")
             name, arg = op
-            if name not in self._ops:
-                raise InputError(f"op {k}: unknown operation {name!r}; known: "
-                                 f"{', '.join(sorted(self._ops))}", argument="oplist")
-            func = self._ops[name]
-            if func is not None:
-                probe = np.asarray(func(np.zeros(shape, dtype), arg))
-                if probe.ndim != 2:
-                    raise InputError(f"op {k} ({name!r}) must return a 2-D frame, got shape "
-                                     f"{probe.shape}", argument="oplist")
-                out_shape, out_dtype = tuple(probe.shape), probe.dtype
-            else:
-                arg, out_shape, out_dtype = self._check_builtin(k, name, arg, shape, dtype)
-            steps.append(_Step(name, arg, shape, out_shape, np.dtype(out_dtype), func))
-            shape, dtype = out_shape, np.dtype(out_dtype)
-        return _Pipeline(steps, tuple(self._imser.shape), dtype)
+            known, func = self._lookup(name)
+            if not known:
+                if not strict:
+                    return None
+                raise MissingEntryError(f"op {k}: unknown operation {short_repr(name)}; known: "
+                                        f"{', '.join(sorted(set(type(self)._ops) | set(self._opdict)))}",
+                                        argument="oplist")
+            step = self._step(k, name, arg, func, shape, dtype)
+            steps.append(step)
+            shape, dtype = step.out_shape, step.out_dtype
+        pipe = _ops.Pipeline(steps, tuple(int(v) for v in self._imser.shape), dtype)
+        self._cache = (key, pipe)
+        return pipe
 
-    @staticmethod
-    def _check_builtin(k, name, arg, shape, dtype):
-        where = f"op {k} ({name!r})"
-        if name == "flip":
-            if arg not in FLIP_CODES:
-                raise InputError(f"{where}: flip code must be one of {FLIP_CODES}, got {arg!r}",
-                                 argument="oplist")
-            return arg, _flip_shape(arg, shape), dtype
-        if name == "rectangle":
-            try:
-                (r0, r1), (c0, c1) = arg
-                r0, r1, c0, c1 = (int(v) for v in (r0, r1, c0, c1))
-            except (TypeError, ValueError):
-                raise InputError(f"{where}: expected [[r0, r1], [c0, c1]], got {arg!r}",
-                                 argument="oplist") from None
-            if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
-                raise InputError(f"{where}: [[{r0}, {r1}], [{c0}, {c1}]] is empty or outside "
-                                 f"the frame of {shape[0]} x {shape[1]}", argument="oplist")
-            return ((r0, r1), (c0, c1)), (r1 - r0, c1 - c0), dtype
-        # dark, add: a number or a frame-shaped array
-        a = np.asarray(arg)
-        if a.dtype.kind not in "biuf":
-            raise InputError(f"{where}: expected a number or a numeric array, got {arg!r}",
-                             argument="oplist")
-        if a.ndim not in (0, 2) or (a.ndim == 2 and a.shape != tuple(shape)):
-            raise InputError(f"{where}: array of shape {a.shape} does not match the frame "
-                             f"shape {tuple(shape)}", argument="oplist")
-        if a.ndim == 0 and not isinstance(arg, np.ndarray):
-            a = arg  # keep Python scalars weak in numpy's promotion
-        if name == "dark":
-            return a, shape, dtype
-        sample = a if np.ndim(a) == 0 else np.asarray(a)[:1, :1]
-        return a, shape, np.add(np.zeros((1, 1), dtype), sample).dtype
+    def _step(self, k, name, arg, func, shape, dtype) -> _ops.Step:
+        if func is _gauss_laplace:  # whole frames; shape and dtype kept
+            return _ops.Step(name, "frame", arg, shape, shape, dtype, func)
+        if func in (_add_row, _add_column):  # np.insert keeps the dtype
+            axis = 0 if func is _add_row else 1
+            _check_insert_index(k, name, arg, shape[axis])
+            out_shape = (shape[0] + 1, shape[1]) if axis == 0 else (shape[0], shape[1] + 1)
+            return _ops.Step(name, "frame", arg, shape, out_shape, dtype, func)
+        if func is not None:  # a custom whole-frame op: run it on a zero frame to learn more
+            probe = np.asarray(func(np.zeros(shape, dtype), arg))
+            if probe.ndim != 2:
+                raise InputError(f"op {k} ({name!r}) must return a 2-D frame, got shape "
+                                 f"{probe.shape}", argument="oplist")
+            return _ops.Step(name, "frame", arg, shape, tuple(probe.shape), probe.dtype, func)
+        return _builtin_step(k, name, arg, shape, dtype)
 
-    def _subset_metadata(self, meta: dict, n_src: int) -> dict:
-        out = {}
-        for k, v in meta.items():
-            if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n_src:
-                out[k] = v[self._frames]
-            else:
-                out[k] = v
-        return out
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self._pipeline().out_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._pipeline().out_dtype
 
     # -- reads -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._frames)
 
     def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
+        if self._duck:
+            return self._process_whole(j)[rows, cols]
         return self.block_source(j, j + 1).read((rows, cols))[0]
 
-    def block_dtype(self) -> np.dtype:
-        return fill_dtype(self._dtype) if self.on_error == "fill" else np.dtype(self._dtype)
+    def _process_whole(self, j: int) -> np.ndarray:
+        """hexrd's way for a hexrd-style source: its frame (or ``get_region`` of a leading
+        rectangle), then every op on the whole frame."""
+        pipe = self._pipeline()
+        src_j = int(self._frames[j])
+        steps = pipe.steps
+        getter = getattr(self._source, "get_region", None)
+        if steps and steps[0].kind == "rectangle" and callable(getter):
+            img, steps = np.asarray(getter(src_j, steps[0].arg)), steps[1:]
+        else:
+            img = np.asarray(self._source[src_j])
+        for step in steps:
+            full = (slice(0, img.shape[0]), slice(0, img.shape[1]))
+            img = step.apply(img[None], full)[0]
+            if step.kind == "rectangle":
+                (r0, r1), (c0, c1) = step.arg
+                img = img[r0:r1, c0:c1]
+        return img
 
-    def block_source(self, start: int, stop: int) -> "ProcessedBlock":
+    def block_dtype(self) -> np.dtype:
+        return fill_dtype(self.dtype) if self.on_error == "fill" else np.dtype(self.dtype)
+
+    def block_source(self, start: int, stop: int) -> BlockSource:
+        if self._duck:
+            return SeriesBlock(self, start, stop, self.on_error)
         frames = self._frames[start:stop]
-        runs = []
-        i = 0
+        runs, i = [], 0
         while i < len(frames):
             j = i + 1
             while j < len(frames) and frames[j] == frames[j - 1] + 1:
                 j += 1
             runs.append(self._imser.block_source(int(frames[i]), int(frames[j - 1]) + 1))
             i = j
-        return ProcessedBlock(runs=runs, pipeline=self._pipeline, shape=self.shape,
+        return ProcessedBlock(runs=runs, pipeline=self._pipeline(), shape=self.shape,
                               dtype=self.block_dtype())
 
     @property
     def token(self) -> str:
-        tok = self.__dict__.get("_token")
-        if tok is None:
-            from dask.base import tokenize
+        from dask.base import tokenize
 
-            ops = [(n, a if np.ndim(a) == 0 or isinstance(a, str) else np.asarray(a))
-                   for n, a in self._oplist]
-            tok = self.__dict__["_token"] = tokenize(self._imser.token, ops, self._frames,
-                                                      type(self).__name__)
-        return tok
+        ops = [(n, a if np.ndim(a) == 0 or isinstance(a, str) else np.asarray(a))
+               for n, a in self._oplist]
+        key = id(self._pipeline())
+        if self.__dict__.get("_token_for") != key:
+            self.__dict__["_token"] = tokenize(self._imser.token, ops, self._frames,
+                                               type(self).__name__)
+            self.__dict__["_token_for"] = key
+        return self.__dict__["_token"]
 
     def to_dask(self, roi=None, frames_per_chunk: int | str = "auto"):
         """Lazy ``(nframes, roi rows, roi cols)`` array; one task reads and processes a batch.
 
-        The op table (dark frames included) is one graph key shared by all tasks, so tasks
-        carry only their source block descriptions.  Tasks are named ``processed-<token>``.
+        The ops (dark frames included) are one graph key shared by all tasks, so tasks carry
+        only their source block descriptions.  Tasks are named ``processed-<token>``.
         """
         import dask.array as da
+        from dask.base import tokenize
         from dask.highlevelgraph import HighLevelGraph
 
         from ..lazy import frame_chunks, resolve_frames_per_chunk  # downstream helpers
@@ -406,42 +314,84 @@ class ProcessedImageSeries(ImageSeries):
         h, w = roi_shape(roi)
         dtype = self.block_dtype()
         fpc = resolve_frames_per_chunk(frames_per_chunk, n, h * w * dtype.itemsize)
-        from dask.base import tokenize
-
         chunks = frame_chunks(n, fpc)
         name = "processed-" + tokenize(self.token, roi[0].start, roi[0].stop, roi[1].start,
                                        roi[1].stop, fpc)
         pipe_key = "processed-ops-" + self.token
-        dsk: dict[Any, Any] = {pipe_key: self._pipeline}
+        dsk: dict = {pipe_key: self._pipeline()}
         start = 0
         for i, c in enumerate(chunks):
             block = self.block_source(start, start + c)
-            block.pipeline = None  # shared through pipe_key instead
+            if isinstance(block, ProcessedBlock):
+                block.pipeline = None  # shared through pipe_key instead
             dsk[(name, i, 0, 0)] = (_read_processed, block, pipe_key, roi)
             start += c
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
         return da.Array(graph, name, (chunks, (h,), (w,)), dtype=dtype)
 
 
-def _read_processed(block: "ProcessedBlock", pipeline: _Pipeline, roi: RoiSlices) -> np.ndarray:
-    return block.read(roi, pipeline)
+def _read_processed(block: BlockSource, pipeline: _ops.Pipeline, roi: RoiSlices) -> np.ndarray:
+    if isinstance(block, ProcessedBlock):
+        return block.read(roi, pipeline)
+    return block.read(roi)
 
 
-@dataclass
+def _check_insert_index(k, name, index, n: int) -> None:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+            or not -n <= index <= n:
+        raise InputError(f"op {k} ({name!r}): index must be an int in [-{n}, {n}], got "
+                         f"{short_repr(index)}", argument="oplist")
+
+
+def _builtin_step(k, name, arg, shape, dtype) -> _ops.Step:
+    where = f"op {k} ({name!r})"
+    if name == "flip":
+        code = _ops.FLIP_ALIASES.get(arg) if isinstance(arg, (str, type(None))) else None
+        if code is None:
+            raise InputError(f"{where}: flip code must be one of "
+                             f"{sorted(c for c in _ops.FLIP_ALIASES if c)} or 'none', got "
+                             f"{short_repr(arg)}", argument="oplist")
+        return _ops.Step(name, "flip", code, shape, _ops.flip_shape(code, shape), dtype)
+    if name == "rectangle":
+        try:
+            (r0, r1), (c0, c1) = arg
+            r0, r1, c0, c1 = (int(v) for v in (r0, r1, c0, c1))
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: expected [[r0, r1], [c0, c1]], got {short_repr(arg)}",
+                             argument="oplist") from None
+        if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
+            raise InputError(f"{where}: [[{r0}, {r1}], [{c0}, {c1}]] is empty or outside the "
+                             f"frame of {shape[0]} x {shape[1]}", argument="oplist")
+        return _ops.Step(name, "rectangle", ((r0, r1), (c0, c1)), shape, (r1 - r0, c1 - c0),
+                         dtype)
+    # dark, add: a number or a frame-shaped array
+    a = np.asarray(arg)
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{where}: expected a number or a numeric array, got "
+                         f"{short_repr(arg)}", argument="oplist")
+    if a.ndim not in (0, 2) or (a.ndim == 2 and a.shape != tuple(shape)):
+        raise InputError(f"{where}: array of shape {a.shape} does not match the frame shape "
+                         f"{tuple(shape)}", argument="oplist")
+    if a.ndim == 0 and not isinstance(arg, np.ndarray):
+        a = arg  # keep Python scalars weak in numpy's promotion
+    sample = a if np.ndim(a) == 0 else np.asarray(a)[:1, :1]
+    frame = np.zeros((1, 1), dtype)
+    out = (frame - sample).dtype if name == "dark" else _ops.add_batch(frame, sample).dtype
+    return _ops.Step(name, name, a, shape, shape, np.dtype(out))
+
+
 class ProcessedBlock(BlockSource):
     """Source block reads of a run of processed frames plus the ops (small to pickle apart
-    from op arrays such as a dark frame)."""
+    from op arrays such as a dark frame, which the graph shares)."""
 
-    runs: list
-    pipeline: _Pipeline | None
-    shape: tuple[int, int]
-    dtype: np.dtype
+    def __init__(self, runs: list, pipeline: _ops.Pipeline | None, shape, dtype):
+        self.runs, self.pipeline, self.shape, self.dtype = runs, pipeline, shape, dtype
 
     @property
     def nframes(self) -> int:
         return sum(r.nframes for r in self.runs)
 
-    def read(self, roi: RoiSlices, pipeline: _Pipeline | None = None) -> np.ndarray:
+    def read(self, roi: RoiSlices, pipeline: _ops.Pipeline | None = None) -> np.ndarray:
         pipe = pipeline if pipeline is not None else self.pipeline
 
         def read_source(region: RoiSlices) -> np.ndarray:
@@ -452,5 +402,4 @@ class ProcessedBlock(BlockSource):
                 return np.empty((0,) + roi_shape(region), dtype=self.dtype)
             return np.concatenate(parts)
 
-        out = pipe.run(read_source, roi)
-        return np.ascontiguousarray(out, dtype=self.dtype)
+        return np.ascontiguousarray(pipe.run(read_source, roi), dtype=self.dtype)

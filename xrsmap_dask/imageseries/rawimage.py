@@ -25,9 +25,8 @@ from ..io import edf
 from ..roi import RoiSlices, roi_shape
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from .hdf5 import file_token, frames_per_write
-from .imagefiles import yaml_meta, yaml_meta_out
-from .registry import register_opener, register_writer
+from ._utils import file_token, frames_per_write, yaml_meta, yaml_meta_out, yaml_top_keys
+from .registry import ImageSeriesFormat, has_suffix, register
 
 
 def scalar_dtype(scalar: dict, where: str) -> np.dtype:
@@ -162,17 +161,13 @@ class RawBlock(BlockSource):
                            self.file_dtype.newbyteorder("="), self.on_error)
 
 
-@register_opener("raw-image")
-def open_rawimage(filename, on_error: str = "raise", **kwargs) -> RawImageSeries:
+def open_rawimage(filename, on_error: str = "raise") -> RawImageSeries:
     """Open the series a raw-image YAML describes."""
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="raw-image")
     return RawImageSeries(filename, on_error=on_error)
 
 
-@register_writer("raw-image")
 def write_rawimage(ims, filename, raw_file: str | None = None, endian: str = "little",
-                   skip: int = 0, meta: dict | None = None, **kwargs) -> None:
+                   skip: int = 0, meta: dict | None = None) -> None:
     """Write frames as raw binary plus the YAML ``filename`` describing them.
 
     Parameters
@@ -187,8 +182,6 @@ def write_rawimage(ims, filename, raw_file: str | None = None, endian: str = "li
     """
     import yaml
 
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="raw-image")
     if endian not in ("little", "big"):
         raise InputError(f"must be 'little' or 'big', got {endian!r}", argument="endian")
     filename = os.fspath(filename)
@@ -215,3 +208,24 @@ def write_rawimage(ims, filename, raw_file: str | None = None, endian: str = "li
            "meta": yaml_meta_out(dict(ims.metadata if meta is None else meta), filename)}
     with open(filename, "w", encoding="utf-8") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
+
+
+class RawImageFormat(ImageSeriesFormat):
+    name = "raw-image"
+    description = "headerless binary frames described by a YAML (scalar type, shape, skip)"
+    suffixes = (".yml", ".yaml")
+    write_keywords = frozenset({"raw_file", "endian", "skip", "meta"})
+    accepts_on_error = True
+
+    def guess_can_open(self, path: str) -> bool:
+        keys = yaml_top_keys(path) if has_suffix(path, self.suffixes) else ()
+        return "filename" in keys and ("scalar" in keys or "skip" in keys)
+
+    def open(self, filename, **kwargs) -> RawImageSeries:
+        return open_rawimage(filename, **kwargs)
+
+    def write(self, ims, filename, **kwargs) -> None:
+        write_rawimage(ims, filename, **kwargs)
+
+
+register(RawImageFormat())

@@ -20,8 +20,8 @@ import numpy as np
 from ..errors import FrameReadError, InputError
 from ..roi import RoiSlices, roi_shape
 from .base import BlockSource, ImageSeries, check_on_error, plain_metadata_value, read_frames
-from .hdf5 import file_token, frames_per_write
-from .registry import register_opener, register_writer
+from ._utils import file_token, frames_per_write
+from .registry import ImageSeriesFormat, register
 
 META_GROUP = "metadata"
 
@@ -138,23 +138,18 @@ class ZarrBlock(BlockSource):
                            "fill")
 
 
-@register_opener("zarr")
 def open_zarr(filename, path_in_store: str | None = None, dataname: str = "images",
-              on_error: str = "raise", **kwargs) -> ZarrImageSeries:
+              on_error: str = "raise", path: str | None = None) -> ZarrImageSeries:
     """Open ``filename`` (a zarr store) as an image series; ``path=`` is an alias of
     ``path_in_store`` (hexrd's hdf5 spelling)."""
-    if "path" in kwargs:
-        path_in_store = kwargs.pop("path")
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="zarr")
+    path_in_store = path if path is not None else path_in_store
     return ZarrImageSeries(filename, path_in_store=path_in_store, dataname=dataname,
                            on_error=on_error)
 
 
-@register_writer("zarr")
 def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = "images",
                frames_per_chunk: int | None = None, meta: dict | None = None,
-               **kwargs) -> None:
+               path: str | None = None) -> None:
     """Write ``ims`` to a zarr v3 store, block by block (never the whole stack at once).
 
     Parameters
@@ -170,10 +165,7 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
     """
     import zarr
 
-    if "path" in kwargs:
-        path_in_store = kwargs.pop("path")
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="zarr")
+    path_in_store = path if path is not None else path_in_store
     store = os.fspath(filename)
     nframes = len(ims)
     h, w = ims.shape
@@ -212,3 +204,36 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
         else:
             attrs[str(k)] = plain_metadata_value(k, v, "stored in zarr attrs")
     mg.attrs.update(attrs)
+
+
+class ZarrFormat(ImageSeriesFormat):
+    name = "zarr"
+    description = "zarr v3 store with GROUP/images (frame, y, x) and a metadata group (ours)"
+    suffixes = (".zarr",)
+    open_keywords = frozenset({"path_in_store", "path", "dataname"})
+    write_keywords = frozenset({"path_in_store", "path", "dataname", "frames_per_chunk",
+                                "meta"})
+    accepts_on_error = True
+    inner_path = True
+
+    def open(self, filename, **kwargs) -> ZarrImageSeries:
+        return open_zarr(filename, **kwargs)
+
+    def write(self, ims, filename, **kwargs) -> None:
+        write_zarr(ims, filename, **kwargs)
+
+    def inner_path_keywords(self, filename: str, inner: str) -> dict:
+        """``store.zarr:/g`` -> group ``/g`` when it holds ``images``, else array ``g``."""
+        import zarr
+
+        try:
+            node = zarr.open(os.fspath(filename), mode="r", path=inner.strip("/"))
+        except Exception:  # noqa: BLE001 - opening reports the missing node
+            node = None
+        if isinstance(node, zarr.Group):
+            return {"path": inner}
+        group, _, name = inner.strip("/").rpartition("/")
+        return {"path": group or None, "dataname": name or "images"}
+
+
+register(ZarrFormat())
