@@ -93,7 +93,11 @@ def test_layouts_open_as_one_series_with_maps_equal_reference(scan, how):
              "measurement": "/entry_0000/measurement/data",
              "instrument": "/entry_0000/ESRF-ID11/eiger/data",
              "path": "/entry/instrument/detector/data"}[inner]
-    ims = imageseries.open(f"{name}:{inner}" if inner else name, "nexus")
+    if kind in ("glob", "list"):
+        ims = imageseries.open(name, "nexus")
+    else:  # the format is guessed from the file (the registry's 'nexus' entry)
+        ims = imageseries.open(f"{name}:{inner}" if inner else name)
+        assert imageseries.guess_format(name) == "nexus"
     assert len(ims) == NPT_Y * NPT_X and ims.shape == SHAPE and ims.dtype == np.uint32
     ref = h5py_frames(scan["data_files"])
     np.testing.assert_array_equal(ims.read_block(0, len(ims)), ref)
@@ -102,6 +106,18 @@ def test_layouts_open_as_one_series_with_maps_equal_reference(scan, how):
     if mask is not None:
         np.testing.assert_array_equal(mask, scan["mask"] != 0)
     check_maps(run_maps(ims, mask=mask), ref, mask)
+
+
+def test_hexrd_files_stay_with_the_hdf5_format(scan, tmp_path):
+    path = str(tmp_path / "hexrd.h5")
+    ims = imageseries.open(scan["master"])
+    imageseries.write(ims, path, "hdf5", path="/imageseries")
+    assert imageseries.guess_format(path) == "hdf5"
+    back = imageseries.open(f"{path}:/imageseries/images")
+    assert type(back).__name__ == "HDF5ImageSeries"
+    np.testing.assert_array_equal(back.read_block(0, len(back)), scan["frames"])
+    with pytest.raises(InputError, match="accepted: direct_chunks, on_error, path"):
+        imageseries.open(scan["master"], dataname="x")
 
 
 def test_master_links_followed_in_order_with_frame_counts(scan):

@@ -24,8 +24,9 @@ import os
 from ..errors import FrameReadError, InputError
 from ..io import h5info
 from ..io import nexus as nx
+from ..io.hdf5 import open_file
 from ._h5frames import H5FramesSeries
-from .registry import register_opener
+from .registry import ImageSeriesFormat, register
 
 class NexusImageSeries(H5FramesSeries):
     """One series from NeXus / Eiger master / LIMA / Bliss files (see module docstring).
@@ -80,11 +81,47 @@ def nexus_files(filename, path: str | None = None) -> list[tuple[str, str | None
     return out
 
 
-@register_opener("nexus")
 def open_nexus(filename, path: str | None = None, on_error: str = "raise",
-               direct_chunks: bool = True, **kwargs) -> NexusImageSeries:
+               direct_chunks: bool = True) -> NexusImageSeries:
     """Open NeXus / Eiger / LIMA / Bliss frames (see :class:`NexusImageSeries`)."""
-    if kwargs:
-        raise InputError(f"unexpected keyword arguments {sorted(kwargs)}", argument="nexus")
     return NexusImageSeries(filename, path=path, on_error=on_error,
                             direct_chunks=direct_chunks)
+
+
+def nexus_layout(path: str) -> bool:
+    """Whether ``path`` is an HDF5 file whose frames are found without a dataset path and are
+    not hexrd's ``images`` dataset (those are the ``hdf5`` format's)."""
+    if not nx.is_hdf5_file(path):
+        return False
+    try:
+        with open_file(path) as f:
+            found = nx.default_frames_path(f)
+    except InputError:
+        return False
+    return found.rstrip("/").rsplit("/", 1)[-1] != "images"
+
+
+class NexusFormat(ImageSeriesFormat):
+    """Registry entry: NeXus / Eiger master / LIMA / Bliss / VDS files (``file.h5``,
+    ``file.h5:/path``, a glob or a list of files of one scan)."""
+
+    name = "nexus"
+    description = ("NeXus/Eiger master (data_NNNNNN links), LIMA, Bliss/VDS HDF5: one series; "
+                   "file.h5[:/path], glob or list")
+    suffixes = nx.HDF5_SUFFIXES
+    open_keywords = frozenset({"path", "direct_chunks"})
+    accepts_on_error = True
+    inner_path = True
+    guess_priority = 0  # above the generic hexrd 'hdf5' entry (-1) when the layout matches
+
+    def guess_can_open(self, path: str) -> bool:
+        return nexus_layout(path)
+
+    def open(self, filename, **kwargs) -> NexusImageSeries:
+        return open_nexus(filename, **kwargs)
+
+    def inner_path_keywords(self, filename: str, inner: str) -> dict:
+        return {"path": inner}
+
+
+register(NexusFormat())
