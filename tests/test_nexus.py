@@ -173,6 +173,17 @@ def test_missing_data_file(damaged, which, frames_lost, entry):
     np.testing.assert_array_equal(sums[good], ref.ravel()[good])
 
 
+def test_truncated_data_file_named_with_its_frames(damaged):
+    frames, master, files, _ = damaged
+    with open(files[1], "r+b") as f:
+        f.truncate(os.path.getsize(files[1]) // 2)
+    with pytest.raises(FrameReadError, match=r"scan_data_000002\.h5.*frames 4\.\.7: not a "
+                                             r"readable HDF5 file.*truncated"):
+        NexusImageSeries(master)
+    ims = NexusImageSeries(master, on_error="fill")
+    assert [b[0] for b in ims.bad_frames] == [4, 5, 6, 7]
+
+
 def test_unwritten_chunks_in_a_data_file(tmp_path):
     """The detector stopped: the last data file's dataset has frames never written."""
     frames = synth.detector_frames(10, SHAPE, "uint32", seed=4)

@@ -208,8 +208,13 @@ def _source(f, path: str, filename: str) -> tuple[str, str, str | None]:
         target = resolve_link_file(link.filename, filename)
         if not os.path.exists(target):
             return target, link.path, "data file not found"
-        return target, link.path, None if _get(f, path) is not None else \
-            f"dataset {link.path!r} not found in the data file"
+        if _get(f, path) is not None:
+            return target, link.path, None
+        try:  # say why the link does not resolve: an unreadable file, or no such dataset
+            open_file(target).close()
+        except FrameReadError as exc:
+            return target, link.path, exc.reason
+        return target, link.path, f"dataset {link.path!r} not found in the data file"
     obj = _get(f, path)
     if obj is None:
         return filename, path, f"link {path!r} points to nothing"
