@@ -118,6 +118,11 @@ def test_hexrd_files_stay_with_the_hdf5_format(scan, tmp_path):
     np.testing.assert_array_equal(back.read_block(0, len(back)), scan["frames"])
     with pytest.raises(InputError, match="accepted: direct_chunks, on_error, path"):
         imageseries.open(scan["master"], dataname="x")
+    # a file in no detector layout is guessed 'hdf5'; format='nexus' takes its one 3-D dataset
+    plain = synth.write_hdf5_frames(str(tmp_path / "plain.h5"), "/x/frames", scan["frames"])
+    assert imageseries.guess_format(plain) == "hdf5"
+    np.testing.assert_array_equal(imageseries.open(plain, "nexus").read_block(0, 3),
+                                  scan["frames"][:3])
 
 
 def test_master_links_followed_in_order_with_frame_counts(scan):

@@ -89,16 +89,16 @@ def open_nexus(filename, path: str | None = None, on_error: str = "raise",
 
 
 def nexus_layout(path: str) -> bool:
-    """Whether ``path`` is an HDF5 file whose frames are found without a dataset path and are
-    not hexrd's ``images`` dataset (those are the ``hdf5`` format's)."""
+    """Whether ``path`` is an HDF5 file in a detector layout (NeXus ``default`` chain, Eiger
+    master or data file, LIMA); other HDF5 files are the ``hdf5`` format's unless
+    ``format='nexus'`` is given (which also takes the file's only 3-D dataset)."""
     if not nx.is_hdf5_file(path):
         return False
     try:
         with open_file(path) as f:
-            found = nx.default_frames_path(f)
+            return nx.detector_frames_path(f) is not None
     except InputError:
         return False
-    return found.rstrip("/").rsplit("/", 1)[-1] != "images"
 
 
 class NexusFormat(ImageSeriesFormat):

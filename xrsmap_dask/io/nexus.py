@@ -57,13 +57,10 @@ def is_hdf5_file(path: str) -> bool:
 
 
 # -- discovery -----------------------------------------------------------------------------
-def default_frames_path(f) -> str:
-    """Path of the frames in an open file given without a dataset path.
-
-    In order: the NeXus ``default``/``signal`` chain, an Eiger ``/entry/data`` group (links
-    ``data_NNNNNN`` or a ``data`` dataset), LIMA's ``/entry_0000/measurement/data``, hexrd's
-    ``/imageseries/images``, else the only 3-D numeric dataset of the file.
-    """
+def detector_frames_path(f) -> str | None:
+    """Path of the frames in a detector layout: the NeXus ``default``/``signal`` chain, an
+    Eiger ``/entry/data`` group (links ``data_NNNNNN`` or a ``data`` dataset) or LIMA's
+    ``/entry_0000/measurement/data``; ``None`` for any other file."""
     import h5py
 
     path = _nexus_default(f)
@@ -72,7 +69,19 @@ def default_frames_path(f) -> str:
     group = f.get(EIGER_DATA_GROUP)
     if isinstance(group, h5py.Group) and (_data_links(group) or "data" in group):
         return EIGER_DATA_GROUP
-    for candidate in (LIMA_DATA, "/imageseries/images", "/images"):
+    return LIMA_DATA if LIMA_DATA in f else None
+
+
+def default_frames_path(f) -> str:
+    """Path of the frames in an open file given without a dataset path: a detector layout
+    (:func:`detector_frames_path`), hexrd's ``/imageseries/images`` or ``/images``, else the
+    only 3-D numeric dataset of the file."""
+    import h5py
+
+    path = detector_frames_path(f)
+    if path:
+        return path
+    for candidate in ("/imageseries/images", "/images"):
         if candidate in f:
             return candidate
     found = []
