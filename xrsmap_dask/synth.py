@@ -231,6 +231,44 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
+#: numpy dtype -> EDF DataType name, for :func:`edf_block_bytes`
+EDF_TYPE_NAMES = {"u1": "UnsignedByte", "i1": "SignedByte", "u2": "UnsignedShort",
+                  "i2": "SignedShort", "u4": "UnsignedInteger", "i4": "SignedInteger",
+                  "u8": "Unsigned64", "i8": "Signed64", "f4": "FloatValue", "f8": "DoubleValue"}
+
+
+def edf_block_bytes(data: np.ndarray, header: dict | None = None, compression: str | None = None,
+                    big_endian: bool = False, pad_to: int = 512) -> bytes:
+    """One EDF block (``{`` header ``}`` newline, then the data), written by hand.
+
+    fabio writes neither compressed blocks nor arbitrary header text; tests of the readers
+    need both.  The standard keys (``HeaderID``, ``ByteOrder``, ``DataType``, ``Dim_1``,
+    ``Dim_2``, ``Size``, and ``Compression`` when ``compression`` is ``'gzip'``, ``'zlib'``
+    or ``'bz2'``: ``Size`` is then the compressed size) come first; ``header`` entries
+    replace them (``None`` removes one) or follow, written verbatim as ``key = value ;``.
+    The header is padded with spaces so ``{ ... }\\n`` is a multiple of ``pad_to`` bytes.
+    """
+    import bz2
+    import gzip
+    import zlib
+
+    data = np.ascontiguousarray(data)
+    raw = data.astype(data.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
+    packers = {"gzip": lambda b: gzip.compress(b, mtime=0), "zlib": zlib.compress,
+               "bz2": bz2.compress}
+    payload = packers[compression](raw) if compression else raw
+    fields = {"HeaderID": "EH:000001:000000:000000",
+              "ByteOrder": "HighByteFirst" if big_endian else "LowByteFirst",
+              "DataType": EDF_TYPE_NAMES[data.dtype.str[1:]], "Dim_1": data.shape[-1],
+              "Dim_2": data.shape[0] if data.ndim == 2 else 1, "Size": len(payload)}
+    if compression:
+        fields["Compression"] = compression
+    fields.update(header or {})
+    text = "{\n" + "".join(f"{k} = {v} ;\n" for k, v in fields.items() if v is not None)
+    pad = (-(len(text) + 2)) % pad_to if pad_to else 0
+    return (text + " " * pad + "}\n").encode("ascii") + payload
+
+
 # -- beamline HDF5 layouts (Eiger master + data files, LIMA, VDS) ---------------------------
 #: HDF5 compression names -> h5py ``create_dataset`` keywords (hdf5plugin filters)
 HDF5_COMPRESSIONS = ("bslz4", "lz4", "zstd", "blosc", "blosc2", "gzip", "gzip-shuffle",
@@ -372,3 +410,106 @@ def write_vds(path, sources: list[str], dataset: str = "/entry/data/data",
         plot.attrs.update(NX_class="NXdata", signal="data")
         plot["data"] = h5py.SoftLink(vds_path)
     return str(path)
+
+
+# ---------------------------------------------------------------------------------------
+# calibrated scans: a pyFAI PONI file with tilts and frames with rings at known q
+
+
+def write_poni(path, detector: str = "Pilatus300k", dist: float = 0.15,
+               poni1: float | None = None, poni2: float | None = None, rot1: float = 0.02,
+               rot2: float = -0.015, rot3: float = 0.1, wavelength: float = 1.0e-10,
+               pixel_size: float | None = None, shape=None) -> str:
+    """Write a pyFAI PONI file (tilted by ``rot1``-``rot3``, radians) and return its path.
+
+    ``detector`` is a pyFAI detector name (its shape and mask are pyFAI's), or give
+    ``pixel_size`` (metres) and ``shape`` (rows, cols) for a generic detector.  The PONI
+    defaults to the pixel at 45 % of the rows and 55 % of the columns.
+    """
+    from pyFAI.detectors import Detector, detector_factory
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+    from pyFAI.io.ponifile import PoniFile
+
+    if pixel_size is not None:
+        det = Detector(pixel1=pixel_size, pixel2=pixel_size, max_shape=tuple(shape))
+    else:
+        det = detector_factory(detector)
+    rows, cols = det.max_shape
+    poni1 = 0.45 * rows * det.pixel1 if poni1 is None else poni1
+    poni2 = 0.55 * cols * det.pixel2 if poni2 is None else poni2
+    ai = AzimuthalIntegrator(dist=dist, poni1=poni1, poni2=poni2, rot1=rot1, rot2=rot2,
+                             rot3=rot3, wavelength=wavelength, detector=det)
+    path = os.fspath(path)
+    with open(path, "w") as f:
+        PoniFile(ai).write(f)
+    return path
+
+
+@dataclass
+class PoniScan:
+    """What :func:`make_poni_scan` wrote: frames with rings at ``q_rings`` (nm^-1)."""
+
+    directory: str
+    npt_y: int
+    npt_x: int
+    frame_shape: tuple[int, int]
+    dtype: str
+    poni_file: str
+    q_rings: tuple[float, ...]
+    files: list[str] = field(default_factory=list)
+    mask_file: str | None = None
+
+    @property
+    def nframes(self) -> int:
+        return self.npt_y * self.npt_x
+
+
+def poni_model_frame(q: np.ndarray, index: int, npt_y: int, npt_x: int, q_rings,
+                     background: float = 20.0, q_sigma: float = 0.15) -> np.ndarray:
+    """Expected counts of frame ``index``: ``background`` plus Gaussian rings in ``q`` (the
+    per-pixel q array, nm^-1) at ``q_rings``, ring ``k`` of height
+    :func:`ring_amplitude` ``(k, iy, ix)``."""
+    iy, ix = divmod(index, npt_x)
+    img = np.full(q.shape, float(background))
+    for k, q0 in enumerate(q_rings):
+        img += ring_amplitude(k, iy, ix, npt_y, npt_x) * np.exp(-0.5 * ((q - q0) / q_sigma) ** 2)
+    return img
+
+
+def make_poni_scan(directory, npt_y: int = 3, npt_x: int = 4, detector: str = "Pilatus300k",
+                   q_rings=(8.0, 15.0, 22.0), dtype: str = "int32", noise: bool = True,
+                   gap_value: int = -1, seed: int = 0, **poni_kwargs) -> PoniScan:
+    """Write a PONI file (:func:`write_poni`, tilted) and a raster scan of EDF frames whose
+    rings sit at ``q_rings`` (nm^-1) under that geometry.
+
+    Pixels of the detector's own mask (module gaps) hold ``gap_value`` (-1, as Pilatus CBF
+    files); a user mask ``mask.edf`` (uint8, nonzero = excluded) marks a few hot pixels,
+    which hold :data:`HOT_VALUE`.
+    """
+    import pyFAI
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    poni = write_poni(directory / "geometry.poni", detector, **poni_kwargs)
+    ai = pyFAI.load(poni)
+    shape = tuple(int(v) for v in ai.detector.max_shape)
+    q = ai.array_from_unit(shape, "center", "q_nm^-1", scale=True)
+    gaps = ai.detector.mask
+    gaps = np.zeros(shape, bool) if gaps is None else np.asarray(gaps) != 0
+    rng = np.random.default_rng(seed)
+    hot = np.zeros(shape, np.uint8)
+    hot[rng.integers(0, shape[0], 6), rng.integers(0, shape[1], 6)] = 1
+    hot[gaps] = 0
+    scan = PoniScan(str(directory), npt_y, npt_x, shape, str(np.dtype(dtype)), poni,
+                    tuple(float(v) for v in q_rings))
+    for i in range(scan.nframes):
+        expected = poni_model_frame(q, i, npt_y, npt_x, q_rings)
+        img = rng.poisson(expected).astype(np.float64) if noise else np.rint(expected)
+        img[hot != 0] = HOT_VALUE
+        img[gaps] = gap_value
+        path = str(directory / f"frame_{i:05d}.edf")
+        write_edf(path, img.astype(dtype), {"frame_index": str(i)})
+        scan.files.append(path)
+    scan.mask_file = str(directory / "mask.edf")
+    write_edf(scan.mask_file, hot)
+    return scan

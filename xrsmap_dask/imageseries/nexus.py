@@ -28,6 +28,7 @@ from ..io.hdf5 import open_file
 from ._h5frames import H5FramesSeries
 from .registry import ImageSeriesFormat, register
 
+
 class NexusImageSeries(H5FramesSeries):
     """One series from NeXus / Eiger master / LIMA / Bliss files (see module docstring).
 

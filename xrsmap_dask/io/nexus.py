@@ -144,7 +144,7 @@ def frame_sources(filename: str, path: str | None = None) -> tuple[list[tuple], 
     """``([(file, dataset) or (missing file, reason)...], resolved path)`` for one file.
 
     A group given as ``path`` stands for its ``data_NNNNNN`` links (Eiger master), else its
-    NXdata ``signal``, else its ``data`` dataset.  A source is ``(file, dataset, None)`` or,
+    NXdata ``signal``, else its ``data`` dataset (or hexrd's ``images``).  A source is ``(file, dataset, None)`` or,
     for a link whose target cannot be opened, ``(target file, target dataset, reason)``.
     """
     import h5py
@@ -161,10 +161,12 @@ def frame_sources(filename: str, path: str | None = None) -> tuple[list[tuple], 
         if isinstance(obj, h5py.Group):
             names = _data_links(obj)
             if not names:
-                inner = _attr_str(obj, "signal") or ("data" if "data" in obj else None)
+                inner = _attr_str(obj, "signal") or next(
+                    (n for n in ("data", "images") if n in obj), None)  # images: hexrd's
                 if inner is None:
                     raise InputError(f"group {path!r} holds no frames (no data_NNNNNN links, "
-                                     "NXdata signal or 'data' dataset)", path=filename)
+                                     "NXdata signal, 'data' or 'images' dataset)",
+                                     path=filename)
                 return frame_sources(filename, f"{obj.name}/{inner}")
             return [_source(f, f"{obj.name}/{n}", filename) for n in names], obj.name
         return [_source(f, path, filename)], path
