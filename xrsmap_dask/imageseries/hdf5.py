@@ -1,15 +1,14 @@
 """The ``hdf5`` format: frames as a 3-D dataset ``GROUP/images`` ``(frame, y, x)``.
 
 ``open(f, 'hdf5', path=GROUP, dataname='images')`` (hexrd's names); metadata are the group's
-attributes (numpy arrays allowed).  One dask task reads one hyperslab: the ROI of its run of
-frames (:func:`xrsmap_dask.io.hdf5.read_hyperslab`), carrying only the file name and dataset
-path.  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
+attributes (numpy arrays allowed).  Reads are those of every HDF5 series
+(:mod:`._h5frames`): one dask task reads the ROI of its run of frames, raw chunks decoded in
+parallel where the filters allow, carrying only file names and chunk addresses.  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
 block (never the whole stack in memory) and stores the metadata as group attributes.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,44 +101,8 @@ class HDF5ImageSeries(H5FramesSeries):
         self._set_segments(dataset_segments(self.filename, self.dataset), on_error)
         f, ds = h5io.open_dataset(self.filename, self.dataset)
         with f:
+            self.ndim = int(ds.ndim)
             self._metadata = read_attrs(ds.parent)
-
-
-@dataclass
-class HDF5Block(BlockSource):
-    """File name, dataset path and frame range: one hyperslab read (pickles small)."""
-
-    filename: str
-    dataset: str
-    start: int
-    stop: int
-    dtype: np.dtype
-    on_error: str = "raise"
-
-    @property
-    def nframes(self) -> int:
-        return self.stop - self.start
-
-    def read(self, roi: RoiSlices) -> np.ndarray:
-        rows, cols = roi
-        try:
-            data = h5io.read_hyperslab(self.filename, self.dataset, self.start, self.stop,
-                                       rows, cols)
-        except FrameReadError:
-            if self.on_error != "fill":
-                raise
-        else:
-            if self.on_error == "fill":
-                return read_frames(lambda j, slot: data[j], range(self.nframes),
-                                   roi_shape(roi), self.dtype, "fill")
-            return data
-
-        # a damaged chunk: retry frame by frame so only the bad frames become NaN
-        def one(j: int, slot: np.ndarray) -> np.ndarray:
-            return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
-
-        return read_frames(one, range(self.start, self.stop), roi_shape(roi), self.dtype,
-                           self.on_error)
 
 
 def open_hdf5(filename, path=None, dataname: str = "images", on_error: str = "raise",
