@@ -25,13 +25,21 @@ NUMPY_TAG = "! load-numpy-array"
 LEGACY_ARRAY = "++np.array"
 #: longest repr of user input put in an error message
 REPR_LIMIT = 80
+#: largest npz member read (bytes); frame-cache entries are bounded by the frame size
+NPZ_MAX_BYTES = 1 << 31
 
 
 def short_repr(value: Any, limit: int = REPR_LIMIT) -> str:
-    """``repr(value)`` cut to ``limit`` characters (error messages never print unbounded
-    input)."""
+    """A repr of ``value`` of at most ``limit`` characters, built without walking more than a
+    few items of containers (error messages never print unbounded input, and a YAML alias
+    bomb never gets expanded by its repr)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 6, 6, 6, 6
+    r.maxstring = r.maxother = r.maxlong = limit
     try:
-        text = repr(value)
+        text = r.repr(value)
     except Exception:  # noqa: BLE001 - a hostile __repr__
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -319,9 +327,21 @@ class CheckedNpz:
         return f, tuple(shape), dtype, fortran, nbytes
 
     def __getitem__(self, key: str) -> np.ndarray:
+        return self.read(key)
+
+    def read(self, key: str, max_items: int | None = None) -> np.ndarray:
+        """Member ``key``; more than ``max_items`` elements (default: :data:`NPZ_MAX_BYTES`
+        bytes) is an InputError before anything is read (a deflate bomb is real data)."""
         import zipfile
 
         f, shape, dtype, fortran, nbytes = self._open(key)
+        items = nbytes // max(1, dtype.itemsize)
+        if (max_items is not None and items > max_items) or nbytes > NPZ_MAX_BYTES:
+            f.close()
+            raise InputError(f"array {short_repr(key)} of shape {short_repr(shape)} is larger "
+                             f"than this field can be ({max_items if max_items is not None else NPZ_MAX_BYTES} "
+                             f"{'items' if max_items is not None else 'bytes'})",
+                             path=self.path, argument=key)
         try:
             with f:
                 raw = f.read(nbytes)

@@ -23,6 +23,9 @@ def load_yaml(source, *, is_text: bool = False):
                 text = f.read()
         except FileNotFoundError:
             raise InputError("file not found", path=name) from None
+        except (UnicodeDecodeError, OSError) as exc:  # binary content, a directory, ...
+            raise InputError(f"not a readable YAML text file: {type(exc).__name__}",
+                             path=name) from None
     try:
         return yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:

@@ -110,6 +110,19 @@ def check_entries(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape,
     return None if reason is None else f"data do not fit the cache's dtype: {reason}"
 
 
+def _plain(value, kind: type, field: str, where: str):
+    """A YAML value of the Python type ``kind`` (a list: at most 2 ints), checked before numpy
+    sees it (an alias bomb never becomes an array or a string)."""
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and kind is list:
+        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                     for v in value)
+    if not ok:
+        raise InputError(f"must be {'two integers' if kind is list else kind.__name__}, got "
+                         f"{short_repr(value)}", path=where, argument=field)
+    return value
+
+
 def _header_int(value, field: str, where: str, low: int, high: int) -> int:
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu" or arr.size != 1:
@@ -196,17 +209,18 @@ class FrameCacheImageSeries(ImageSeries):
             raise FormatError("frame-cache YAML 'data:' needs 'file:' (a path)", path=where)
         self.cache_file = resolve_relative(data["file"], where, what="frame cache file")
         self._load_npz(self.cache_file)
-        said = {"nframes": lambda v: _header_int(v, "data.nframes", where, 0, MAX_FRAMES),
-                "shape": lambda v: _header_shape(v, where),
-                "dtype": lambda v: _header_dtype(v, where)}
+        said = {"nframes": lambda v: _header_int(_plain(v, int, "data.nframes", where),
+                                                  "data.nframes", where, 0, MAX_FRAMES),
+                "shape": lambda v: _header_shape(_plain(v, list, "data.shape", where), where),
+                "dtype": lambda v: _header_dtype(_plain(v, str, "data.dtype", where), where)}
         holds = {"nframes": len(self), "shape": self.shape, "dtype": self.dtype}
         for key, parse in said.items():
             if key in data and parse(data[key]) != holds[key]:
                 raise FormatError(f"YAML says {key} = {short_repr(data[key])} but the cache "
                                   f"{self.cache_file!r} holds {holds[key]}", path=where)
-        meta = doc.get("meta") or {}
-        self._metadata.update(yaml_meta(meta, where,
-                                        other_dirs=[os.path.dirname(self.cache_file)]))
+        # as hexrd: the YAML's meta only (members of the npz beside it are not metadata)
+        self._metadata = yaml_meta(doc.get("meta") or {}, where,
+                                   other_dirs=[os.path.dirname(self.cache_file)])
 
     def _load_npz(self, cache: str) -> None:
         with CheckedNpz(cache) as arrs:
@@ -214,10 +228,10 @@ class FrameCacheImageSeries(ImageSeries):
             if missing:
                 raise FormatError(f"frame-cache npz lacks the keys {missing}", path=cache)
             # checked against the keys present before any loop or allocation
-            nframes = _header_int(arrs["nframes"], "nframes", cache, 0,
+            nframes = _header_int(arrs.read("nframes", 1), "nframes", cache, 0,
                                   min(MAX_FRAMES, len(arrs.keys()) // 3))
-            self._shape = _header_shape(arrs["shape"], cache)
-            self._dtype = _header_dtype(arrs["dtype"], cache)
+            self._shape = _header_shape(arrs.read("shape", 2), cache)
+            self._dtype = _header_dtype(arrs.read("dtype", 64), cache)
             parts = ([], [], [])
             counts = np.zeros(nframes, dtype=np.int64)
             for i in range(nframes):
@@ -225,8 +239,9 @@ class FrameCacheImageSeries(ImageSeries):
                 if any(k not in arrs for k in keys):
                     raise FormatError(f"frame-cache npz lacks the entries of frame {i}",
                                       path=cache, frame=i)
-                r, c, v = (arrs[k].reshape(-1) if arrs[k].ndim <= 1 else arrs[k]
-                           for k in keys)
+                npix = self._shape[0] * self._shape[1]
+                r, c, v = (arrs.read(k, max_items=npix) for k in keys)
+                r, c, v = (a.reshape(-1) if a.ndim == 0 else a for a in (r, c, v))
                 reason = check_entries(r, c, v, self._shape, self._dtype) \
                     if r.ndim == c.ndim == v.ndim == 1 else "row/col/data are not 1-D"
                 if reason is not None:

@@ -116,8 +116,11 @@ def open_imagefiles(filename, on_error: str = "raise", **kwargs):
     spec = doc["image-files"]
     if "files" not in spec:
         raise FormatError("'image-files:' has no 'files'", path=where)
-    directory = resolve_relative(str(spec.get("directory") or "."), path,
-                                 what="image-files directory")
+    directory = spec.get("directory") or "."
+    if not isinstance(directory, str):
+        raise InputError(f"must be a path, got {short_repr(directory)}", path=where,
+                         argument="image-files.directory")
+    directory = resolve_relative(directory, path, what="image-files directory")
     files = resolve_files(directory, spec["files"], where)
     opts = _options(doc.get("options") or {}, where)
     opts.update(kwargs)
