@@ -13,7 +13,8 @@ import zarr
 from xrsmap_dask import cli
 from xrsmap_dask.cluster import ExecutionSpec, execution
 from xrsmap_dask.errors import InputError, UnsafeInputError
-from xrsmap_dask.jobs import (load_job, resolve_inputs, run_survey, scan_output_path)
+from xrsmap_dask.inputs import resolve_inputs
+from xrsmap_dask.jobs import load_job, run_survey, scan_output_path
 from xrsmap_dask.synth import make_scan
 
 # the scheduler's HTTP server moves off 8787 when an earlier cluster holds it: harmless
@@ -264,7 +265,7 @@ def test_resolve_inputs_forms(scans, tmp_path):
         f["/entry/images"] = np.zeros((3, 4, 4), np.uint16)
     spec = resolve_inputs(f"{h5}:/entry/images")
     assert (spec.kind, spec.dataset) == ("hdf5", "/entry/images")
-    from xrsmap_dask.jobs import open_inputs
+    from xrsmap_dask.inputs import open_inputs
 
     assert len(open_inputs(spec)) == 3
     with pytest.raises(InputError, match="file not found"):

@@ -660,7 +660,7 @@ def _(env):
 def _(env):
     bkg = [env.edf(f"bkg_small_{k}.edf", np.full((16, 20), 3, np.uint16)) for k in range(2)]
     m = mapper_out(env, back_files=bkg)   # built outside the watch: the background is computed
-    return lambda: m.composite_map(env.files), r"argument 'background'.*16 x 20.*32 x 40"
+    return lambda: m.composite_map(env.files), r"argument 'back_files'.*16 x 20.*32 x 40"
 
 
 @case("dark-vs-flat-shape/mapper")
@@ -680,7 +680,7 @@ for _which in ("mask", "dark", "flat"):
         def setup(env):
             img = env.edf(f"{which}_small.edf", np.ones((16, 40), np.uint16))
             return (cli_maps(env, "composite", env.files, f"--{which}", img),
-                    rf"'{which}'.*16 x 40.*32 x 40")
+                    rf"'--{which}'.*16 x 40.*32 x 40")
         return setup
     case(f"{_which}-shape/cli", output=True, cli=True)(_make(_which))
 
@@ -689,7 +689,7 @@ for _which in ("mask", "dark", "flat"):
 def _(env):
     bkg = [env.edf(f"bkg_small_{k}.edf", np.full((16, 20), 3, np.uint16)) for k in range(2)]
     return (cli_maps(env, "composite", env.files, "--background", *bkg),
-            r"'background'.*16 x 20.*32 x 40")
+            r"'--background'.*16 x 20.*32 x 40")
 
 
 # -- fewer / more files than scan points ---------------------------------------------------
@@ -766,7 +766,7 @@ def _(env):
 def _(env):
     return (cli_maps(env, "annulus", env.files, "--cen-y", "500", "--cen-x", "500",
                      "--radius", "5", "--width", "2"),
-            r"rings.*no pixel inside the 32 x 40 frame")
+            r"--radius.*no pixel inside the 32 x 40 frame")
 
 
 # -- percentile outside [0, 100] -----------------------------------------------------------

@@ -14,4 +14,15 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from .errors import FormatError, FrameReadError, InputError, UnsafeInputError  # noqa: E402
 
-__all__ = ["__version__", "InputError", "FrameReadError", "FormatError", "UnsafeInputError"]
+__all__ = ["__version__", "Mapper", "InputError", "FrameReadError", "FormatError",
+           "UnsafeInputError"]
+
+
+def __getattr__(name: str):
+    """``from xrsmap_dask import Mapper`` (as the seed's ``xrsmap.Mapper``), imported on first
+    use so that ``import xrsmap_dask`` stays light (the CLI's start-up)."""
+    if name == "Mapper":
+        from .mapper import Mapper
+
+        return Mapper
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, TextIO
 
 from .errors import InputError
+from .progress import text_counter
 
 #: options that only a dask-jobqueue cluster uses
 _JOBQUEUE_ONLY = ("cores", "memory", "walltime", "queue", "account", "interface",
@@ -288,24 +289,6 @@ def pathos_get(pool, num_workers: int):
                              chunksize=1, **kwargs)
 
     return get
-
-
-def text_counter(label: str, *, quiet: bool = False, stream: TextIO | None = None,
-                 min_total: int = 1000):
-    """A ``progress(done, total)`` callback drawing ``label: done/total`` on one line of
-    ``stream`` (stderr), for steps outside dask such as reading 10^5 headers; ``None`` when
-    quiet.  Totals below ``min_total`` draw nothing (too quick to matter)."""
-    if quiet:
-        return None
-
-    def progress(done: int, total: int) -> None:
-        if total < min_total:
-            return
-        out = stream or sys.stderr
-        out.write(f"\r{label}: {done}/{total}" + ("\n" if done >= total else ""))
-        out.flush()
-
-    return progress
 
 
 # -- the executor --------------------------------------------------------------------------

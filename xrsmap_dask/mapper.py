@@ -15,22 +15,35 @@ Conventions (the same numbers as xrsmap, with its bugs fixed):
   by summing ``binning x binning`` blocks; ``sum_map`` the float64 sum of the corrected ROI;
 * corrections: dark subtracted, flat divided, background subtracted, mask (nonzero =
   excluded: adds nothing to sums, ``dummy`` in the composite), ``norm`` divided.
+
+Every keyword goes through the same parse functions as the command line and job specs
+(:mod:`xrsmap_dask.settings`); the maps are built by the same pipeline
+(:mod:`xrsmap_dask.pipeline`).
 """
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Sequence
+from dataclasses import replace
+from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import InputError
-from .maps import (Corrections, MapSpec, Ring, background_image, build_maps, mosaic,
-                   rings as make_rings)
-from .stats import BACKGROUND_METHODS
-from .roi import xrsmap_roi_to_slices
+from .inputs import open_series, read_image
 from .scan import ScanGeometry, as_scan
+from .pipeline import load_corrections
+from .settings import (Context, ScanJob, parse_values, relabel,
+                       scan_job_from_values)
+from .settings.options import MAPPER
+from .settings.scan_job import corrections_from_values
 
+#: Mapper's names for fields that are not its keywords in the option table (the method and
+#: percentile of the background arrive through its ``background=`` keyword)
+ALIASES = {"inputs": "in_files", "background_method": "background",
+           "background_pct": "background", "background_image": "background"}
+_PER_CALL = ("scheduler", "output", "overwrite", "frames_per_chunk", "on_error",
+             "roi_origin", "norm")
 
 
 class IncompleteScanWarning(UserWarning):
@@ -38,36 +51,31 @@ class IncompleteScanWarning(UserWarning):
 
 
 def load_image(value, argument: str) -> np.ndarray | None:
-    """A 2-D image from a path or an array; ``None`` passes through.
-
-    Files go through :func:`xrsmap_dask.imageseries.read_image` (EDF header-checked: a
-    truncated file is an error, never zero-padded).
-    """
-    if value is None:
-        return None
-    if isinstance(value, (str, os.PathLike)):
-        from .imageseries import read_image
-
-        data = read_image(value, argument)
-    else:
-        data = np.asarray(value)
-    if data.ndim != 2:
-        raise InputError(f"must be a 2-D image, got shape {data.shape}", argument=argument)
-    return data
+    """A 2-D image from a path or an array; ``None`` passes through (see
+    :func:`xrsmap_dask.inputs.read_image`)."""
+    try:
+        return read_image(value, argument)
+    except InputError as exc:
+        raise relabel(exc, MAPPER, aliases=ALIASES) from None
 
 
-def _series(in_files, on_error: str):
-    from .imageseries import ImageSeries, as_imageseries, from_files
-
-    if isinstance(in_files, ImageSeries):
-        return in_files
-    if isinstance(in_files, (list, tuple)):
-        if not in_files:
-            raise InputError("no input files", argument="in_files")
-        return from_files(list(in_files), on_error=on_error)
-    if isinstance(in_files, (str, os.PathLike)) and any(c in os.fspath(in_files) for c in "*?["):
-        return from_files(in_files, on_error=on_error)
-    return as_imageseries(in_files)
+def _background_values(background, back_files) -> dict:
+    """Option values for xrsmap's ``back_files`` + ``background`` (a method name,
+    ``('percentile', q)``, or an image)."""
+    raw: dict[str, Any] = {}
+    if back_files is not None:
+        raw["background"] = list(back_files)
+    if background is None:
+        return raw
+    if isinstance(background, str) and background in ("mean", "median", "percentile"):
+        raw["background_method"] = background
+    elif isinstance(background, (tuple, list)) and len(background) == 2 and \
+            background[0] == "percentile":
+        raw["background_method"], raw["background_pct"] = background
+    elif not isinstance(background, (str, os.PathLike, np.ndarray)):
+        raise InputError("expected an image, a path, 'mean', 'median' or ('percentile', q), "
+                         f"got {background!r}", argument="background")
+    return raw
 
 
 class Mapper:
@@ -92,39 +100,71 @@ class Mapper:
 
     Keyword-only extras (also accepted by each method, overriding these): ``scan`` (a
     :class:`~xrsmap_dask.scan.ScanGeometry`, a kind ``'raster'|'snake'|'column'`` or a
-    ``(nframes, 2)`` position table), ``scheduler``/``client`` (passed to
-    ``dask.compute``), ``output`` (zarr group path: the maps of a call are also written
-    there, resumably; one group per job, so give ``composite_map`` and ``circle_map``
-    different paths, or use :meth:`maps` for both in one read pass), ``overwrite``,
-    ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'), ``roi_origin``
-    ('upper' | 'lower'), ``norm`` (one value per frame).
+    ``(nframes, 2)`` position table), ``allow_incomplete`` (accept fewer frames than
+    points), ``scheduler``/``client`` (passed to ``dask.compute``), ``output`` (zarr group
+    path: the maps of a call are also written there, resumably; one group per job, so give
+    ``composite_map`` and ``circle_map`` different paths, or use :meth:`maps` for both in
+    one read pass), ``overwrite``, ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'),
+    ``roi_origin`` ('upper' | 'lower'), ``norm`` (one value per frame).
     """
 
     def __init__(self, npt_x: int, npt_y: int, mask=None, dummy=0, back_files=None,
                  dark=None, flat=None, dtype: str = "float32", background=None, *,
                  scan=None, scheduler=None, client=None, output=None, overwrite: bool = False,
                  frames_per_chunk: int | str = "auto", on_error: str = "raise",
-                 roi_origin: str = "upper", norm=None):
-        self.npt_x = npt_x
-        self.npt_y = npt_y
-        self.scan: ScanGeometry = as_scan(scan, npt_y=npt_y, npt_x=npt_x)
-        self.dummy = 0.0 if dummy is None else dummy
-        self.dtype = dtype
-        self.mask = load_image(mask, "mask")
-        self.dark = load_image(dark, "dark")
-        self.flat = load_image(flat, "flat")
-        self.back_files = None if back_files is None else list(back_files)
+                 roi_origin: str = "upper", norm=None, allow_incomplete: bool = False):
+        self.npt_x, self.npt_y = npt_x, npt_y
+        raw = {"npt_x": npt_x, "npt_y": npt_y, "mask": mask, "dark": dark, "flat": flat,
+               "dummy": 0 if dummy is None else dummy, "dtype": dtype,
+               "frames_per_chunk": frames_per_chunk, "on_error": on_error,
+               "roi_origin": roi_origin, "norm": norm, "allow_incomplete": allow_incomplete,
+               **_background_values(background, back_files)}
+        self._values: dict = {}
+        self._values = self._parse(raw)
+        self.scan: ScanGeometry = self._scan(scan)
         self.options = dict(scheduler=client if client is not None else scheduler,
                             output=output, overwrite=overwrite,
-                            frames_per_chunk=frames_per_chunk, on_error=on_error,
-                            roi_origin=roi_origin, norm=norm)
-        self.background = self._background(background)
-        # validate the settings once (shapes of mask/dark/flat/background agree, dtype ok)
-        self._corrections(None)
+                            frames_per_chunk=self._values["frames_per_chunk"],
+                            on_error=self._values["on_error"],
+                            roi_origin=self._values["roi_origin"], norm=self._values["norm"])
+        image = background if isinstance(background, (str, os.PathLike, np.ndarray)) and \
+            not (isinstance(background, str) and background in ("mean", "median",
+                                                                 "percentile")) else None
+        self._values["background_image"] = None if image is None else \
+            self._call(read_image, image, "background_image")
+        self._spec = self._call(corrections_from_values, self._values)
+        self._corr = self._call(load_corrections, self._spec,
+                                scheduler=self.options["scheduler"])
+        self.mask, self.dark, self.flat = self._corr.mask, self._corr.dark, self._corr.flat
+        self.background = self._corr.background
+        self.dummy, self.dtype = self._corr.dummy, self._corr.dtype
+        self.back_files = None if back_files is None else list(back_files)
         #: the lazy maps of the last call (plan, bad frames, unfilled points)
         self.last_maps = None
         #: what the last call wrote (``output=``), a :class:`~xrsmap_dask.store.StoreResult`
         self.last_store = None
+
+    # -- settings --------------------------------------------------------------------------
+    def _parse(self, raw: dict, defaults: bool = True) -> dict:
+        given = {k: v for k, v in raw.items() if v is not None}
+        return self._call(parse_values, given, MAPPER, Context(), defaults=defaults)
+
+    def _call(self, func, *args, **kwargs):
+        """Run a settings/pipeline step; its errors in Mapper's words (a background given
+        as an image is ``background``, frames are ``back_files``)."""
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            aliases = ALIASES
+            if getattr(self, "_values", {}).get("background_image") is not None:
+                aliases = {**ALIASES, "background": "background"}
+            raise relabel(exc, MAPPER, aliases=aliases) from None
+
+    def _scan(self, scan) -> ScanGeometry:
+        v = self._values
+        if scan is None and v["allow_incomplete"]:
+            scan = {"allow_incomplete": True}
+        return self._call(as_scan, scan, npt_y=v["npt_y"], npt_x=v["npt_x"])
 
     @property
     def bad_frames(self) -> list:
@@ -134,44 +174,8 @@ class Mapper:
             return [tuple(b) for b in self.last_store.bad_frames]
         return [] if self.last_maps is None else list(self.last_maps.bad_frames)
 
-    # -- settings --------------------------------------------------------------------------
-    def _background(self, background) -> np.ndarray | None:
-        method, pct = None, None
-        if background is None:
-            if self.back_files is None:
-                return None
-            method = "mean"
-        elif isinstance(background, str) and background in BACKGROUND_METHODS:
-            method = background
-        elif isinstance(background, (tuple, list)) and len(background) == 2 and \
-                background[0] == "percentile":
-            method, pct = "percentile", background[1]
-        elif isinstance(background, (str, os.PathLike, np.ndarray)):
-            return np.asarray(load_image(background, "background"))
-        else:
-            raise InputError("expected an image, a path, 'mean', 'median' or "
-                             f"('percentile', q), got {background!r}", argument="background")
-        if method == "percentile":
-            try:
-                pct = float(pct)
-            except (TypeError, ValueError):
-                pct = np.nan
-            if not 0 <= pct <= 100:
-                raise InputError(f"percentile must be in [0, 100], got {background[1]!r}",
-                                 argument="background")
-        if not self.back_files:
-            raise InputError(f"background={method!r} needs back_files", argument="back_files")
-        from .imageseries import from_files
-
-        return background_image(from_files(self.back_files), method, pct, dark=self.dark,
-                                flat=self.flat, scheduler=self.options["scheduler"])
-
-    def _corrections(self, norm) -> Corrections:
-        return Corrections(dark=self.dark, flat=self.flat, background=self.background,
-                           mask=self.mask, norm=norm, dummy=self.dummy, dtype=self.dtype)
-
     def _opts(self, kw: dict) -> dict:
-        unknown = set(kw) - set(self.options) - {"client", "scan"}
+        unknown = set(kw) - set(_PER_CALL) - {"client", "scan"}
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
         opts = dict(self.options)
@@ -179,44 +183,54 @@ class Mapper:
             opts["scheduler"] = kw.pop("client")
         kw.pop("client", None)
         scan = kw.pop("scan", None)
-        opts["scan"] = self.scan if scan is None else as_scan(scan, npt_y=self.npt_y,
-                                                                npt_x=self.npt_x)
+        opts["scan"] = self.scan if scan is None else self._call(
+            as_scan, scan, npt_y=self.npt_y, npt_x=self.npt_x)
+        parsed = self._parse({k: kw[k] for k in ("frames_per_chunk", "on_error", "roi_origin",
+                                                 "norm") if kw.get(k) is not None}, False)
         opts.update({k: v for k, v in kw.items() if v is not None})
+        opts.update({k: parsed[k] for k in kw if k in parsed and kw[k] is not None})
         return opts
 
     # -- maps ------------------------------------------------------------------------------
-    def _run(self, in_files, spec_kwargs: dict, opts: dict) -> dict:
-        import dask
+    def _job(self, ims, opts: dict, **what) -> ScanJob:
+        values = dict(self._values, frames_per_chunk=opts["frames_per_chunk"],
+                      on_error=opts["on_error"], roi_origin=opts["roi_origin"])
+        values.update(self._parse({k: v for k, v in what.items() if v is not None}, False))
+        values.update({k: v for k, v in what.items() if k in ("composite", "roi_sum")})
+        return self._call(scan_job_from_values, values, name="mapper", inputs=ims,
+                          scan=opts["scan"], output=None)
 
-        ims = _series(in_files, opts["on_error"])
-        spec = MapSpec(**spec_kwargs)
-        maps = build_maps(ims, spec, opts["scan"], self._corrections(opts["norm"]),
-                          opts["frames_per_chunk"])
+    def _run(self, in_files, opts: dict, **what) -> dict:
+        from .pipeline import compute_maps, plan_scan
+
+        ims = self._call(open_series, in_files, on_error=opts["on_error"])
+        job = self._job(ims, opts, **what)
+        corr = self._corr if opts["norm"] is None else \
+            replace(self._corr, norm=self._call(_norm, opts["norm"]))
+        _, maps = self._call(plan_scan, job, ims, corrections=corr)
         self.last_maps = maps
         if maps.unfilled:
-            warnings.warn(f"{maps.unfilled} of {opts['scan'].npt_y * opts['scan'].npt_x} map "
-                          f"points have no frame ({len(ims)} frames): they are NaN",
-                          IncompleteScanWarning, stacklevel=3)
-        arrays = maps.arrays()
-        if opts["output"] is not None:
-            import zarr
+            scan = opts["scan"]
+            warnings.warn(f"{maps.unfilled} of {scan.npt_y * scan.npt_x} map points have no "
+                          f"frame ({len(ims)} frames): they are NaN", IncompleteScanWarning,
+                          stacklevel=3)
+        if opts["output"] is None:
+            return compute_maps(maps, opts["scheduler"])
+        import zarr
 
-            from .store import write_maps
+        from .store import write_maps
 
-            self.last_store = write_maps(maps, opts["output"], ims, overwrite=opts["overwrite"],
-                                         scheduler=opts["scheduler"])
-            group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")
-            return {name: group[name][:] for name in arrays}
-        kwargs = {} if opts["scheduler"] is None else {"scheduler": opts["scheduler"]}
-        values = dask.compute(*arrays.values(), **kwargs)
-        return dict(zip(arrays, values))
+        self.last_store = self._call(write_maps, maps, opts["output"], ims,
+                                     overwrite=opts["overwrite"], scheduler=opts["scheduler"])
+        group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")
+        return {name: group[name][:] for name in maps.arrays()}
 
     def composite_map(self, in_files, roi=None, binning=None, **kw):
         """Composite mosaic and ROI sum map.
 
         Parameters
         ----------
-        in_files : list of paths or ImageSeries
+        in_files : list of paths, glob, ``file.h5:/dataset`` or ImageSeries
             One frame per scan point, in scan order.
         roi : (x0, y0, x1, y1), optional
             Inclusive bounds, rows from the top (see ``roi_origin``); ``None``: whole frame.
@@ -228,11 +242,10 @@ class Mapper:
         comp_map : (npt_y * fy, npt_x * fx) array of ``dtype``
         sum_map : (npt_y, npt_x) float64 array
         """
-        opts = self._opts(kw)
-        ims = _series(in_files, opts["on_error"])
-        rois = xrsmap_roi_to_slices(roi, ims.shape, origin=opts["roi_origin"])
-        out = self._run(ims, dict(roi=rois, binning=1 if binning is None else binning,
-                                  composite=True, roi_sum=True), opts)
+        from .maps import mosaic
+
+        out = self._run(in_files, self._opts(kw), roi=roi, binning=binning, composite=True,
+                        roi_sum=True)
         return mosaic(out["composite"]), out["roi_sum"]
 
     def circle_map(self, in_files, cen_x: float, cen_y: float, radius, width, **kw):
@@ -246,23 +259,26 @@ class Mapper:
         -------
         sum_map : (npt_y, npt_x) float64 array
         """
-        opts = self._opts(kw)
-        rs = make_rings(cen_y, cen_x, radius, width)
-        out = self._run(in_files, dict(rings=rs, composite=False, roi_sum=False), opts)
+        from .maps import rings as make_rings
+
+        rs = self._call(make_rings, cen_y, cen_x, radius, width)
+        out = self._run(in_files, self._opts(kw), rings=rs, composite=False, roi_sum=False)
         ann = out["annulus_sum"]
         return ann[0] if np.ndim(radius) == 0 else ann
 
-    def maps(self, in_files, roi=None, binning=None, rings: Sequence[Ring] = (),
+    def maps(self, in_files, roi=None, binning=None, rings: Sequence = (),
              composite: bool = True, roi_sum: bool = True, **kw) -> dict:
         """Composite (4-D), ROI sum and ring sums together, from one read pass.
 
         Returns ``{'composite': (npt_y, npt_x, fy, fx), 'roi_sum': (npt_y, npt_x),
         'annulus_sum': (nrings, npt_y, npt_x)}`` (the maps asked for), numpy.
         """
-        opts = self._opts(kw)
-        ims = _series(in_files, opts["on_error"])
-        rois = xrsmap_roi_to_slices(roi, ims.shape, origin=opts["roi_origin"]) \
-            if (composite or roi_sum) else None
-        return self._run(ims, dict(roi=rois, binning=1 if binning is None else binning,
-                                   rings=tuple(rings), composite=composite, roi_sum=roi_sum),
-                         opts)
+        return self._run(in_files, self._opts(kw), roi=roi, binning=binning,
+                         rings=tuple(rings) or None, composite=composite, roi_sum=roi_sum)
+
+
+def _norm(value):
+    from .inputs import read_norm
+    from .settings.fields import parse_norm
+
+    return read_norm(parse_norm(value))

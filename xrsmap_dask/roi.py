@@ -53,6 +53,31 @@ def roi_shape(roi: RoiSlices) -> tuple[int, int]:
     return roi[0].stop - roi[0].start, roi[1].stop - roi[1].start
 
 
+def check_xrsmap_roi(roi) -> tuple[int, int, int, int]:
+    """The one check of an xrsmap ROI ``(x0, y0, x1, y1)``: four integer pixel indices
+    ``>= 0`` with ``x0 <= x1`` and ``y0 <= y1`` (bounds inclusive).  Whether it fits a frame
+    is checked against the frame (:func:`normalize_roi`)."""
+    from numbers import Real
+
+    try:
+        values = list(roi)
+    except TypeError:
+        values = []
+    if len(values) != 4 or any(isinstance(v, bool) or not isinstance(v, Real)
+                               or v != int(v) for v in values):
+        text = repr(roi) if len(repr(roi)) < 80 else repr(roi)[:77] + "..."
+        raise InputError(f"expected (x0, y0, x1, y1): 4 integer pixel indices, bounds "
+                         f"inclusive, got {text}", argument="roi")
+    x0, y0, x1, y1 = (int(v) for v in values)
+    if min(x0, y0, x1, y1) < 0:
+        raise InputError(f"(x0, y0, x1, y1) = {(x0, y0, x1, y1)} reaches outside the frame "
+                         "(pixel indices start at 0)", argument="roi")
+    if x1 < x0 or y1 < y0:
+        raise InputError(f"x1 < x0 or y1 < y0 in (x0, y0, x1, y1) = {(x0, y0, x1, y1)}",
+                         argument="roi")
+    return x0, y0, x1, y1
+
+
 def xrsmap_roi_to_slices(roi, frame_shape: Sequence[int], origin: str = "upper") -> RoiSlices:
     """Convert xrsmap's inclusive ``(x0, y0, x1, y1)`` to numpy-style slices.
 
@@ -64,16 +89,7 @@ def xrsmap_roi_to_slices(roi, frame_shape: Sequence[int], origin: str = "upper")
         return normalize_roi(None, frame_shape)
     if origin not in ("upper", "lower"):
         raise InputError(f"must be 'upper' or 'lower', got {origin!r}", argument="roi_origin")
-    try:
-        values = [float(v) for v in roi]
-        if len(values) != 4 or any(v != int(v) for v in values):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"expected (x0, y0, x1, y1): 4 integer pixel indices, bounds "
-                         f"inclusive, got {roi!r}", argument="roi") from None
-    x0, y0, x1, y1 = (int(v) for v in values)
-    if x1 < x0 or y1 < y0:
-        raise InputError(f"x1 < x0 or y1 < y0 in (x0, y0, x1, y1) = {roi!r}", argument="roi")
+    x0, y0, x1, y1 = check_xrsmap_roi(roi)
     if origin == "lower":
         y0, y1 = ny - 1 - y1, ny - 1 - y0
     return normalize_roi((slice(y0, y1 + 1), slice(x0, x1 + 1)), frame_shape)

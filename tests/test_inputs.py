@@ -1,0 +1,116 @@
+"""Input resolution (``inputs.py``), the one path from input strings to a series for every
+face; and a toy format registered through the format registry alone, mapped and converted
+through the command line with no other change."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import zarr
+
+from xrsmap_dask import cli, imageseries
+from xrsmap_dask.errors import InputError
+from xrsmap_dask.imageseries.base import ImageSeries
+from xrsmap_dask.imageseries.registry import ImageSeriesFormat
+from xrsmap_dask.inputs import open_inputs, read_image, resolve_inputs
+from xrsmap_dask.synth import write_edf
+
+
+class ToySeries(ImageSeries):
+    """Frames in one ``.toy`` file: a ``.npy`` stack (frames, rows, cols)."""
+
+    def __init__(self, filename):
+        with open(filename, "rb") as f:
+            self._data = np.load(f, allow_pickle=False)
+        self._shape, self._dtype, self._metadata = self._data.shape[1:], self._data.dtype, {}
+
+    def __len__(self):
+        return len(self._data)
+
+    def _read_region(self, j, rows, cols):
+        return self._data[j, rows, cols]
+
+
+class ToyFormat(ImageSeriesFormat):
+    name = "toy"
+    description = "a .npy frame stack (test format)"
+    suffixes = (".toy",)
+    write_keywords = frozenset()
+
+    def open(self, filename, **kwargs):
+        return ToySeries(filename)
+
+    def write(self, ims, filename, **kwargs):
+        with open(filename, "wb") as f:
+            np.save(f, ims.read_block(0, len(ims)), allow_pickle=False)
+
+
+@pytest.fixture
+def toy():
+    entry = imageseries.register(ToyFormat())
+    yield entry
+    imageseries.unregister(entry.name)
+
+
+def test_toy_format_maps_through_the_cli(tmp_path, toy, capsys):
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 1000, (6, 16, 12)).astype(np.uint16)
+    src = tmp_path / "scan.toy"
+    with open(src, "wb") as f:
+        np.save(f, stack, allow_pickle=False)
+    out = tmp_path / "maps.zarr"
+    assert cli.main(["composite", str(src), "--npt-y", "2", "--npt-x", "3", "--roi", "2", "4",
+                     "9", "11", "--binning", "4", "-o", str(out), "-q"]) == 0
+    g = zarr.open_group(str(out), mode="r")
+    roi = stack[:, 4:12, 2:10].astype(np.float64)
+    np.testing.assert_array_equal(g["roi_sum"][...], roi.sum((1, 2)).reshape(2, 3))
+    comp = roi.reshape(6, 2, 4, 2, 4).sum((2, 4)).reshape(2, 3, 2, 2)
+    np.testing.assert_array_equal(g["composite"][...], comp)
+    # info lists it, convert writes it
+    assert cli.main(["info", "--formats", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["toy"]["write"] is True and "npy frame stack" in listed["toy"]["description"]
+    back = tmp_path / "copy.toy"
+    assert cli.main(["convert", str(out.parent / "maps.zarr"), "-o", str(back),
+                     "--format", "toy", "-q"]) == 2  # a map group is not an image series
+    h5 = tmp_path / "scan.h5"
+    assert cli.main(["convert", str(src), "-o", str(h5), "--format", "hdf5", "--path",
+                     "/imageseries", "-q"]) == 0
+    assert cli.main(["convert", f"{h5}:/imageseries/images", "-o", str(back), "--format",
+                     "toy", "-q"]) == 0
+    np.testing.assert_array_equal(np.load(back), stack)
+
+
+def test_resolve_inputs_kinds(tmp_path):
+    import h5py
+
+    write_edf(str(tmp_path / "a_0.edf"), np.zeros((4, 5), np.uint16))
+    write_edf(str(tmp_path / "a_1.edf"), np.ones((4, 5), np.uint16))
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f["/entry/images"] = np.arange(60, dtype=np.uint16).reshape(3, 4, 5)
+    spec = resolve_inputs(str(tmp_path / "a_*.edf"))
+    assert spec.kind == "files" and len(spec.paths) == 2
+    spec = resolve_inputs("s.h5:/entry/images", base_dir=str(tmp_path))
+    assert (spec.kind, spec.dataset) == ("hdf5", "/entry/images")
+    assert len(open_inputs(spec)) == 3
+    with pytest.raises(InputError, match="only input"):
+        resolve_inputs([str(tmp_path / "s.h5:/entry/images"), str(tmp_path / "a_0.edf")])
+    np.testing.assert_array_equal(read_image(str(tmp_path / "a_1.edf"), "mask"),
+                                  np.ones((4, 5)))
+    with pytest.raises(InputError) as err:
+        read_image(str(tmp_path / "missing.edf"), "dark")
+    assert err.value.argument == "dark" and "missing.edf" in str(err.value)
+
+
+def test_on_error_fill_refused_by_formats_without_the_policy(tmp_path):
+    from xrsmap_dask.inputs import open_series
+
+    data = np.ones((2, 3, 4), np.uint16)
+    imageseries.write(imageseries.open(None, "array", data=data), str(tmp_path / "c.npz"),
+                      "frame-cache", threshold=0)
+    with pytest.raises(InputError) as err:
+        open_series(str(tmp_path / "c.npz"), on_error="fill")
+    assert err.value.argument == "on_error" and "frame-cache" in str(err.value)
+    assert os.path.basename(err.value.path) == "c.npz"

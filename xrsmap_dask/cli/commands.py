@@ -1,0 +1,243 @@
+"""The commands: each a short adapter from parsed arguments to the settings objects and
+the pipeline (:mod:`xrsmap_dask.pipeline`).  Job settings are parsed by the option table's
+functions (:func:`settings_values`); errors name fields, which ``main`` relabels as flags.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import InputError
+from ..settings import Context, options_for, parse_values
+from ..settings.options import MAPS, STATS
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# -- helpers --------------------------------------------------------------------------------
+def settings_values(args, face: str) -> dict:
+    """Parse the option-table arguments given on the command line for ``face``."""
+    raw = {o.name: getattr(args, o.name) for o in options_for(face) if hasattr(args, o.name)}
+    return parse_values(raw, face, Context(os.getcwd()), from_text=True)
+
+
+def execution_spec(args, defaults: dict | None = None):
+    """ExecutionSpec from the scheduler options (over ``defaults``, e.g. a job's ``cluster:``)."""
+    from ..cluster import spec_from_options
+
+    cli = {"scheduler": args.scheduler, "n_workers": args.workers,
+           "threads_per_worker": args.threads_per_worker, "cores": args.cores,
+           "memory": args.memory, "walltime": args.walltime, "queue": args.queue,
+           "account": args.account, "adaptive_min": args.adaptive_min,
+           "adaptive_max": args.adaptive_max, "host": args.host, "interface": args.interface,
+           "job_directives": tuple(args.job_directive) if args.job_directive else None}
+    if args.dashboard is not None:
+        cli["dashboard"] = False if args.dashboard.lower() in ("none", "off", "false", "no") \
+            else args.dashboard
+    return spec_from_options(defaults or {}, {k: v for k, v in cli.items() if v is not None})
+
+
+def say(args, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text  # the settings parser names it
+
+
+def _refuse_existing(path: str, overwrite: bool) -> None:
+    if os.path.exists(path) and not overwrite:
+        raise InputError("exists; pass @{overwrite} to replace it", path=path,
+                         argument="output")
+
+
+# -- maps -------------------------------------------------------------------------------------
+def cmd_maps(args) -> int:
+    """``composite`` and ``annulus``: one scan's maps to a zarr group."""
+    from ..cluster import execution
+    from ..inputs import resolve_inputs
+    from ..pipeline import run_scan
+    from ..settings import parse_rings, scan_job_from_values
+    from ..settings.scan_job import scan_geometry
+    from ..settings.specs import OutputSpec
+
+    values = settings_values(args, MAPS)
+    if args.mode == "annulus":
+        values.update(composite=False, roi_sum=False, rings=parse_rings(
+            {"cen_y": _number(args.cen_y), "cen_x": _number(args.cen_x),
+             "radii": [_number(r) for r in args.radius], "width": _number(args.width)}))
+    inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill")
+    out = OutputSpec.from_path(args.output)
+    job = scan_job_from_values(values, name=out.group, inputs=inputs,
+                               scan=scan_geometry(values), output=out.store, group=out.group)
+    with execution(execution_spec(args), quiet=args.quiet) as ex:
+        result = run_scan(job, ex, overwrite=args.overwrite)
+    say(args, f"{result.status}: {result.frames} frames, {result.bad_frames} bad, "
+              f"{result.seconds:.1f} s -> {result.output}"
+              + (f" ({result.retries} tasks retried)" if result.retries else ""))
+    if result.status == "skipped":
+        say(args, "the output was already complete; --overwrite recomputes it")
+    if args.preview:
+        from ..preview import preview_zarr
+
+        size = preview_zarr(result.output, args.preview, log=args.log)
+        say(args, f"preview: {args.preview} ({size[0]} x {size[1]} px)")
+    return EXIT_OK
+
+
+# -- stats ------------------------------------------------------------------------------------
+def cmd_stats(args) -> int:
+    """``stats``: pixel-wise statistics to a zarr group or one image file."""
+    import numpy as np
+
+    from ..cluster import execution
+    from ..inputs import resolve_inputs
+    from ..pipeline import run_stats
+    from ..settings import parse_stats, stats_job_from_values
+
+    values = settings_values(args, STATS)
+    wanted = list(args.stat)
+    if args.percentile:
+        wanted.append({"percentile": [_number(q) for q in args.percentile]})
+    values["stats"] = parse_stats(wanted)
+    inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill")
+    job = stats_job_from_values(values, inputs=inputs, output=args.output)
+    out = args.output
+    to_zarr = out.rstrip("/").lower().endswith(".zarr")
+    if not to_zarr and len(job.labels) != 1:
+        raise InputError(f"an image file holds one statistic, got {len(job.labels)} "
+                         f"({', '.join(job.labels)}); write to a .zarr for several",
+                         argument="output")
+    _refuse_existing(out, args.overwrite)
+    with execution(execution_spec(args), quiet=args.quiet) as ex:
+        ims, images = run_stats(job, ex)
+    if to_zarr:
+        import shutil
+
+        from ..store import write_stats
+
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        write_stats(out, images, {"nframes": len(ims),
+                                  "roi": list(job.roi.as_tuple()) if job.roi else None,
+                                  "bad_frames": [list(b) for b in ims.bad_frames]})
+    else:
+        write_image(out, np.asarray(next(iter(images.values()))))
+    first = next(iter(images.values()))
+    say(args, f"wrote {', '.join(images)} ({first.shape[0]} x {first.shape[1]}) -> {out}")
+    return EXIT_OK
+
+
+def write_image(path: str, img) -> None:
+    """Write one 2-D image: ``.npy`` (numpy), ``.edf``, ``.tif``/``.tiff`` (fabio)."""
+    import numpy as np
+
+    low = path.lower()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if low.endswith(".npy"):
+        np.save(path, img, allow_pickle=False)
+    elif low.endswith(".edf"):
+        import fabio.edfimage
+
+        fabio.edfimage.EdfImage(data=img).write(path)
+    elif low.endswith((".tif", ".tiff")):
+        import fabio.tifimage
+
+        data = img.astype(np.float32) if img.dtype.kind == "f" else img
+        fabio.tifimage.TifImage(data=data).write(path)
+    else:
+        raise InputError("unknown image type; use .zarr, .npy, .edf or .tif", path=path,
+                         argument="output")
+
+
+# -- convert, info, run, preview --------------------------------------------------------------
+def cmd_convert(args) -> int:
+    """``convert``: any readable input to any writable imageseries format."""
+    from .. import imageseries
+    from ..inputs import open_series, resolve_inputs
+    from ..progress import ProgressSeries, TextBar
+
+    values = settings_values(args, STATS)
+    fmts = imageseries.formats()
+    if args.format not in fmts or not fmts[args.format].can_write:
+        writable = sorted(k for k, e in fmts.items() if e.can_write)
+        raise InputError(f"cannot write {args.format!r}; writable formats: "
+                         f"{', '.join(writable)}", argument="format")
+    out = args.output
+    _refuse_existing(out, args.overwrite)
+    ims = open_series(resolve_inputs(args.inputs), on_error=values["on_error"],
+                      progress=_counter(args, "reading headers"))
+    kw = {name: getattr(args, name) for name in ("path", "threshold", "style", "gzip")
+          if getattr(args, name) is not None}
+    if args.format == "frame-cache" and "threshold" not in kw:
+        raise InputError("frame-cache needs @{threshold} (pixels above it are stored)",
+                         argument="threshold")
+    if os.path.exists(out) and args.overwrite:
+        import shutil
+
+        shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
+    bar = TextBar(len(ims), quiet=args.quiet)
+    try:
+        imageseries.write(ProgressSeries(ims, bar), out, args.format, **kw)
+    finally:
+        bar.close()
+    say(args, f"wrote {len(ims)} frames ({ims.shape[0]} x {ims.shape[1]} {ims.dtype}) -> "
+              f"{out} [{args.format}]")
+    return EXIT_OK
+
+
+def _counter(args, label: str):
+    from ..progress import text_counter
+
+    return text_counter(label, quiet=args.quiet)
+
+
+def cmd_info(args) -> int:
+    """``info``: what an input or a zarr output holds; ``--formats``: the formats."""
+    from .describe import info
+
+    return info(args)
+
+
+def cmd_run(args) -> int:
+    """``run``: every scan of a YAML job spec."""
+    from ..cluster import execution
+    from ..jobs import check_scan, format_table, load_job, run_survey
+
+    job = load_job(args.job)
+    if args.summary:
+        from dataclasses import replace
+
+        job = replace(job, summary=os.path.abspath(args.summary))
+    spec = execution_spec(args, job.cluster)
+    if args.check:
+        for scan in job.scans:
+            ims = check_scan(scan)
+            say(args, f"{scan.name}: ok ({len(ims)} frames, {scan.npt_y} x {scan.npt_x} "
+                      f"points)")
+        say(args, f"{job.path}: {len(job.scans)} scans valid")
+        return EXIT_OK
+    say(args, f"{job.path}: {len(job.scans)} scans on {spec.kind}"
+              + (f" ({spec.address})" if spec.address else ""))
+    with execution(spec, quiet=args.quiet) as ex:
+        results = run_survey(job, ex, overwrite=args.overwrite,
+                             keep_going=not args.stop_on_error,
+                             max_in_flight=args.scans_in_flight or job.scans_in_flight)
+    if not args.quiet:
+        print(format_table(results), end="")
+        say(args, f"summary: {job.summary}")
+    return EXIT_ERROR if any(r.status in ("failed", "not run") for r in results) else EXIT_OK
+
+
+def cmd_preview(args) -> int:
+    """``preview``: a PNG of a map or stats group."""
+    from ..preview import preview_zarr
+
+    size = preview_zarr(args.group, args.output, log=args.log, dpi=args.dpi,
+                        max_mosaic_side=args.max_side, cmap=args.cmap)
+    say(args, f"preview: {args.output} ({size[0]} x {size[1]} px)")
+    return EXIT_OK

@@ -1,0 +1,278 @@
+"""The command line's parser.  Options that are job settings come from the option table
+(:data:`xrsmap_dask.settings.OPTIONS`): their flags, help and defaults are declared there
+once and parsed by the same functions as job specs and ``Mapper``; this module adds the
+commands, their inputs and outputs, and the scheduler options.
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..settings import options_for
+from ..settings.options import MAPS, STATS
+from .commands import cmd_convert, cmd_info, cmd_maps, cmd_preview, cmd_run, cmd_stats
+
+PROG = "xrsmap-dask"
+
+MAIN_EPILOG = """\
+examples (demo data: `make demo` writes demo_output/scan, 21 x 25 frames of 256 x 256):
+  xrsmap-dask info 'demo_output/scan/scan_*.edf'
+  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
+      --roi 64 64 191 191 --binning 8 --mask demo_output/scan/mask.edf \\
+      -o demo_output/maps.zarr --preview demo_output/maps.png
+  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
+      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 --width 4 -o demo_output/rings.zarr
+  xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median -o demo_output/median.edf
+  xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o demo_output/scan.h5 --format hdf5
+  xrsmap-dask run survey.yaml --scheduler local --workers 4
+  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png --log
+
+inputs: a glob (quote it), several files, @list.txt (one path per line),
+file.h5:/path/to/dataset, store.zarr:/group, or an imageseries file (YAML, npz, fch5, h5).
+exit codes: 0 ok, 1 error while running (or a failed scan), 2 bad usage or input,
+130 interrupted.  Run 'xrsmap-dask COMMAND --help' for each command's options.
+"""
+
+
+# -- argument parsing -----------------------------------------------------------------------
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Raw epilog (examples keep their lines); ``(default: X)`` only for real defaults."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and \
+                "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _int_at_least(minimum: int):
+    """argparse type: an int >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an int: {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
+
+
+def _scheduler_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("where it runs")
+    g.add_argument("--scheduler", default=None, metavar="KIND|ADDRESS|FILE",
+                   help="threads (default), processes, pathos, local (a LocalCluster), "
+                        "slurm, pbs (dask-jobqueue), a scheduler address tcp://host:8786 or "
+                        "a scheduler file (*.json)")
+    g.add_argument("--workers", type=_positive_int, default=None,
+                   help="threads / processes / workers (slurm, pbs: total workers)")
+    g.add_argument("--threads-per-worker", type=_positive_int, default=None)
+    g.add_argument("--cores", type=_positive_int, default=None, help="slurm/pbs: per job")
+    g.add_argument("--memory", default=None, help="slurm/pbs: per job, e.g. 64GiB")
+    g.add_argument("--walltime", default=None, help="slurm/pbs: HH:MM:SS")
+    g.add_argument("--queue", default=None, help="slurm partition / pbs queue")
+    g.add_argument("--account", default=None, help="slurm/pbs account")
+    g.add_argument("--adaptive-min", type=_nonneg_int, default=None,
+                   help="adaptive scaling: minimum jobs (slurm/pbs) or workers (local)")
+    g.add_argument("--adaptive-max", type=_nonneg_int, default=None,
+                   help="adaptive scaling: maximum jobs (slurm/pbs) or workers (local)")
+    g.add_argument("--dashboard", default=None, metavar="ADDRESS|none",
+                   help="dashboard bind address of a cluster we start (default "
+                        "127.0.0.1:8787; 'none' for no dashboard)")
+    g.add_argument("--host", default=None,
+                   help="interface a local cluster / jobqueue scheduler binds to (default "
+                        "127.0.0.1 for local)")
+    g.add_argument("--interface", default=None, help="slurm/pbs network interface, e.g. ib0")
+    g.add_argument("--job-directive", action="append", default=None, metavar="DIRECTIVE",
+                   help="slurm/pbs: extra #SBATCH/#PBS directive (repeatable)")
+    o = p.add_argument_group("output")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    o.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def _input_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="glob, files, @list.txt, file.h5:/dataset or an imageseries file")
+    return p
+
+
+def add_settings(parser: argparse.ArgumentParser, face: str, exclude=(),
+                 required=()) -> None:
+    """Add the option table's options of ``face`` (except ``exclude``) to ``parser``,
+    grouped by section.  Values stay strings (``default=SUPPRESS``: only given options
+    appear); :func:`xrsmap_dask.cli.commands.settings_values` parses them."""
+    groups: dict = {}
+    for opt in options_for(face):
+        if not opt.flags or opt.name in exclude:
+            continue
+        title = {"corrections": "corrections (xrsmap order: dark, flat, background, mask, "
+                                "norm)"}.get(opt.section, "settings")
+        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
+        text = opt.flag_help or opt.help
+        if not any(opt.default is v for v in (None, False, True)) and opt.default != () \
+                and "action" not in opt.cli:
+            text += f" (default: {opt.default})"
+        extra = dict(opt.cli)
+        choices = extra.pop("choices", None)
+        if choices:  # shown in the help; checked by the option's parse function
+            extra.setdefault("metavar", "{" + ",".join(choices) + "}")
+        group.add_argument(*opt.flags, dest=opt.name, default=argparse.SUPPRESS, help=text,
+                           required=opt.name in required, **extra)
+
+
+def _maps_parent(exclude=()) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--output", required=True, help="zarr group to write (e.g. maps.zarr)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a complete (or different) output instead of skipping it")
+    g.add_argument("--preview", default=None, metavar="PNG", help="also write a PNG preview")
+    g.add_argument("--log", action="store_true", help="log colour scale in the preview")
+    add_settings(p, MAPS, exclude=exclude, required=("npt_y", "npt_x"))
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    sched = _scheduler_parent()
+    inputs = _input_parent()
+    maps = _maps_parent()
+    on_error = argparse.ArgumentParser(add_help=False)
+    add_settings(on_error, STATS, exclude=("roi", "roi_origin", "mask"))
+    rings_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"))
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Lazy, parallel maps from scanning X-ray diffraction frames (dask).",
+        epilog=MAIN_EPILOG)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "composite", parents=[inputs, maps, sched], formatter_class=_Formatter,
+        help="composite map (binned ROI per scan point) and ROI sum map, to zarr",
+        description="Composite (npt_y, npt_x, fy, fx) and ROI-sum (npt_y, npt_x) maps, "
+                    "written chunk by chunk to a zarr group (resumable).",
+        epilog="example:\n  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 21 "
+               "--npt-x 25 --roi 64 64 191 191 \\\n      --binning 8 --mask "
+               "demo_output/scan/mask.edf -o demo_output/maps.zarr --preview "
+               "demo_output/maps.png")
+    p.set_defaults(func=cmd_maps, mode="composite")
+
+    p = sub.add_parser(
+        "annulus", parents=[inputs, rings_only, sched], formatter_class=_Formatter,
+        help="annulus (ring) sum maps, to zarr",
+        description="Sum of the pixels whose centre lies in each ring "
+                    "(radius - width/2 <= d <= radius + width/2) per scan point.",
+        epilog="example:\n  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 "
+               "--npt-x 25 \\\n      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 "
+               "--width 4 -o demo_output/rings.zarr")
+    g = p.add_argument_group("rings (pixels, rows from the top)")
+    g.add_argument("--cen-y", required=True, help="ring centre row")
+    g.add_argument("--cen-x", required=True, help="ring centre column")
+    g.add_argument("--radius", nargs="+", required=True, help="radii")
+    g.add_argument("--width", required=True, help="full ring width")
+    p.set_defaults(func=cmd_maps, mode="annulus")
+
+    p = sub.add_parser(
+        "stats", parents=[inputs, sched], formatter_class=_Formatter,
+        help="pixel-wise median/percentile/max/min/mean over frames, to zarr or an image",
+        description="Pixel-wise statistics over all frames (exact median/percentiles in "
+                    "bounded memory).  OUTPUT ending in .zarr gets one array per statistic; "
+                    "otherwise one statistic to an image file (.edf, .tif, .npy).",
+        epilog="examples:\n  xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median "
+               "-o demo_output/median.edf\n  xrsmap-dask stats 'demo_output/scan/scan_*.edf' "
+               "--stat max mean --percentile 5 95 -o demo_output/stats.zarr")
+    p.add_argument("--stat", nargs="+", default=[], choices=("median", "max", "min", "mean"),
+                   help="statistics to compute")
+    p.add_argument("--percentile", nargs="+", default=[], metavar="Q",
+                   help="percentiles in [0, 100]")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    add_settings(p, STATS)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser(
+        "convert", parents=[inputs, on_error], formatter_class=_Formatter,
+        help="convert frames between imageseries formats",
+        description="Read any imageseries input and write it with imageseries.write.",
+        epilog="examples:\n  xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o "
+               "demo_output/scan.h5 --format hdf5\n  xrsmap-dask convert "
+               "demo_output/scan.h5:/imageseries/images -o demo_output/scan.npz "
+               "--format frame-cache --threshold 30")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--format", required=True,
+                   help="hdf5, frame-cache, zarr, ... (see 'xrsmap-dask info --formats')")
+    p.add_argument("--path", default=None, help="hdf5/zarr: group to write into")
+    p.add_argument("--threshold", type=float, default=None, help="frame-cache threshold")
+    p.add_argument("--style", default=None, help="frame-cache style: npz, yml, fch5")
+    p.add_argument("--gzip", type=int, default=None, help="hdf5 gzip level 0-9")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "info", formatter_class=_Formatter,
+        help="what a file set or a zarr output holds",
+        description="Frames, shape, dtype and metadata of an input; arrays, attrs and "
+                    "completeness of a zarr output (a map group or a survey store).",
+        epilog="examples:\n  xrsmap-dask info 'demo_output/scan/scan_*.edf'\n"
+               "  xrsmap-dask info demo_output/maps.zarr\n  xrsmap-dask info --formats")
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--formats", action="store_true", help="list the imageseries formats")
+    add_settings(p, STATS, exclude=("roi", "roi_origin", "mask"))
+    p.add_argument("--debug", action="store_true")
+    p.set_defaults(func=cmd_info, quiet=False)
+
+    p = sub.add_parser(
+        "run", parents=[sched], formatter_class=_Formatter,
+        help="process every scan of a YAML job spec on one cluster",
+        description="Validate the job spec, then process its scans on one cluster (several "
+                    "at once on a distributed cluster), each to its own zarr group: complete "
+                    "outputs are skipped, incomplete ones resumed.  A summary table (CSV + "
+                    "markdown) is written as scans finish.",
+        epilog="examples:\n  xrsmap-dask run survey.yaml\n  xrsmap-dask run survey.yaml "
+               "--scheduler local --workers 4\n  xrsmap-dask run survey.yaml --scheduler "
+               "slurm --cores 32 --memory 120GiB --walltime 02:00:00 --adaptive-max 10\n"
+               "  xrsmap-dask run survey.yaml --check   # validate only")
+    p.add_argument("job", metavar="JOB.yaml")
+    p.add_argument("--overwrite", action="store_true", help="recompute complete outputs")
+    p.add_argument("--summary", default=None, help="summary CSV (default: from the spec)")
+    p.add_argument("--stop-on-error", action="store_true",
+                   help="stop at the first failed scan (default: run the others)")
+    p.add_argument("--check", action="store_true", help="validate the spec and inputs only")
+    p.add_argument("--scans-in-flight", type=_positive_int, default=None, metavar="N",
+                   help="scans computed at once (default: the job's scans_in_flight, else "
+                        "the cluster's worker threads; 1 on threads/processes)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "preview", formatter_class=_Formatter,
+        help="PNG preview of a zarr map group",
+        description="Sum map, annulus maps and a downsampled composite mosaic with colour "
+                    "bars, axes in scan points.",
+        epilog="example:\n  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png "
+               "--log")
+    p.add_argument("group", metavar="MAPS.zarr", help="a map group (survey: store.zarr/SCAN)")
+    p.add_argument("-o", "--output", required=True, metavar="PNG")
+    p.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    p.add_argument("--dpi", type=_positive_int, default=100)
+    p.add_argument("--max-side", type=_positive_int, default=1024,
+                   help="largest side of the composite mosaic, pixels")
+    p.add_argument("--cmap", default="viridis")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    p.set_defaults(func=cmd_preview)
+    return parser
+
+

@@ -1,0 +1,213 @@
+"""The per-scan pipeline every face runs: inputs -> corrections -> lazy maps and statistics
+-> the store (or numpy, for in-memory ``Mapper`` calls).
+
+It takes the validated settings objects of :mod:`xrsmap_dask.settings` (never raw options)
+and raises :class:`~xrsmap_dask.errors.InputError` whose field names the calling face
+relabels (:func:`xrsmap_dask.settings.relabel`).
+
+>>> ims, maps = plan_scan(job)                 # headers read, sizes checked, graph built
+>>> result = run_scan(job, executor)           # written to job.output_path, resumably
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from .errors import InputError
+from .inputs import open_series, read_image, read_norm
+from .settings import CorrectionSpec, ScanJob, StatsJob
+
+
+# -- corrections -------------------------------------------------------------------------
+def load_corrections(spec: CorrectionSpec, frame_shape=None, scheduler=None):
+    """:class:`xrsmap_dask.maps.Corrections` from a :class:`CorrectionSpec`: images read
+    (paths) or taken (arrays); the background image computed from its frames (``mean`` as
+    xrsmap, ``median`` or a percentile, exact), itself dark/flat corrected.  Shapes are
+    checked before the background frames are read (against ``frame_shape`` when given)."""
+    from .maps import Corrections, background_image
+
+    dark = read_image(spec.dark, "dark")
+    flat = read_image(spec.flat, "flat")
+    mask = read_image(spec.mask, "mask")
+    bkg = spec.background
+    background = None
+    if bkg.image is not None:
+        background = read_image(bkg.image, "background")
+    elif bkg.frames:
+        frames = open_series(list(bkg.frames))
+        background = background_image(frames, bkg.method, bkg.pct, dark=dark, flat=flat,
+                                      frame_shape=frame_shape, scheduler=scheduler)
+    return Corrections(dark=dark, flat=flat, background=background, mask=mask,
+                       norm=read_norm(spec.norm), dummy=spec.dummy, dtype=spec.dtype)
+
+
+# -- maps --------------------------------------------------------------------------------
+def check_frame_count(job: ScanJob, ims) -> int:
+    """Points of the scan no frame reaches (0 for a complete scan); a frame count that does
+    not fit the mesh is an :class:`InputError` on ``inputs``."""
+    scan = job.scan
+    try:
+        return scan.check_nframes(len(ims))
+    except InputError:
+        fewer = len(ims) < scan.npoints
+        raise InputError(
+            f"the inputs hold {len(ims)} frames for a {scan.npt_y} x {scan.npt_x} scan "
+            f"(@{{npt_y}} x @{{npt_x}}) of {scan.npoints} points"
+            + ("; accept a partial scan with @{allow_incomplete}" if fewer else ""),
+            argument="inputs") from None
+
+
+def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler=None):
+    """Open the scan's inputs (headers only, unless ``ims`` is given), check the frame count
+    and build its lazy maps.  Returns ``(ims, maps)``; ``maps`` is ``None`` when only
+    statistics were asked for.  ``corrections`` (already loaded) skips loading them."""
+    from .maps import MapSpec, build_maps
+
+    if ims is None:
+        ims = open_series(job.inputs, on_error=job.on_error, progress=progress)
+    check_frame_count(job, ims)
+    if not job.has_maps:
+        return ims, None
+    if corrections is None:
+        corrections = load_corrections(job.corrections, ims.shape, scheduler)
+    spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
+                   composite=job.composite, roi_sum=job.roi_sum)
+    return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
+
+
+def compute_maps(maps, scheduler=None) -> dict:
+    """The maps as numpy arrays (``{'composite': ..., 'roi_sum': ..., 'annulus_sum': ...}``,
+    those asked for), computed in memory."""
+    import dask
+
+    arrays = maps.arrays()
+    kwargs = {} if scheduler is None else {"scheduler": scheduler}
+    return dict(zip(arrays, dask.compute(*arrays.values(), **kwargs)))
+
+
+# -- statistics ----------------------------------------------------------------------------
+def lazy_statistics(ims, requests, roi=None, on_error: str = "raise") -> dict:
+    """``{label: lazy image}`` of the requested statistics.  Under ``on_error='fill'``
+    unreadable frames are NaN and every statistic skips them (decided here, once)."""
+    from . import stats as lazy_stats
+
+    return lazy_stats.lazy_stats(ims, [s.name for s in requests if s.q is None],
+                                 [s.q for s in requests if s.q is not None], roi=roi,
+                                 skipna=on_error == "fill")
+
+
+def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
+    """Write the scan's statistics to the group ``<path>/stats``; False when they were
+    already complete for the same inputs and statistics.  Statistics of other inputs are
+    refused unless ``overwrite``; the group's ``complete`` attr is set last."""
+    import zarr
+
+    from .store import inputs_digest, write_stats as store_stats
+
+    spath = os.path.join(path, "stats")
+    identity = {"inputs_digest": inputs_digest(ims), "nframes": len(ims),
+                "on_error": job.on_error}
+    if os.path.exists(os.path.join(spath, "zarr.json")) and not overwrite:
+        have = zarr.open_group(store=spath, mode="r").attrs
+        same = all(have.get(k) == v for k, v in identity.items()) and \
+            sorted(have.get("stats", [])) == sorted(s.label for s in job.stats)
+        if have.get("complete") is True:
+            if same:
+                return False
+            raise InputError("holds the statistics of a different job (other inputs or "
+                             "statistics); pass @{overwrite} to replace them", path=spath,
+                             argument="output")
+    lazy = lazy_statistics(ims, job.stats, on_error=job.on_error)
+    results = executor.compute(*lazy.values(),
+                               label=f"{job.name}: statistics ({', '.join(lazy)})")
+    store_stats(spath, dict(zip(lazy, results)),
+                {**identity, "convention": "pixel-wise over all frames; frame rows x cols",
+                 "bad_frames": [list(b) for b in ims.bad_frames]})
+    if os.path.exists(os.path.join(path, "zarr.json")):
+        from .store import _consolidate  # the map group's metadata must list the stats
+
+        _consolidate(path)
+    return True
+
+
+def run_stats(job: StatsJob, executor) -> tuple:
+    """Compute a :class:`StatsJob`: ``(ims, {label: image})`` (numpy images)."""
+    ims = open_series(job.inputs, on_error=job.on_error,
+                      progress=executor.counter("reading headers"))
+    roi = None if job.roi is None else job.roi.to_slices(ims.shape)
+    lazy = lazy_statistics(ims, job.stats, roi, job.on_error)
+    results = executor.compute(*lazy.values(),
+                               label=f"{', '.join(lazy)} of {len(ims)} frames")
+    return ims, dict(zip(lazy, results))
+
+
+# -- one scan to its output ----------------------------------------------------------------
+@dataclass
+class ScanResult:
+    """One row of a survey's summary table."""
+
+    scan: str
+    status: str            # done | resumed | skipped | failed | not run
+    frames: int = 0
+    bad_frames: int = 0
+    seconds: float = 0.0
+    retries: int = 0
+    output: str = ""
+    message: str = ""
+    started: float = 0.0    # epoch seconds (not in the table)
+    finished: float = 0.0
+
+    def row(self) -> dict:
+        return {"scan": self.scan, "status": self.status, "frames": self.frames,
+                "bad_frames": self.bad_frames, "seconds": f"{self.seconds:.1f}",
+                "retries": self.retries, "output": self.output, "message": self.message}
+
+
+def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanResult:
+    """Process one scan to ``job.output_path``: skip if complete, resume if not.
+
+    ``ims`` is the scan's already opened series (opened now when omitted).
+    """
+    import zarr
+
+    from .store import write_maps
+
+    t0 = time.perf_counter()
+    path = job.output_path
+    faults_before = executor.retries
+    result = ScanResult(job.name, "failed", output=path)
+    ims, maps = plan_scan(job, ims, executor.counter(f"{job.name}: reading headers"),
+                          scheduler=executor.scheduler)
+    result.frames = len(ims)
+    status = "skipped"
+    bad: list = []
+    if maps is not None:
+        executor._say(f"{job.name}: {len(ims)} frames -> {path}")
+        with executor.progress():
+            res = write_maps(maps, path, ims, overwrite=overwrite, scheduler=executor.scheduler,
+                             attrs={"scan_name": job.name})
+        bad = res.bad_frames
+        if not res.skipped:
+            status = "done" if len(res.computed_chunks) == res.nchunks else "resumed"
+    else:
+        if overwrite and os.path.exists(path):
+            import shutil
+
+            shutil.rmtree(path)
+        zarr.open_group(store=path, mode="a", zarr_format=3)
+        bad = [[i, p, r] for i, p, r in ims.bad_frames]
+    if job.stats:
+        if write_scan_stats(job, ims, path, executor, overwrite=overwrite) and \
+                status == "skipped":
+            status = "resumed" if maps is not None else "done"
+    if maps is None:
+        group = zarr.open_group(store=path, mode="r+")
+        if group.attrs.get("complete") is not True:
+            group.attrs.update({"bad_frames": bad, "scan_name": job.name})
+            group.attrs.update({"complete": True})
+    result.status = status
+    result.bad_frames = len(bad)
+    result.retries = executor.retries - faults_before
+    result.seconds = time.perf_counter() - t0
+    return result
