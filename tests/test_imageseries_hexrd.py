@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from xrsmap_dask import imageseries
-from xrsmap_dask.errors import FormatError, FrameReadError, InputError
+from xrsmap_dask.errors import FrameReadError, InputError
 from xrsmap_dask.synth import write_edf
 
 

@@ -28,21 +28,19 @@ import numpy as np
 
 from ..errors import FormatError, FrameReadError, InputError
 from ..roi import RoiSlices, roi_shape
-from ._cast import check_fits
 from ._errors import (InputNotFoundError, InputTypeError, MissingEntryError,
                       UnsupportedOptionError)
 from ._utils import (CheckedNpz, file_token, h5_group_to_dict, resolve_relative, short_repr,
                      yaml_meta, yaml_top_keys)
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries
+from .framecache_fields import (MAX_FRAMES, check_entries, header_dtype, header_int,
+                                header_shape, plain_value)
 from .registry import ImageSeriesFormat, has_suffix, register
 
 STYLES = ("npz", "yml", "fch5")
 FCH5_VERSION = 1
 _HEADER_KEYS = ("nframes", "shape", "dtype")
-#: largest frame side and frame count accepted in a header (checked before allocating)
-MAX_DIM = 1 << 20
-MAX_FRAMES = 1 << 31
 
 
 def guess_style(filename: str) -> str:
@@ -87,72 +85,6 @@ def _index_dtype(shape) -> np.dtype:
 
 
 # -- series --------------------------------------------------------------------------------
-def check_entries(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape,
-                  dtype: np.dtype) -> str | None:
-    """Why one frame's stored entries are not exactly pixels of a ``shape`` ``dtype`` frame
-    (``None`` when they are): non-integer or out-of-range indices, row/col/data lengths that
-    differ, a pixel stored twice, values the cache's dtype cannot hold."""
-    if not len(rows) == len(cols) == len(values):
-        return f"row/col/data lengths differ ({len(rows)}, {len(cols)}, {len(values)})"
-    if not len(rows):
-        return None
-    for name, idx, n in (("row", rows, shape[0]), ("col", cols, shape[1])):
-        if idx.dtype.kind not in "iu":
-            return f"{name} indices are {idx.dtype}, not integers"
-        if idx.min() < 0 or idx.max() >= n:
-            return f"{name} indices {idx.min()} .. {idx.max()} outside 0 .. {n - 1}"
-    flat = rows.astype(np.int64) * shape[1] + cols.astype(np.int64)
-    if len(np.unique(flat)) != len(flat):
-        return "a pixel is stored more than once"
-    if values.dtype.kind not in "biuf":
-        return f"data of dtype {values.dtype} is not numeric"
-    reason = check_fits(values, dtype)
-    return None if reason is None else f"data do not fit the cache's dtype: {reason}"
-
-
-def _plain(value, kind: type, field: str, where: str):
-    """A YAML value of the Python type ``kind`` (a list: at most 2 ints), checked before numpy
-    sees it (an alias bomb never becomes an array or a string)."""
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if ok and kind is list:
-        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                     for v in value)
-    if not ok:
-        raise InputError(f"must be {'two integers' if kind is list else kind.__name__}, got "
-                         f"{short_repr(value)}", path=where, argument=field)
-    return value
-
-
-def _header_int(value, field: str, where: str, low: int, high: int) -> int:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iu" or arr.size != 1:
-        raise InputError(f"must be one integer, got {short_repr(value)}", path=where,
-                         argument=field)
-    v = int(arr.reshape(()))
-    if not low <= v <= high:
-        raise InputError(f"must be {low} .. {high}, got {v}", path=where, argument=field)
-    return v
-
-
-def _header_shape(value, where: str) -> tuple[int, int]:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iu" or arr.shape != (2,) or arr.min() < 1 or arr.max() > MAX_DIM:
-        raise InputError(f"must be two integers 1 .. {MAX_DIM}, got {short_repr(value)}",
-                         path=where, argument="shape")
-    return int(arr[0]), int(arr[1])
-
-
-def _header_dtype(value, where: str) -> np.dtype:
-    try:
-        dt = np.dtype(_as_str(value))
-    except (TypeError, ValueError, UnicodeDecodeError):
-        dt = None
-    if dt is None or dt.kind not in "biuf":
-        raise InputError(f"must name a numeric dtype, got {short_repr(value)}", path=where,
-                         argument="dtype")
-    return dt
-
-
 class FrameCacheImageSeries(ImageSeries):
     """Frames of a frame cache (see the module docstring for the styles).
 
@@ -209,10 +141,10 @@ class FrameCacheImageSeries(ImageSeries):
             raise FormatError("frame-cache YAML 'data:' needs 'file:' (a path)", path=where)
         self.cache_file = resolve_relative(data["file"], where, what="frame cache file")
         self._load_npz(self.cache_file)
-        said = {"nframes": lambda v: _header_int(_plain(v, int, "data.nframes", where),
+        said = {"nframes": lambda v: header_int(plain_value(v, int, "data.nframes", where),
                                                   "data.nframes", where, 0, MAX_FRAMES),
-                "shape": lambda v: _header_shape(_plain(v, list, "data.shape", where), where),
-                "dtype": lambda v: _header_dtype(_plain(v, str, "data.dtype", where), where)}
+                "shape": lambda v: header_shape(plain_value(v, list, "data.shape", where), where),
+                "dtype": lambda v: header_dtype(plain_value(v, str, "data.dtype", where), where)}
         holds = {"nframes": len(self), "shape": self.shape, "dtype": self.dtype}
         for key, parse in said.items():
             if key in data and parse(data[key]) != holds[key]:
@@ -228,10 +160,10 @@ class FrameCacheImageSeries(ImageSeries):
             if missing:
                 raise FormatError(f"frame-cache npz lacks the keys {missing}", path=cache)
             # checked against the keys present before any loop or allocation
-            nframes = _header_int(arrs.read("nframes", 1), "nframes", cache, 0,
+            nframes = header_int(arrs.read("nframes", 1), "nframes", cache, 0,
                                   min(MAX_FRAMES, len(arrs.keys()) // 3))
-            self._shape = _header_shape(arrs.read("shape", 2), cache)
-            self._dtype = _header_dtype(arrs.read("dtype", 64), cache)
+            self._shape = header_shape(arrs.read("shape", 2), cache)
+            self._dtype = header_dtype(arrs.read("dtype", 64), cache)
             parts = ([], [], [])
             counts = np.zeros(nframes, dtype=np.int64)
             for i in range(nframes):
@@ -280,19 +212,19 @@ class FrameCacheImageSeries(ImageSeries):
             if version is None:
                 raise FormatError("not an fch5 frame cache (no HEXRD_FRAMECACHE_VERSION)",
                                   path=where)
-            if _header_int(version, "HEXRD_FRAMECACHE_VERSION", where, 0, 2**31) \
+            if header_int(version, "HEXRD_FRAMECACHE_VERSION", where, 0, 2**31) \
                     != FCH5_VERSION:
                 raise UnsupportedOptionError(f"unsupported frame-cache version {version}",
                                              path=where)
             try:
-                self._shape = _header_shape(g["shape"][()], where)
-                self._dtype = _header_dtype(g["dtype"][()], where)
+                self._shape = header_shape(g["shape"][()], where)
+                self._dtype = header_dtype(g["dtype"][()], where)
                 data, indices, ids = g["data"], g["indices"], g["frame_ids"]
                 nentries = data.shape[0] if data.ndim == 2 and data.shape[1:] == (1,) else -1
                 if nentries < 0 or indices.shape != (nentries, 2):
                     raise InputError(f"data {data.shape} and indices {indices.shape} must be "
                                      "(m, 1) and (m, 2)", path=where, argument="data")
-                self._nframes = _header_int(g["nframes"][()], "nframes", where, 0,
+                self._nframes = header_int(g["nframes"][()], "nframes", where, 0,
                                             min(MAX_FRAMES, ids.size // 2))
                 ids = np.asarray(ids[()])
             except KeyError as exc:
@@ -394,16 +326,6 @@ class Fch5Block(BlockSource):
                 raise FrameReadError(reason, path=self.filename, frame=self.first_frame + k)
             scatter_roi(out[k], idx[a:b, 0], idx[a:b, 1], values[a:b], roi)
         return out
-
-
-def _as_str(value) -> str:
-    if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode()
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "u" and value.ndim == 1 and value.dtype.itemsize == 1:
-            return value.tobytes().decode()
-        return _as_str(value[()]) if value.ndim == 0 else str(value)
-    return str(value)
 
 
 def open_framecache(filename, style: str | None = None, path: str | None = None,
