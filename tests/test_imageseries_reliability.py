@@ -282,3 +282,20 @@ def test_arbitrary_npz_fields_only_our_errors(data):
         except (ValueError, TypeError):
             return  # numpy could not save these arrays
         _open_all(path, "frame-cache")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("name,fmt", [("f.npz", "frame-cache"), ("f.fch5", "frame-cache"),
+                                      ("f.yml", "image-files"), ("f.yml", "raw-image"),
+                                      ("f.h5", "hdf5"), ("f.h5", "eiger-stream-v1"),
+                                      ("f.yml", None)])
+def test_fifo_or_directory_is_an_error_not_a_hang(tmp_path, name, fmt):
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        imageseries.open(str(fifo), fmt)
+    os.remove(fifo)
+    fifo.mkdir()
+    with pytest.raises(InputError, match="directory"):
+        imageseries.open(str(fifo), fmt)

@@ -45,6 +45,21 @@ def short_repr(value: Any, limit: int = REPR_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def check_regular_file(path: str, argument: str = "filename") -> None:
+    """An existing ``path`` that is not a regular file (a directory, a FIFO that would block
+    the open, a device) raises :class:`InputError` naming it; a missing one is left to the
+    opener (which reports it as not found)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"is {kind}", path=path, argument=argument)
+
+
 def file_token(path: str, *parts) -> str:
     """Digest of a file's absolute path, size and mtime plus ``parts`` (a dask task name)."""
     digest = hashlib.sha1(os.path.abspath(path).encode())
@@ -215,6 +230,7 @@ def yaml_top_keys(path: str) -> frozenset:
         st = os.stat(path)
     except OSError:
         return frozenset()
+    check_regular_file(path)
     return _yaml_keys(os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 

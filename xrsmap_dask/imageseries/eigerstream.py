@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import FormatError, FrameReadError, InputError
 from ._errors import UnsupportedOptionError
-from ._utils import h5_group_to_dict, short_repr
+from ._utils import check_regular_file, h5_group_to_dict, short_repr
 from .base import ImageSeries
 from .registry import ImageSeriesFormat, has_suffix, register
 
@@ -105,6 +105,7 @@ class EigerStreamV1ImageSeries(ImageSeries):
         if isinstance(filename, h5py.Group):
             filename = filename.file.filename
         self.filename = os.path.abspath(os.fspath(filename))
+        check_regular_file(self.filename)
         self._options = {}
         for key, value in options.items():
             self.set_option(key, value)

@@ -30,7 +30,7 @@ from ..errors import FormatError, FrameReadError, InputError
 from ..roi import RoiSlices, roi_shape
 from ._errors import (InputNotFoundError, InputTypeError, MissingEntryError,
                       UnsupportedOptionError)
-from ._utils import (CheckedNpz, file_token, h5_group_to_dict, resolve_relative, short_repr,
+from ._utils import (CheckedNpz, check_regular_file, file_token, h5_group_to_dict, resolve_relative, short_repr,
                      yaml_meta, yaml_top_keys)
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries
@@ -111,6 +111,7 @@ class FrameCacheImageSeries(ImageSeries):
                                         if p.strip("/"))
             filename, style = filename.file.filename, "fch5"
         self.filename = os.path.abspath(os.fspath(filename))
+        check_regular_file(self.filename)
         style = guess_style(self.filename) if style is None else style
         style = "yml" if style in ("yaml", "test") else style
         if style not in STYLES:
@@ -140,6 +141,7 @@ class FrameCacheImageSeries(ImageSeries):
         if not isinstance(data.get("file"), str):
             raise FormatError("frame-cache YAML 'data:' needs 'file:' (a path)", path=where)
         self.cache_file = resolve_relative(data["file"], where, what="frame cache file")
+        check_regular_file(self.cache_file, "data.file")
         self._load_npz(self.cache_file)
         said = {"nframes": lambda v: header_int(plain_value(v, int, "data.nframes", where),
                                                   "data.nframes", where, 0, MAX_FRAMES),

@@ -17,7 +17,7 @@ from ..errors import FrameReadError, InputError
 from ..io import hdf5 as h5io
 from ..roi import RoiSlices, roi_shape
 from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from ._utils import frames_per_write, file_token, meta_value_to_h5
+from ._utils import check_regular_file, file_token, frames_per_write, meta_value_to_h5
 from .registry import ImageSeriesFormat, has_suffix, register
 
 # -- metadata <-> HDF5 ---------------------------------------------------------------------
@@ -165,8 +165,10 @@ def open_hdf5(filename, path=None, dataname: str = "images", on_error: str = "ra
     """
     from ._errors import FrameFileNotFoundError, MissingEntryError, SeriesRuntimeError
 
-    if isinstance(filename, (str, os.PathLike)) and not os.path.exists(filename):
-        raise FrameFileNotFoundError("file not found", path=os.fspath(filename))
+    if isinstance(filename, (str, os.PathLike)):
+        if not os.path.exists(filename):
+            raise FrameFileNotFoundError("file not found", path=os.fspath(filename))
+        check_regular_file(os.fspath(filename))
     try:
         return HDF5ImageSeries(filename, path=path, dataname=dataname, on_error=on_error)
     except InputError as exc:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import FormatError, InputError
 from ._cast import CastImageSeries
-from ._utils import (frames_per_write, load_npy, resolve_relative, short_repr,  # noqa: F401
+from ._utils import (check_regular_file, frames_per_write, load_npy, resolve_relative, short_repr,  # noqa: F401
                      yaml_meta, yaml_meta_out, yaml_top_keys)
 from ._yaml import load_yaml
 from .filelist import FileListImageSeries
@@ -48,11 +48,13 @@ def _read_doc(source) -> tuple[dict, str | None]:
     """
     if isinstance(source, os.PathLike):
         path = os.fspath(source)
+        check_regular_file(path)
         return load_yaml(path), path
     if not isinstance(source, str):
         raise InputError(f"expected a YAML path or YAML text, got {type(source).__name__}",
                          argument="filename")
-    if os.path.isfile(source) or ("\n" not in source and ":" not in source):
+    if os.path.exists(source) or ("\n" not in source and ":" not in source):
+        check_regular_file(source)
         return load_yaml(source), source
     return load_yaml(source, is_text=True), None
 

@@ -25,7 +25,7 @@ from ..io import edf
 from ..roi import RoiSlices, roi_shape
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from ._utils import (file_token, frames_per_write, resolve_relative, short_repr, yaml_meta,
+from ._utils import (check_regular_file, file_token, frames_per_write, resolve_relative, short_repr, yaml_meta,
                      yaml_meta_out, yaml_top_keys)
 from .registry import ImageSeriesFormat, has_suffix, register
 
@@ -99,6 +99,7 @@ class RawImageSeries(ImageSeries):
     def __init__(self, filename, on_error: str = "raise"):
         self.on_error = check_on_error(on_error)
         self.yaml_file = os.fspath(filename)
+        check_regular_file(self.yaml_file)
         doc = load_yaml(self.yaml_file)
         where = self.yaml_file
         if not isinstance(doc, dict) or "filename" not in doc:

@@ -164,6 +164,9 @@ def guess_format(filename) -> str:
     name, _ = split_inner_path(filename)
     if any(ch in os.path.basename(name) for ch in "*?[") and not os.path.exists(name):
         return "files"
+    if os.path.exists(name) and not (os.path.isfile(name) or os.path.isdir(name)):
+        # a FIFO or device: sniffing its first bytes would block
+        raise InputError("is not a regular file", path=name, argument="filename")
     found = [e for e in _REGISTRY.values() if e.needs_filename and e.guess_can_open(name)]
     if not found:
         raise FormatError("cannot guess the imageseries format; pass format= (one of "
