@@ -15,7 +15,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ("bench_read.py", "bench_maps.py", "bench_median.py")
+BENCHES = ("bench_read.py", "bench_maps.py", "bench_median.py", "bench_radial.py")
 
 
 def main() -> int:

@@ -45,3 +45,8 @@ def client(local_cluster):
 
     with Client(local_cluster) as c:
         yield c
+
+
+# the reliability tables' shared harness (tests/_reliability.py) holds the asserts of their
+# test_bad_input: have pytest rewrite them as it does a test module's
+pytest.register_assert_rewrite("_reliability")

@@ -135,7 +135,17 @@ def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
     if len(missing) == len(files) or (missing and not allow_missing):
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise InputError(f"file not found{more}", path=missing[0], argument=argument)
-    return InputSpec("files", tuple(files))
+    return InputSpec(_multi_file_format(files), tuple(files))
+
+
+def _multi_file_format(files: list[str]) -> str:
+    """``'nexus'`` when every file is HDF5 (several files of one scan: one series, their
+    frames one after the other), else ``'files'`` (image files)."""
+    from .io.nexus import is_hdf5_file
+
+    if len(files) > 1 and all(os.path.exists(f) and is_hdf5_file(f) for f in files):
+        return "nexus"
+    return "files"
 
 
 def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
@@ -146,8 +156,10 @@ def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
 
     if spec.kind == "files":
         return imageseries.from_files(list(spec.paths), on_error=on_error, progress=progress)
-    name = spec.paths[0] + (f":{spec.dataset}" if spec.dataset else "")
     policy = {} if on_error == "raise" else {"on_error": on_error}
+    if len(spec.paths) > 1:
+        return imageseries.open(list(spec.paths), spec.kind, **policy)
+    name = spec.paths[0] + (f":{spec.dataset}" if spec.dataset else "")
     try:
         return imageseries.open(name, None if spec.kind == "guess" else spec.kind, **policy)
     except InputError as exc:
@@ -179,8 +191,10 @@ def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=No
 def read_image(value: Any, argument: str) -> np.ndarray | None:
     """A 2-D image (mask, dark, flat, background image) from a path or an array.
 
-    Paths: ``.npy`` (``allow_pickle=False``), ``file.h5:/dataset``, or an image file (EDF
-    header-checked: a truncated file is an error, never zero-padded; others via fabio).
+    Paths: ``.npy`` (``allow_pickle=False``), ``file.h5:/dataset`` (a 2-D dataset, or a
+    3-D one of one frame; a bare HDF5 file: its detector pixel mask), ``store.zarr:/array``,
+    or an image file (EDF header-checked: a truncated file is an error, never zero-padded;
+    others via fabio).
     ``None`` passes.  Errors name the file and ``argument``.
     """
     if value is None:
@@ -199,11 +213,16 @@ def read_image(value: Any, argument: str) -> np.ndarray | None:
 def _read_image_file(path: str, argument: str) -> np.ndarray:
     file, dataset = _split_dataset(path)
     try:
-        if dataset is not None:
-            from . import imageseries
+        if dataset is None and not os.path.exists(file):
+            raise InputError("file not found", path=file, argument=argument)
+        from .io.nexus import is_hdf5_file
 
-            ims = open_inputs(InputSpec("hdf5" if not file.lower().endswith(".zarr")
-                                        else "zarr", (file,), dataset))
+        if is_hdf5_file(file):  # file.h5:/image, or a file's own detector mask
+            from .io.h5info import read_mask_image
+
+            return read_mask_image(path, argument)
+        if dataset is not None:
+            ims = open_inputs(InputSpec(_series_format(file) or "zarr", (file,), dataset))
             if len(ims) != 1:
                 raise InputError(f"expected one image, {dataset} holds {len(ims)} frames",
                                  path=file, argument=argument)

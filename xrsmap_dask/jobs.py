@@ -153,13 +153,25 @@ def _parse_scan(raw: Any, defaults: dict, index: int, base: str, yaml_path: str,
 
 
 def _check_unique_outputs(jobs: Sequence[ScanJob], yaml_path: str) -> None:
+    """Every scan writes its own group, and no group lies inside another scan's (an
+    ``--overwrite`` of scan ``a`` would otherwise replace scan ``a/sub``'s finished
+    output)."""
     seen: dict = {}
     for job in jobs:
-        key = (job.output, job.group)
-        if key in seen:
+        path = os.path.realpath(job.output_path)
+        if path in seen:
             raise _Where(yaml_path, job.name).error(
-                "name", f"writes the same output group as scan {seen[key]!r}")
-        seen[key] = job.name
+                "name", f"writes the same output group as scan {seen[path]!r}")
+        for other, name in seen.items():
+            inner, outer = (path, other) if path.startswith(other + os.sep) else \
+                (other, path) if other.startswith(path + os.sep) else (None, None)
+            if inner is not None:
+                who = job.name if inner == path else name
+                host = name if inner == path else job.name
+                raise _Where(yaml_path, who).error(
+                    "group", f"its output {inner} lies inside the output of scan {host!r} "
+                             f"({outer}); give each scan its own group")
+        seen[path] = job.name
 
 
 def _check_cluster(cluster: Any, w: _Where) -> None:

@@ -14,6 +14,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import InputError
 from .inputs import open_series, read_image, read_norm
 from .settings import CorrectionSpec, ScanJob, StatsJob
@@ -40,6 +42,24 @@ def load_corrections(spec: CorrectionSpec, frame_shape=None, scheduler=None):
                                       frame_shape=frame_shape, scheduler=scheduler)
     return Corrections(dark=dark, flat=flat, background=background, mask=mask,
                        norm=read_norm(spec.norm), dummy=spec.dummy, dtype=spec.dtype)
+
+
+def with_detector_mask(corrections, ims, use: bool = True):
+    """``corrections`` with the series' own detector mask (NeXus/Eiger ``pixel_mask``)
+    joined to its mask (a pixel either excludes is excluded); unchanged when ``use`` is
+    false or the series has none.  A mask of another shape is an error naming both."""
+    from dataclasses import replace
+
+    det = ims.detector_mask
+    if not use or det is None:
+        return corrections
+    det = np.asarray(det, dtype=bool)
+    if det.shape != tuple(ims.shape):
+        raise InputError(f"the detector mask is {det.shape[0]} x {det.shape[1]}, the frames "
+                         f"{ims.shape[0]} x {ims.shape[1]}", argument="detector_mask")
+    mask = det if corrections.mask is None else (corrections.mask | det) \
+        if corrections.mask.shape == det.shape else corrections.mask
+    return replace(corrections, mask=mask)
 
 
 # -- maps --------------------------------------------------------------------------------
@@ -71,6 +91,7 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
         return ims, None
     if corrections is None:
         corrections = load_corrections(job.corrections, ims.shape, scheduler)
+    corrections = with_detector_mask(corrections, ims, job.corrections.detector_mask)
     spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
                    composite=job.composite, roi_sum=job.roi_sum)
     return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
@@ -136,10 +157,34 @@ def run_stats(job: StatsJob, executor) -> tuple:
     ims = open_series(job.inputs, on_error=job.on_error,
                       progress=executor.counter("reading headers"))
     roi = None if job.roi is None else job.roi.to_slices(ims.shape)
+    mask = stats_mask(job.mask, ims, job.detector_mask)
     lazy = lazy_statistics(ims, job.stats, roi, job.on_error)
     results = executor.compute(*lazy.values(),
                                label=f"{', '.join(lazy)} of {len(ims)} frames")
+    if mask is not None:
+        keep = mask if roi is None else mask[roi]
+        results = [masked_image(img, keep) for img in results]
     return ims, dict(zip(lazy, results))
+
+
+def stats_mask(mask, ims, detector_mask: bool = True):
+    """The pixels a statistics job excludes: the ``mask`` image (nonzero = excluded) and,
+    with ``detector_mask``, the series' own detector mask; ``None`` when nothing is."""
+    from .maps import Corrections
+
+    corr = with_detector_mask(Corrections(mask=read_image(mask, "mask")), ims, detector_mask)
+    if corr.mask is not None:
+        corr.check(ims.shape, len(ims))
+    return corr.mask
+
+
+def masked_image(img, mask) -> np.ndarray:
+    """``img`` with the ``mask`` pixels (True) NaN: float64 for integer images (exact for
+    every count), float images keep their dtype."""
+    img = np.asarray(img)
+    out = img.astype(np.float64 if img.dtype.kind != "f" else img.dtype, copy=True)
+    out[..., mask] = np.nan
+    return out
 
 
 # -- one scan to its output ----------------------------------------------------------------

@@ -21,6 +21,10 @@ def describe_input(ims, spec) -> dict:
     d = {"kind": spec.kind, "source": spec.describe(), "frames": len(ims),
          "frame_shape": list(ims.shape), "dtype": str(ims.dtype), "metadata": meta,
          "bad_frames": [list(b) for b in ims.bad_frames]}
+    if spec.kind in ("hdf5", "nexus") and len(spec.paths) == 1:
+        from ..io.h5info import describe_hdf5
+
+        d["hdf5"] = describe_hdf5(spec.paths[0] + (f":{spec.dataset}" if spec.dataset else ""))
     names = ims.filenames
     if names:
         d["files"] = len(dict.fromkeys(names))
@@ -108,5 +112,12 @@ def info(args) -> int:
     if args.json:
         print(json.dumps(d, indent=1, default=str))
     else:
+        hdf5 = d.pop("hdf5", None)
         _print_description(d)
+        if hdf5 is not None:
+            from ..io.h5info import format_description
+
+            print("hdf5:")
+            for line in format_description(hdf5):
+                print(f"  {line}")
     return 0

@@ -56,6 +56,7 @@ from . import files as _files  # noqa: F401,E402
 from . import function as _function  # noqa: F401,E402
 from . import framecache as _framecache  # noqa: F401,E402
 from . import hdf5 as _hdf5  # noqa: F401,E402
+from . import nexus as _nexus  # noqa: F401,E402
 from . import imagefiles as _imagefiles  # noqa: F401,E402
 from . import rawimage as _rawimage  # noqa: F401,E402
 from . import zarrseries as _zarrseries  # noqa: F401,E402

@@ -3,8 +3,11 @@
 Opening reads headers only: each EDF file's header(s) are parsed (lengths differ between
 files) to find every frame's data offset; other formats are probed through fabio.  Multi-frame
 files count all their frames.  A block read then takes, per frame, one positioned read of the
-ROI rows (uncompressed EDF), a decompression (whole-file compressed ``.edf.gz``/``.bz2``/``.xz``,
-which cannot be seeked; checked for truncation) or a fabio read and crop (anything else).
+ROI rows (uncompressed EDF), one read and a bounded decode of its block (EDF blocks with
+``Compression`` gzip/zlib/bz2), a decompression (whole-file compressed ``.edf.gz``/``.bz2``/
+``.xz``, which cannot be seeked; checked for truncation) or a fabio read and crop (anything
+else).  A path that is not a regular file (a directory named ``*.edf``, a FIFO) is a bad file
+like a missing one: an error, or under ``on_error='fill'`` NaN frames listed in ``bad_frames``.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from ..errors import FrameReadError, InputError
 from ..io import edf, fabio_reader
+from ..io.files import open_regular
 from ..roi import RoiSlices, roi_shape
 from .base import (BlockSource, ImageSeries, as_metadata, check_on_error, fill_dtype,
                    read_frames)
@@ -32,8 +36,9 @@ PROBE_BATCH = 64
 #: per-file probe time above which the file system is taken to be slow (use threads)
 SLOW_PROBE_SECONDS = 200e-6
 
-# how a frame is read
-PREAD, ZEDF, FABIO, BAD = 0, 1, 2, 3
+# how a frame is read: positioned read of raw EDF rows, frame of a whole-file compressed EDF,
+# fabio, unreadable, compressed block of a plain EDF file
+PREAD, ZEDF, FABIO, BAD, ZBLOCK = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,15 @@ def _is_edf(path: str) -> bool:
     if edf.compression_of(path):
         return False
     try:
-        with open(path, "rb") as f:
-            return f.read(1) == b"{"
+        fd = open_regular(path)  # never blocks on a FIFO; fabio's probe then names the problem
+    except FrameReadError:
+        return False
+    try:
+        return os.pread(fd, 1, 0) == b"{"
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
 def _probe_file(path: str) -> _FileFrames:
@@ -86,12 +96,12 @@ def _probe_file(path: str) -> _FileFrames:
         if _is_edf(path):
             if edf.compression_of(path):
                 _, infos = edf.read_compressed_edf(path)
-                kinds = [FABIO if i.compressed else ZEDF for i in infos]
+                kinds = [ZEDF] * len(infos)
             else:
                 infos, error = edf.read_edf_headers(path, partial=True)
                 if error is not None and not infos:
                     raise error
-                kinds = [FABIO if i.compressed else PREAD for i in infos]
+                kinds = [ZBLOCK if i.compressed else PREAD for i in infos]
             first = infos[0]
             for info in infos[1:]:
                 if info.shape != first.shape or info.dtype != first.dtype:
@@ -101,7 +111,7 @@ def _probe_file(path: str) -> _FileFrames:
                         frame=info.index_in_file)
                     infos, kinds = infos[:info.index_in_file], kinds[:info.index_in_file]
                     break
-            offsets = [i.index_in_file if k == FABIO else i.offset for i, k in zip(infos, kinds)]
+            offsets = [i.offset for i in infos]
             if error is not None:  # the good frames, then the bad block
                 kinds.append(BAD)
                 offsets.append(0)
@@ -328,7 +338,7 @@ class FileFramesBlock(BlockSource):
         full_width = cols.start == 0 and cols.stop == self.shape[1]
         scratch = None if full_width else np.empty(
             (rows.stop - rows.start) * self.shape[1] * native.itemsize, np.uint8)
-        unpacked: dict[str, tuple[bytes, list]] = {}  # decompressed file, reused by its frames
+        parsed: dict[str, tuple] = {}  # one file's (decompressed bytes, infos), reused
 
         def one(i: int, out: np.ndarray) -> np.ndarray:
             frame = self.first_frame + i
@@ -340,22 +350,13 @@ class FileFramesBlock(BlockSource):
                 return edf.read_rows(path, off, self.shape, dt, rows, cols, out=out,
                                      frame=frame, file_size=int(self.file_sizes[i]),
                                      scratch=scratch)
+            if kind == FABIO:
+                return fabio_reader.read_frame(path, off, self.shape, native, rows, cols,
+                                               frame=frame)
+            data, info = self._edf_block(parsed, i, kind, frame)
             if kind == ZEDF:
-                if path not in unpacked:
-                    unpacked.clear()
-                    try:
-                        unpacked[path] = edf.read_compressed_edf(path)
-                    except FrameReadError as exc:
-                        raise FrameReadError(exc.reason, path=path, frame=frame) from None
-                data, infos = unpacked[path]
-                info = next((x for x in infos if x.offset == off), None)
-                if info is None or info.shape != self.shape:
-                    raise FrameReadError("file changed since it was opened", path=path,
-                                         frame=frame)
-                return edf.frame_from_bytes(data, info, rows, cols)
-            return fabio_reader.read_frame(path, off, self.shape, native, rows, cols,
-                                           frame=frame)
-
+                return edf.frame_from_bytes(data, info, rows, cols, frame)
+            return edf.read_compressed_block(info, rows, cols, frame)
         if out is not None and (out.shape != (self.nframes,) + roi_shape(roi)
                                 or out.dtype != native or self.dtype != native
                                 or self.on_error == "fill" or not out.flags.c_contiguous):
@@ -364,6 +365,28 @@ class FileFramesBlock(BlockSource):
                            out=out)
         want = fill_dtype(self.dtype) if self.on_error == "fill" else self.dtype
         return data if data.dtype == want else data.astype(want)
+
+
+    def _edf_block(self, parsed: dict, i: int, kind: int, frame: int):
+        """(decompressed bytes or None, info) of the EDF block of frame ``i``, the file's
+        headers parsed again (once per block read) and checked against those seen at open."""
+        path, off = self.paths[i], int(self.offsets[i])
+        if path not in parsed:
+            parsed.clear()
+            try:
+                if kind == ZEDF:
+                    parsed[path] = edf.read_compressed_edf(path)
+                else:
+                    parsed[path] = (None, edf.read_edf_headers(path, partial=True)[0])
+            except FrameReadError as exc:
+                raise FrameReadError(exc.reason, path=path, frame=frame) from None
+        data, infos = parsed[path]
+        info = next((x for x in infos if x.offset == off), None)
+        if info is None or info.shape != self.shape or \
+                _native(info.dtype) != _native(self.file_dtype) or \
+                (kind == ZBLOCK and info.file_size != int(self.file_sizes[i])):
+            raise FrameReadError("file changed since it was opened", path=path, frame=frame)
+        return data, info
 
 
 def from_files(paths: Sequence, **kwargs) -> FileListImageSeries:

@@ -1,23 +1,22 @@
 """The ``hdf5`` format: frames as a 3-D dataset ``GROUP/images`` ``(frame, y, x)``.
 
 ``open(f, 'hdf5', path=GROUP, dataname='images')`` (hexrd's names); metadata are the group's
-attributes (numpy arrays allowed).  One dask task reads one hyperslab: the ROI of its run of
-frames (:func:`xrsmap_dask.io.hdf5.read_hyperslab`), carrying only the file name and dataset
-path.  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
+attributes (numpy arrays allowed), read back as h5py gives them (as hexrd).  Reads go
+through :class:`~._h5frames.H5FramesSeries` (one dask task reads the ROI of its run of
+frames, carrying only the file name and dataset path).  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
 block (never the whole stack in memory) and stores the metadata as group attributes.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FrameReadError, InputError
+from ..errors import InputError
 from ..io import hdf5 as h5io
-from ..roi import RoiSlices, roi_shape
-from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from ._utils import check_regular_file, file_token, frames_per_write, meta_value_to_h5
+from ..io.nexus import dataset_segments
+from ._h5frames import H5FramesSeries
+from ._utils import check_regular_file, frames_per_write, meta_value_to_h5
 from .registry import ImageSeriesFormat, has_suffix, register
 
 # -- metadata <-> HDF5 ---------------------------------------------------------------------
@@ -71,7 +70,7 @@ def _find_dataset(filename: str, dataname: str) -> str | None:
 
 
 # -- reader --------------------------------------------------------------------------------
-class HDF5ImageSeries(ImageSeries):
+class HDF5ImageSeries(H5FramesSeries):
     """Frames of a 3-D HDF5 dataset ``(frame, y, x)`` (a 2-D dataset is one frame).
 
     Parameters
@@ -84,10 +83,12 @@ class HDF5ImageSeries(ImageSeries):
         Dataset name within the group (hexrd's default ``'images'``).
     on_error : {'raise', 'fill'}
         ``'fill'``: an unreadable frame reads as NaN (the series' blocks are then float).
+
+    Reads are those of :class:`~._h5frames.H5FramesSeries`: raw chunks decoded in parallel
+    where the filters allow, a VDS read from its sources, chunks never written found at open.
     """
 
     def __init__(self, filename, path=None, dataname: str = "images", on_error: str = "raise"):
-        self.on_error = check_on_error(on_error)
         if hasattr(filename, "file") and hasattr(filename, "name"):
             # an open h5py File/Group (hexrd accepts one): tasks reopen it by name
             path = "/".join(p.strip("/") for p in (filename.name, path or "") if p.strip("/"))
@@ -96,63 +97,11 @@ class HDF5ImageSeries(ImageSeries):
         self.dataset = _dataset_path(path, dataname)
         if path is None:
             self.dataset = _find_dataset(self.filename, dataname) or self.dataset
+        self._set_segments(dataset_segments(self.filename, self.dataset), on_error)
         f, ds = h5io.open_dataset(self.filename, self.dataset)
-        try:
+        with f:
             self.ndim = int(ds.ndim)
-            self._nframes = int(ds.shape[0]) if ds.ndim == 3 else 1
-            self._shape = tuple(int(v) for v in ds.shape[-2:])
-            self._dtype = np.dtype(ds.dtype)
-            group = ds.parent
-            self._metadata = read_attrs(group)
-        finally:
-            f.close()
-        self._token = file_token(self.filename, self.dataset)
-
-    def __len__(self) -> int:
-        return self._nframes
-
-    def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
-        return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
-
-    def block_source(self, start: int, stop: int) -> "HDF5Block":
-        return HDF5Block(self.filename, self.dataset, start, stop, self._dtype, self.on_error)
-
-
-@dataclass
-class HDF5Block(BlockSource):
-    """File name, dataset path and frame range: one hyperslab read (pickles small)."""
-
-    filename: str
-    dataset: str
-    start: int
-    stop: int
-    dtype: np.dtype
-    on_error: str = "raise"
-
-    @property
-    def nframes(self) -> int:
-        return self.stop - self.start
-
-    def read(self, roi: RoiSlices) -> np.ndarray:
-        rows, cols = roi
-        try:
-            data = h5io.read_hyperslab(self.filename, self.dataset, self.start, self.stop,
-                                       rows, cols)
-        except FrameReadError:
-            if self.on_error != "fill":
-                raise
-        else:
-            if self.on_error == "fill":
-                return read_frames(lambda j, slot: data[j], range(self.nframes),
-                                   roi_shape(roi), self.dtype, "fill")
-            return data
-
-        # a damaged chunk: retry frame by frame so only the bad frames become NaN
-        def one(j: int, slot: np.ndarray) -> np.ndarray:
-            return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
-
-        return read_frames(one, range(self.start, self.stop), roi_shape(roi), self.dtype,
-                           self.on_error)
+            self._metadata = read_attrs(ds.parent)
 
 
 def open_hdf5(filename, path=None, dataname: str = "images", on_error: str = "raise",

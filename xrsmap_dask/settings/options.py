@@ -192,8 +192,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("stats", _stats, "pixel-wise statistics over all frames: max, min, mean, median, "
            "{percentile: Q}", faces=frozenset({JOB, STATS})),
     # corrections
-    Option("mask", _path_of("mask"), "mask image, nonzero = pixel excluded",
+    Option("mask", _path_of("mask"), "mask image (image file, .npy or file.h5:/path), "
+           "nonzero = pixel excluded",
            flags=("--mask",), section="corrections", faces=ALL),
+    Option("detector_mask", _bool("detector_mask"), "apply the detector's own pixel mask "
+           "(NeXus/Eiger pixel_mask) on top of mask", True, flags=("--no-detector-mask",),
+           cli={"action": "store_const", "const": False}, section="corrections", faces=ALL,
+           flag_help="do not apply the detector's own pixel mask (NeXus/Eiger pixel_mask)"),
     Option("dark", _path_of("dark"), "image subtracted first", flags=("--dark",),
            section="corrections"),
     Option("flat", _path_of("flat"), "image divided next", flags=("--flat",),
