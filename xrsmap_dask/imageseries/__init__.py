@@ -35,8 +35,9 @@ Every format is one :class:`~xrsmap_dask.imageseries.registry.ImageSeriesFormat`
     Add a format: subclass ``ImageSeriesFormat`` and register an instance.
 
 Formats: ``array``, ``function``, ``hdf5``, ``frame-cache``, ``image-files``, ``raw-image``,
-``eiger-stream-v1``, ``eiger-stream-v2`` (hexrd's), ``zarr`` (ours) and ``files`` (a plain list
-of image paths or a glob; anything fabio reads).  hexrd's ``load`` (adapter classes and its
+``eiger-stream-v1``, ``eiger-stream-v2`` (hexrd's), ``nexus`` (Eiger master / LIMA / NeXus
+files), ``zarr`` (ours) and ``files`` (a plain list of image paths or a glob; anything fabio
+reads).  ``imageseries.formats()`` is the authoritative list.  hexrd's ``load`` (adapter classes and its
 adapter ``Registry``), ``save``, ``stats``, ``process`` and ``omega`` are submodules.
 """
 from __future__ import annotations
