@@ -222,3 +222,18 @@ def test_errors(poni_scan):
         assert err.value.argument == "radial_range"
     attrs = R.make_radial_bins(geo, shape, 10, "r_mm", chi=[0, 90]).to_attrs()
     assert attrs["units"] == "mm" and attrs["chi"] == [0.0, 90.0] and attrs["nbins"] == 10
+
+
+def test_profiles_peak_at_the_synthetic_rings(poni_scan):
+    """synth.make_poni_scan puts its rings at q_rings under the tilted geometry: the radial
+    profile of every frame peaks in the bins holding them."""
+    scan, frames, user_mask = poni_scan
+    geo = G.load_poni(scan.poni_file)
+    bins = R.make_radial_bins(geo, scan.frame_shape, 120, "q_nm^-1", (0.0, 30.0),
+                              mask=user_mask)
+    means = R.group_means(R.group_sums(_crop(frames, bins.groups), bins.groups), bins.groups)
+    for q0 in scan.q_rings:
+        k = int(np.searchsorted(bins.edges, q0) - 1)
+        for side in (k - 6, k + 6):              # each ring's height varies over the map
+            assert np.all(means[:, k] > means[:, side])
+            assert means[:, k].mean() > means[:, side].mean() + 20
