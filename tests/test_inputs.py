@@ -87,3 +87,42 @@ def test_on_error_fill_refused_by_formats_without_the_policy(tmp_path):
         open_series(str(tmp_path / "c.npz"), on_error="fill")
     assert err.value.argument == "on_error" and "frame-cache" in str(err.value)
     assert os.path.basename(err.value.path) == "c.npz"
+
+
+def test_reader_option_reaches_the_format_from_every_face(tmp_path):
+    """``missing_chunks`` (one option-table entry marked ``reader``) travels from the CLI,
+    a job spec and Mapper to the zarr format: a never-written chunk is an error by default
+    and the fill value with ``fill-value``."""
+    import zarr as zarr_mod
+
+    from xrsmap_dask import Mapper
+
+    data = np.arange(1, 4 * 6 * 5 + 1, dtype=np.uint16).reshape(4, 6, 5)
+    store = tmp_path / "s.zarr"
+    imageseries.write(imageseries.open(None, "array", data=data), str(store), "zarr",
+                      frames_per_chunk=1)
+    arr = zarr_mod.open_array(str(store), path="images", mode="r")
+    chunk = sorted(p for p in (store / "images" / "c").rglob("*") if p.is_file())[2]
+    chunk.unlink()  # frame 2 never written
+    assert arr.fill_value == 0
+    want = data.sum((1, 2)).astype(float)
+    want[2] = 0.0
+    # CLI
+    assert cli.main(["composite", str(store), "--npt-y", "2", "--npt-x", "2", "-o",
+                     str(tmp_path / "a.zarr"), "-q"]) == 2
+    assert cli.main(["composite", str(store), "--npt-y", "2", "--npt-x", "2", "-o",
+                     str(tmp_path / "b.zarr"), "--missing-chunks", "fill-value", "-q"]) == 0
+    got = zarr_mod.open_group(str(tmp_path / "b.zarr"), mode="r")["roi_sum"][...]
+    np.testing.assert_array_equal(got.ravel(), want)
+    # job spec
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"output: {tmp_path / 'j.zarr'}\nscans:\n  - {{name: s, inputs: {store}, "
+                    f"mesh: [2, 2], missing_chunks: fill-value}}\n")
+    assert cli.main(["run", str(spec), "-q"]) == 0
+    got = zarr_mod.open_group(str(tmp_path / "j.zarr" / "s"), mode="r")["roi_sum"][...]
+    np.testing.assert_array_equal(got.ravel(), want)
+    # Mapper
+    _, sums = Mapper(2, 2, missing_chunks="fill-value").composite_map(str(store))
+    np.testing.assert_array_equal(sums.ravel(), want)
+    with pytest.raises(InputError, match="missing_chunks.*fill"):
+        Mapper(2, 2, missing_chunks="zeros")

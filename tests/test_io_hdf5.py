@@ -224,70 +224,102 @@ def test_unavailable_filter_is_an_error_at_open(tmp_path):
 
 
 # -- filters in every process ---------------------------------------------------------------
+ROI = (2, 3, 17, 20)  # x0, y0, x1, y1 inclusive: 18 rows x 16 cols
+RING = (9.5, 11.0, 6.0, 3.0)  # cen_x, cen_y, radius, width
+
+
 @pytest.fixture(scope="module")
 def plugin_files(tmp_path_factory):
+    """The same frames with every filter we decode and one only HDF5 decodes (bzip2)."""
     d = tmp_path_factory.mktemp("plugins")
     frames = synth.detector_frames(12, (24, 20), "uint32", seed=5)
     files = {}
-    for name in ("bslz4", "bzip2"):  # decoded here / decoded only by HDF5 with hdf5plugin
+    for name in FAST + ("bzip2",):
         files[name] = synth.write_hdf5_frames(str(d / f"{name}.h5"), "/entry/data/data",
                                               frames, name)
     return frames, files
 
 
-def reference_maps(frames, roi, binning, npt_x):
-    x0, y0, x1, y1 = roi
-    r = frames[:, y0:y1 + 1, x0:x1 + 1].astype(np.float64)
+def reference_maps(frames, npt_x=4, binning=2):
+    """ROI sums, composite mosaic and annulus sums written out with numpy."""
+    x0, y0, x1, y1 = ROI
+    x = frames.astype(np.float64)
+    r = x[:, y0:y1 + 1, x0:x1 + 1]
     sums = r.sum(axis=(1, 2)).reshape(-1, npt_x)
     b = binning
     tiles = r.reshape(len(r), r.shape[1] // b, b, r.shape[2] // b, b).sum(axis=(2, 4))
-    return tiles, sums
+    npt_y, fy, fx = len(r) // npt_x, tiles.shape[1], tiles.shape[2]
+    mosaic = tiles.reshape(npt_y, npt_x, fy, fx).transpose(0, 2, 1, 3).reshape(npt_y * fy, -1)
+    cx, cy, radius, width = RING
+    yy, xx = np.indices(frames.shape[1:], dtype=np.float64)
+    d = np.hypot(yy - cy, xx - cx)
+    ring = (d >= radius - width / 2) & (d <= radius + width / 2)
+    return sums, mosaic, x[:, ring].sum(axis=1).reshape(-1, npt_x)
+
+
+MAPS_SCRIPT = """
+import json, sys
+from xrsmap_dask.imageseries.nexus import NexusImageSeries
+from xrsmap_dask.mapper import Mapper
+assert "fabio" not in sys.modules
+out = {}
+for name, path in FILES.items():
+    ims = NexusImageSeries(path)
+    mapper = Mapper(4, 3, frames_per_chunk=5)
+    comp, sums = mapper.composite_map(ims, roi=ROI, binning=2)
+    ann = mapper.circle_map(ims, *RING)
+    out[name] = [sums.tolist(), comp.tolist(), ann.tolist()]
+print(json.dumps([out, "fabio" in sys.modules]))
+"""
 
 
 def test_fresh_interpreter_without_fabio(plugin_files):
-    frames, files = plugin_files
-    script = textwrap.dedent(f"""
-        import sys, json
-        import numpy as np
-        from xrsmap_dask.imageseries.nexus import NexusImageSeries
-        from xrsmap_dask.mapper import Mapper
-        assert "fabio" not in sys.modules
-        out = {{}}
-        for name, path in {files!r}.items():
-            ims = NexusImageSeries(path)
-            comp, sums = Mapper(4, 3).composite_map(ims, roi=(2, 3, 17, 20), binning=2)
-            out[name] = sums.tolist()
-        print(json.dumps([out, "fabio" in sys.modules]))
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "HDF5_PLUGIN_PATH"}
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, timeout=120)
-    assert res.returncode == 0, res.stderr
+    """Every filter's maps in a new interpreter that never imports fabio (hdf5plugin comes
+    with our HDF5 reader, nothing else)."""
     import json
 
-    sums, fabio_loaded = json.loads(res.stdout.strip().splitlines()[-1])
+    frames, files = plugin_files
+    script = f"FILES = {files!r}\nROI = {ROI!r}\nRING = {RING!r}\n" + MAPS_SCRIPT
+    env = {k: v for k, v in os.environ.items() if k != "HDF5_PLUGIN_PATH"}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=240)
+    assert res.returncode == 0, res.stderr
+    maps, fabio_loaded = json.loads(res.stdout.strip().splitlines()[-1])
     assert not fabio_loaded
-    _, ref = reference_maps(frames, (2, 3, 17, 20), 2, 4)
+    ref = reference_maps(frames)
     for name in files:
-        np.testing.assert_array_equal(np.array(sums[name]), ref)
+        for got, want in zip(maps[name], ref):
+            np.testing.assert_array_equal(np.array(got), want)
+
+
+def test_processes_scheduler_reads_every_filter(plugin_files):
+    """dask's process pool (fresh spawned interpreters) reads HDF5-only and our filters."""
+    frames, files = plugin_files
+    for path in (files["bslz4"], files["bzip2"]):  # decoded by us / by HDF5's plugin
+        lazy = NexusImageSeries(path).to_dask(roi=(slice(2, 20), slice(1, 19)),
+                                              frames_per_chunk=5)
+        got = lazy.sum(axis=(1, 2), dtype=np.float64).compute(scheduler="processes",
+                                                              num_workers=2)
+        np.testing.assert_array_equal(got, frames[:, 2:20, 1:19].sum(axis=(1, 2)))
 
 
 def test_localcluster_workers_register_filters(plugin_files):
-    """Fresh worker processes have no hdf5plugin until they unpickle a read task."""
+    """Fresh worker processes have no hdf5plugin until they unpickle a read task; then every
+    filter's maps equal the numpy reference."""
     from distributed import Client, LocalCluster
 
     frames, files = plugin_files
     probe = "'hdf5plugin' in __import__('sys').modules"
+    ref = reference_maps(frames)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0", host="127.0.0.1") as cluster, \
             Client(cluster, set_as_default=False) as client:
         assert not any(client.run(eval, probe).values())
-        tiles_ref, sums_ref = reference_maps(frames, (0, 0, 19, 23), 4, 4)
         for name, path in files.items():
             ims = NexusImageSeries(path)
-            out = Mapper(4, 3, client=client, frames_per_chunk=2).maps(
-                ims, roi=(0, 0, 19, 23), binning=4)
-            np.testing.assert_array_equal(out["roi_sum"], sums_ref)
-            np.testing.assert_array_equal(out["composite"].reshape(tiles_ref.shape),
-                                          tiles_ref)
+            mapper = Mapper(4, 3, client=client, frames_per_chunk=2)
+            comp, sums = mapper.composite_map(ims, roi=ROI, binning=2)
+            ann = mapper.circle_map(ims, *RING)
+            for got, want in zip((sums, comp, ann), ref):
+                np.testing.assert_array_equal(got, want, err_msg=name)
         assert all(client.run(eval, probe).values())

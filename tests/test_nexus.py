@@ -93,7 +93,11 @@ def test_layouts_open_as_one_series_with_maps_equal_reference(scan, how):
              "measurement": "/entry_0000/measurement/data",
              "instrument": "/entry_0000/ESRF-ID11/eiger/data",
              "path": "/entry/instrument/detector/data"}[inner]
-    ims = imageseries.open(f"{name}:{inner}" if inner else name, "nexus")
+    if kind in ("glob", "list"):
+        ims = imageseries.open(name, "nexus")
+    else:  # the format is guessed from the file (the registry's 'nexus' entry)
+        ims = imageseries.open(f"{name}:{inner}" if inner else name)
+        assert imageseries.guess_format(name) == "nexus"
     assert len(ims) == NPT_Y * NPT_X and ims.shape == SHAPE and ims.dtype == np.uint32
     ref = h5py_frames(scan["data_files"])
     np.testing.assert_array_equal(ims.read_block(0, len(ims)), ref)
@@ -102,6 +106,23 @@ def test_layouts_open_as_one_series_with_maps_equal_reference(scan, how):
     if mask is not None:
         np.testing.assert_array_equal(mask, scan["mask"] != 0)
     check_maps(run_maps(ims, mask=mask), ref, mask)
+
+
+def test_hexrd_files_stay_with_the_hdf5_format(scan, tmp_path):
+    path = str(tmp_path / "hexrd.h5")
+    ims = imageseries.open(scan["master"])
+    imageseries.write(ims, path, "hdf5", path="/imageseries")
+    assert imageseries.guess_format(path) == "hdf5"
+    back = imageseries.open(f"{path}:/imageseries/images")
+    assert type(back).__name__ == "HDF5ImageSeries"
+    np.testing.assert_array_equal(back.read_block(0, len(back)), scan["frames"])
+    with pytest.raises(InputError, match="accepted: direct_chunks, on_error, path"):
+        imageseries.open(scan["master"], dataname="x")
+    # a file in no detector layout is guessed 'hdf5'; format='nexus' takes its one 3-D dataset
+    plain = synth.write_hdf5_frames(str(tmp_path / "plain.h5"), "/x/frames", scan["frames"])
+    assert imageseries.guess_format(plain) == "hdf5"
+    np.testing.assert_array_equal(imageseries.open(plain, "nexus").read_block(0, 3),
+                                  scan["frames"][:3])
 
 
 def test_master_links_followed_in_order_with_frame_counts(scan):
@@ -155,6 +176,17 @@ def test_missing_data_file(damaged, which, frames_lost, entry):
     good = np.r_[0:lo, hi:len(frames)]
     ref, _, _ = reference(frames.astype(np.float64))
     np.testing.assert_array_equal(sums[good], ref.ravel()[good])
+
+
+def test_truncated_data_file_named_with_its_frames(damaged):
+    frames, master, files, _ = damaged
+    with open(files[1], "r+b") as f:
+        f.truncate(os.path.getsize(files[1]) // 2)
+    with pytest.raises(FrameReadError, match=r"scan_data_000002\.h5.*frames 4\.\.7: not a "
+                                             r"readable HDF5 file.*truncated"):
+        NexusImageSeries(master)
+    ims = NexusImageSeries(master, on_error="fill")
+    assert [b[0] for b in ims.bad_frames] == [4, 5, 6, 7]
 
 
 def test_unwritten_chunks_in_a_data_file(tmp_path):

@@ -36,6 +36,14 @@ def store(tmp_path) -> str:
     return path
 
 
+def _edf_files(tmp_path) -> list[str]:
+    """The frames of :func:`_stack` as one EDF file each (written with fabio)."""
+    paths = [str(tmp_path / f"f_{k}.edf") for k in range(NFRAMES)]
+    for path, frame in zip(paths, _stack()):
+        synth.write_edf(path, frame)
+    return paths
+
+
 def _chunk(store: str, k: int, *rest: int) -> str:
     return os.path.join(store, "images", "c", str(k), *(str(r) for r in rest or (0, 0)))
 
@@ -139,10 +147,7 @@ def test_missing_metadata_chunk(store):
 
 def test_writer_failing_half_way_leaves_an_incomplete_store(tmp_path):
     # a series of EDF files, one truncated after the series was opened: the writer fails
-    paths = []
-    for k, frame in enumerate(_stack()):
-        paths.append(str(tmp_path / f"f_{k}.edf"))
-        synth.write_edf(paths[-1], frame)
+    paths = _edf_files(tmp_path)
     ims = imageseries.from_files(paths)
     with open(paths[4], "r+b") as f:
         f.truncate(os.path.getsize(paths[4]) - 20)
@@ -194,10 +199,7 @@ imageseries.write(Slow(data), {out!r}, 'zarr', frames_per_chunk=1)
 
 
 def test_convert_to_zarr_is_complete(tmp_path):
-    paths = []
-    for k, frame in enumerate(_stack()):
-        paths.append(str(tmp_path / f"f_{k}.edf"))
-        synth.write_edf(paths[-1], frame)
+    paths = _edf_files(tmp_path)
     out = str(tmp_path / "conv.zarr")
     assert cli.main(["convert", *paths, "-o", out, "--format", "zarr", "-q"]) == 0
     assert zarr.open_array(out, path="images", mode="r").attrs["complete"] is True
@@ -205,10 +207,7 @@ def test_convert_to_zarr_is_complete(tmp_path):
 
 
 def test_fill_series_with_bad_frames_is_stored_as_nan(tmp_path):
-    paths = []
-    for k, frame in enumerate(_stack()):
-        paths.append(str(tmp_path / f"f_{k}.edf"))
-        synth.write_edf(paths[-1], frame)
+    paths = _edf_files(tmp_path)
     os.remove(paths[2])
     ims = imageseries.from_files(paths, on_error="fill")
     out = str(tmp_path / "nan.zarr")
@@ -248,3 +247,21 @@ def test_lying_shapes(store):
         _set_shape(store, shape)
         with pytest.raises(InputError, match="frames.zarr.*declares frames"):
             imageseries.open(store, on_error="fill")
+
+
+def test_maps_of_a_store_with_a_missing_chunk(store, tmp_path):
+    """The issue's case: maps of a zarr input with missing chunks were zeros, complete, with
+    no bad frames.  Now: an error (default), or NaN at that scan point, listed."""
+    from xrsmap_dask import Mapper
+
+    os.remove(_chunk(store, 3))
+    roi = (0, 0, SHAPE[1] - 1, SHAPE[0] - 1)  # xrsmap ROI, inclusive: the whole frame
+    with pytest.raises(FrameReadError, match="frames.zarr.*frame 3"):
+        Mapper(3, 2, output=str(tmp_path / "a.zarr")).composite_map(
+            imageseries.open(store, missing_chunks="error"), roi=roi, binning=1)
+    mapper = Mapper(3, 2, output=str(tmp_path / "b.zarr"))
+    _, sums = mapper.composite_map(imageseries.open(store, on_error="fill"), roi=roi, binning=1)
+    expected = _stack().reshape(NFRAMES, -1).sum(axis=1).astype(float).reshape(2, 3)
+    expected[1, 0] = np.nan  # frame 3 = map row 1, column 0
+    np.testing.assert_array_equal(sums, expected)
+    assert [b[0] for b in mapper.bad_frames] == [3]

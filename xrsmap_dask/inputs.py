@@ -33,6 +33,9 @@ class InputSpec:
     kind: str
     paths: tuple[str, ...]
     dataset: str | None = None
+    #: reader keywords (``missing_chunks`` ...) as ``(name, value)`` pairs, given to the
+    #: format when it accepts them
+    options: tuple = ()
 
     def describe(self) -> str:
         if self.kind == "files":
@@ -71,16 +74,28 @@ def _is_glob(item: str) -> bool:
 
 
 def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
-                   argument: str = "inputs", allow_missing: bool = False) -> InputSpec:
+                   argument: str = "inputs", allow_missing: bool = False,
+                   options: dict | None = None) -> InputSpec:
     """Resolve input strings (CLI arguments or a YAML ``inputs`` value) to an :class:`InputSpec`.
 
     Each item is a path, a glob (sorted), ``@list.txt`` (one path per line, ``#`` comments,
     relative to the list file), ``file.h5:/path/to/dataset`` (also ``store.zarr:/group``) or
-    an imageseries file (YAML, npz, fch5, zarr, h5).  Several items must all be image files.
-    Relative paths are taken relative to ``base_dir`` (default: the working directory).  Files
-    are checked to exist (a listed image file may be missing with ``allow_missing``: with
-    ``on_error='fill'`` it becomes a NaN frame); nothing is opened or run.
+    an imageseries file (YAML, npz, fch5, zarr, h5, an Eiger master).  Several items must all
+    be image files, or all HDF5 files (one series, their frames one after the other).
+    Relative paths are taken relative to ``base_dir`` (default: the working directory).
+    Files are checked to exist (a listed image file may be missing with ``allow_missing``:
+    with ``on_error='fill'`` it becomes a NaN frame); nothing is opened or run.
+    ``options`` are reader keywords carried with the result
+    (:func:`xrsmap_dask.settings.options.read_options`).
     """
+    from dataclasses import replace
+
+    spec = _resolve(items, base_dir, argument, allow_missing)
+    return replace(spec, options=tuple(sorted((options or {}).items())))
+
+
+def _resolve(items: str | Sequence[str], base_dir: str | None = None,
+             argument: str = "inputs", allow_missing: bool = False) -> InputSpec:
     if isinstance(items, (str, os.PathLike)):
         items = [os.fspath(items)]
     if not isinstance(items, (list, tuple)) or not items:
@@ -157,6 +172,9 @@ def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
     if spec.kind == "files":
         return imageseries.from_files(list(spec.paths), on_error=on_error, progress=progress)
     policy = {} if on_error == "raise" else {"on_error": on_error}
+    if spec.options and spec.kind != "guess":
+        accepted = imageseries.get_format(spec.kind).open_keywords
+        policy.update({k: v for k, v in spec.options if k in accepted})
     if len(spec.paths) > 1:
         return imageseries.open(list(spec.paths), spec.kind, **policy)
     name = spec.paths[0] + (f":{spec.dataset}" if spec.dataset else "")
@@ -168,7 +186,8 @@ def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
         raise
 
 
-def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=None):
+def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=None,
+                options: dict | None = None):
     """An image series from anything a face accepts: an :class:`InputSpec`, an image series
     (returned as is), a list of image paths (each must be a frame file: a missing one is a
     :class:`FrameReadError` naming it and its frame), or one input string (a glob,
@@ -184,7 +203,8 @@ def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=No
     if isinstance(inputs, (str, os.PathLike)) and _is_glob(os.fspath(inputs)):
         return from_files(os.fspath(inputs), on_error=on_error, progress=progress)
     if not isinstance(inputs, InputSpec):
-        inputs = resolve_inputs(inputs, base_dir, allow_missing=on_error == "fill")
+        inputs = resolve_inputs(inputs, base_dir, allow_missing=on_error == "fill",
+                                options=options)
     return open_inputs(inputs, on_error=on_error, progress=progress)
 
 

@@ -44,7 +44,7 @@ from .pipeline import ScanResult, plan_scan, run_scan
 from .scan import ScanGeometry
 from .settings import Context, ScanJob, options_for, parse_values, relabel
 from .settings.fields import parse_mesh, resolve_path
-from .settings.options import JOB
+from .settings.options import JOB, read_options
 
 TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster", "scans_in_flight")
 #: keys that shape the spec rather than set an option
@@ -131,7 +131,8 @@ def _parse_scan(raw: Any, defaults: dict, index: int, base: str, yaml_path: str,
     try:
         values = parse_values(_option_values(d, w), JOB, Context(base))
         inputs = resolve_inputs(d["inputs"], base, "inputs",
-                                allow_missing=values["on_error"] == "fill")
+                                allow_missing=values["on_error"] == "fill",
+                                options=read_options(values))
     except InputError as exc:
         raise w.relabel(exc) from None
     npt_y, npt_x = _mesh(d, w)

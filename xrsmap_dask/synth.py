@@ -383,7 +383,8 @@ def write_lima(path, frames: np.ndarray, compression: str = "bslz4",
 def write_vds(path, sources: list[str], dataset: str = "/entry/data/data",
               vds_path: str = "/entry/instrument/detector/data") -> str:
     """A virtual dataset ``path:vds_path`` stacking ``dataset`` of each source file in order
-    (relative source names, as Bliss writes them)."""
+    (relative source names, as Bliss writes them), with NeXus ``default`` attributes leading
+    to an NXdata group ``plot`` whose ``signal`` links to it."""
     import h5py
 
     shapes = []
@@ -399,6 +400,15 @@ def write_vds(path, sources: list[str], dataset: str = "/entry/data/data",
         at += shape[0]
     with h5py.File(path, "a") as f:
         f.create_virtual_dataset(vds_path, layout, fillvalue=0)
+        # NeXus default plot, as Bliss writes it: root -> entry -> NXdata whose signal is
+        # a soft link to the frames
+        entry_name = vds_path.strip("/").split("/")[0]
+        f.attrs["default"] = entry_name
+        entry = f[entry_name]
+        entry.attrs.update(NX_class="NXentry", default="plot")
+        plot = entry.require_group("plot")
+        plot.attrs.update(NX_class="NXdata", signal="data")
+        plot["data"] = h5py.SoftLink(vds_path)
     return str(path)
 
 

@@ -9,7 +9,7 @@ import sys
 
 from ..errors import InputError
 from ..settings import Context, options_for, parse_values
-from ..settings.options import MAPS, STATS
+from ..settings.options import MAPS, STATS, read_options
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -70,7 +70,8 @@ def cmd_maps(args) -> int:
         values.update(composite=False, roi_sum=False, rings=parse_rings(
             {"cen_y": _number(args.cen_y), "cen_x": _number(args.cen_x),
              "radii": [_number(r) for r in args.radius], "width": _number(args.width)}))
-    inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill")
+    inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill",
+                            options=read_options(values))
     out = OutputSpec.from_path(args.output)
     job = scan_job_from_values(values, name=out.group, inputs=inputs,
                                scan=scan_geometry(values), output=out.store, group=out.group)
@@ -104,7 +105,8 @@ def cmd_stats(args) -> int:
     if args.percentile:
         wanted.append({"percentile": [_number(q) for q in args.percentile]})
     values["stats"] = parse_stats(wanted)
-    inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill")
+    inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill",
+                            options=read_options(values))
     job = stats_job_from_values(values, inputs=inputs, output=args.output)
     out = args.output
     to_zarr = out.rstrip("/").lower().endswith(".zarr")
@@ -169,7 +171,8 @@ def cmd_convert(args) -> int:
                          f"{', '.join(writable)}", argument="format")
     out = args.output
     _refuse_existing(out, args.overwrite)
-    ims = open_series(resolve_inputs(args.inputs), on_error=values["on_error"],
+    ims = open_series(resolve_inputs(args.inputs, options=read_options(values)),
+                      on_error=values["on_error"],
                       progress=_counter(args, "reading headers"))
     kw = {name: getattr(args, name) for name in ("path", "threshold", "style", "gzip")
           if getattr(args, name) is not None}

@@ -6,7 +6,7 @@ import json
 import os
 
 from ..errors import InputError
-from ..settings.options import STATS
+from ..settings.options import STATS, read_options
 
 
 def describe_input(ims, spec) -> dict:
@@ -106,8 +106,9 @@ def info(args) -> int:
             not os.path.exists(os.path.join(first, "images")):
         d = describe_zarr(first)
     else:
-        spec = resolve_inputs(args.inputs)
-        on_error = settings_values(args, STATS)["on_error"]
+        values = settings_values(args, STATS)
+        spec = resolve_inputs(args.inputs, options=read_options(values))
+        on_error = values["on_error"]
         d = describe_input(open_inputs(spec, on_error=on_error), spec)
     if args.json:
         print(json.dumps(d, indent=1, default=str))

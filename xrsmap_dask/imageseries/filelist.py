@@ -357,6 +357,7 @@ class FileFramesBlock(BlockSource):
             if kind == ZEDF:
                 return edf.frame_from_bytes(data, info, rows, cols, frame)
             return edf.read_compressed_block(info, rows, cols, frame)
+
         if out is not None and (out.shape != (self.nframes,) + roi_shape(roi)
                                 or out.dtype != native or self.dtype != native
                                 or self.on_error == "fill" or not out.flags.c_contiguous):
@@ -365,7 +366,6 @@ class FileFramesBlock(BlockSource):
                            out=out)
         want = fill_dtype(self.dtype) if self.on_error == "fill" else self.dtype
         return data if data.dtype == want else data.astype(want)
-
 
     def _edf_block(self, parsed: dict, i: int, kind: int, frame: int):
         """(decompressed bytes or None, info) of the EDF block of frame ``i``, the file's

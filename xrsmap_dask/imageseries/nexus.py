@@ -24,8 +24,10 @@ import os
 from ..errors import FrameReadError, InputError
 from ..io import h5info
 from ..io import nexus as nx
+from ..io.hdf5 import open_file
 from ._h5frames import H5FramesSeries
-from .registry import ImageSeriesFormat, has_suffix, register
+from .registry import ImageSeriesFormat, register
+
 
 class NexusImageSeries(H5FramesSeries):
     """One series from NeXus / Eiger master / LIMA / Bliss files (see module docstring).
@@ -87,32 +89,34 @@ def open_nexus(filename, path: str | None = None, on_error: str = "raise",
                             direct_chunks=direct_chunks)
 
 
-def looks_like_nexus(path: str) -> bool:
-    """An HDF5 file laid out as NeXus (``default`` attributes), an Eiger master
-    (``/entry/data``) or a LIMA file: the ``nexus`` format claims it over hexrd's ``hdf5``."""
-    import h5py
-
+def nexus_layout(path: str) -> bool:
+    """Whether ``path`` is an HDF5 file in a detector layout (NeXus ``default`` chain, Eiger
+    master or data file, LIMA); other HDF5 files are the ``hdf5`` format's unless
+    ``format='nexus'`` is given (which also takes the file's only 3-D dataset)."""
+    if not nx.is_hdf5_file(path):
+        return False
     try:
-        with h5py.File(path, "r") as f:
-            group = f.get(nx.EIGER_DATA_GROUP)
-            return bool(nx._nexus_default(f)) or nx.LIMA_DATA in f or \
-                isinstance(group, h5py.Group)
-    except (OSError, ValueError, InputError):
+        with open_file(path) as f:
+            return nx.detector_frames_path(f) is not None
+    except InputError:
         return False
 
 
 class NexusFormat(ImageSeriesFormat):
+    """Registry entry: NeXus / Eiger master / LIMA / Bliss / VDS files (``file.h5``,
+    ``file.h5:/path``, a glob or a list of files of one scan)."""
+
     name = "nexus"
-    description = ("NeXus / Eiger master (+ data files) / LIMA / Bliss HDF5, VDS, or several "
-                   "HDF5 files of one scan, as one series")
+    description = ("NeXus/Eiger master (data_NNNNNN links), LIMA, Bliss/VDS HDF5: one series; "
+                   "file.h5[:/path], glob or list")
     suffixes = nx.HDF5_SUFFIXES
     open_keywords = frozenset({"path", "direct_chunks"})
     accepts_on_error = True
     inner_path = True
-    guess_priority = 0  # above hexrd's generic hdf5 for files laid out as NeXus/Eiger/LIMA
+    guess_priority = 0  # above the generic hexrd 'hdf5' entry (-1) when the layout matches
 
     def guess_can_open(self, path: str) -> bool:
-        return has_suffix(path, self.suffixes) and looks_like_nexus(path)
+        return nexus_layout(path)
 
     def open(self, filename, **kwargs) -> NexusImageSeries:
         return open_nexus(filename, **kwargs)

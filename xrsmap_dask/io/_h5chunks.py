@@ -55,21 +55,29 @@ def chunk_table(dsid, shape: tuple[int, int, int], chunks: tuple[int, int, int],
     """Copy the chunk index of an open h5py ``DatasetID`` (``ndim`` 2 or 3; ``shape`` and
     ``chunks`` as 3-D, a 2-D dataset being one frame)."""
     grid = tuple(-(-n // c) for n, c in zip(shape, chunks))
-    addr = np.full(grid, -1, np.int64)
-    size = np.zeros(grid, np.uint32)
-    mask = np.zeros(grid, np.uint32)
+    rows: list[tuple] = []
 
     def visit(info) -> None:
-        off = info.chunk_offset if ndim == 3 else (0,) + tuple(info.chunk_offset)
-        at = tuple(o // c for o, c in zip(off, chunks))
-        if all(i < g for i, g in zip(at, grid)):  # chunks past a shrunk extent: ignored
-            addr[at], size[at], mask[at] = info.byte_offset, info.size, info.filter_mask
+        rows.append((*info.chunk_offset, info.byte_offset, info.size, info.filter_mask))
 
     try:
         dsid.chunk_iter(visit)  # one pass over the index (HDF5 >= 1.14)
     except (AttributeError, NotImplementedError, RuntimeError):
+        rows.clear()
         for k in range(dsid.get_num_chunks()):
             visit(dsid.get_chunk_info(k))
+    table = np.array(rows, dtype=np.int64).reshape(-1, ndim + 3)
+    at = table[:, :ndim] // np.array(chunks[3 - ndim:])
+    if ndim == 2:
+        at = np.concatenate([np.zeros((len(at), 1), np.int64), at], axis=1)
+    keep = (at < np.array(grid)).all(axis=1)  # chunks past a shrunk extent: ignored
+    at, table = at[keep], table[keep]
+    addr = np.full(grid, -1, np.int64)
+    size = np.zeros(grid, np.uint32)
+    mask = np.zeros(grid, np.uint32)
+    where = tuple(at.T)
+    addr[where], size[where], mask[where] = table[:, ndim], table[:, ndim + 1], \
+        table[:, ndim + 2]
     return ChunkTable(addr, size, mask if mask.any() else None, chunks[0])
 
 
