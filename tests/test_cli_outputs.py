@@ -128,3 +128,38 @@ def test_verify_command(scan, capsys):
     assert cli.main(["verify", str(out)]) == 0
     g = zarr.open_group(str(out), mode="r")
     assert np.isfinite(g["roi_sum"][...]).all()
+
+
+def _unshare_ok() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_ok(), reason="needs unshare --mount (a private tmpfs)")
+@pytest.mark.parametrize("gzip", ["0", "1"])
+def test_convert_on_a_full_disk_exits_2_and_leaves_nothing(scan, gzip):
+    """A 64 KiB tmpfs in a private mount namespace: ``convert`` exits 2 naming --output,
+    leaves no partial file (a rerun is not blocked) and the inputs are unchanged."""
+    import subprocess
+    import sys
+
+    s, tmp = scan
+    big = tmp / "big"
+    synth.make_scan(big, 4, 4, (128, 128), seed=2)
+    before = _checksums(tmp)
+    mnt = tmp / "small"
+    mnt.mkdir()
+    out = mnt / "x.h5"
+    cmd = (f"mount -t tmpfs -o size=64k tmpfs {mnt} && {sys.executable} -m xrsmap_dask.cli "
+           f"convert '{big}/scan_*.edf' -o {out} --format hdf5 --gzip {gzip} -q; "
+           f"echo EXIT=$?; ls -A {mnt}")
+    r = subprocess.run(["unshare", "--mount", "sh", "-c", cmd], capture_output=True,
+                       text=True, timeout=300)
+    assert "EXIT=2" in r.stdout, r.stdout + r.stderr
+    assert "--output" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout.strip().endswith("EXIT=2"), f"left behind: {r.stdout}"
+    assert _checksums(tmp) == before

@@ -12,6 +12,8 @@ from ..settings import Context, options_for, parse_values
 from ..settings.options import MAPS, STATS, read_options
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: formats whose size is known before writing (frames stored as they are)
+UNCOMPRESSED_FORMATS = ("raw-image", "image-files")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -145,6 +147,17 @@ def cmd_convert(args) -> int:
                       progress=_counter(args, "reading headers"))
     check_output_path(out, input_paths(spec, ims))
     check_writable(out, directory=args.format == "zarr")
+    from ..store import check_free_space
+
+    if args.format in UNCOMPRESSED_FORMATS or (args.format == "hdf5" and args.gzip == 0):
+        # the size is known: refuse before writing anything
+        check_free_space(out, len(ims) * ims.shape[0] * ims.shape[1] * ims.dtype.itemsize)
+
+    def guard(nbytes: int) -> None:
+        # before each block reaches the writer: room for it uncompressed (a writer that
+        # meets a full disk mid-file can crash, HDF5 does), so a full disk stops cleanly
+        check_free_space(out, nbytes)
+
     kw = {name: getattr(args, name) for name in ("path", "threshold", "style", "gzip")
           if getattr(args, name) is not None}
     if args.format == "frame-cache" and "threshold" not in kw:
@@ -152,8 +165,8 @@ def cmd_convert(args) -> int:
                          argument="threshold")
     bar = TextBar(len(ims), quiet=args.quiet)
     try:
-        replace_output(out, lambda path: imageseries.write(ProgressSeries(ims, bar), path,
-                                                           args.format, **kw))
+        replace_output(out, lambda path: imageseries.write(ProgressSeries(ims, bar, guard),
+                                                           path, args.format, **kw))
     finally:
         bar.close()
     say(args, f"wrote {len(ims)} frames ({ims.shape[0]} x {ims.shape[1]} {ims.dtype}) -> "
