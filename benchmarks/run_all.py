@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 import _common as C  # noqa: E402
 
 BENCHES = ("bench_read.py", "bench_maps.py", "bench_cluster.py", "bench_survey.py",
-           "bench_median.py", "bench_scale.py")
+           "bench_median.py", "bench_radial.py", "bench_hdf5.py", "bench_scale.py")
 
 
 def main() -> int:

@@ -45,3 +45,58 @@ def client(local_cluster):
 
     with Client(local_cluster) as c:
         yield c
+
+
+# the reliability tables' shared harness (tests/_reliability.py) holds the asserts of their
+# test_bad_input: have pytest rewrite them as it does a test module's
+pytest.register_assert_rewrite("_reliability")
+
+
+# -- counting real file opens (an audit hook) ----------------------------------------------
+import os  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+
+class OpenCounter:
+    """Counts real ``open`` audit events on given paths (one process-wide hook)."""
+
+    paths: set = set()
+    counts: dict = {}
+    lock = threading.Lock()
+    installed = False
+
+    def __init__(self, paths):
+        self.watch = {os.fspath(p) for p in paths}
+
+    def __enter__(self):
+        cls = type(self)
+        with cls.lock:
+            cls.paths, cls.counts = self.watch, {}
+        if not cls.installed:
+            sys.addaudithook(cls._hook)
+            cls.installed = True
+        return self
+
+    def __exit__(self, *exc):
+        cls = type(self)
+        with cls.lock:
+            cls.paths = set()
+            self.counts = dict(cls.counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @classmethod
+    def _hook(cls, event, args):
+        if event == "open" and cls.paths and isinstance(args[0], str) and args[0] in cls.paths:
+            with cls.lock:
+                cls.counts[args[0]] = cls.counts.get(args[0], 0) + 1
+
+
+@pytest.fixture
+def open_counter():
+    """``with open_counter(paths) as c: ...``: then ``c.counts`` (path -> real opens) and
+    ``c.total`` (a process-wide audit hook, so counts include dask's worker threads)."""
+    return OpenCounter

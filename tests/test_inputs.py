@@ -12,44 +12,16 @@ import zarr
 
 from xrsmap_dask import cli, imageseries
 from xrsmap_dask.errors import InputError
-from xrsmap_dask.imageseries.base import ImageSeries
-from xrsmap_dask.imageseries.registry import ImageSeriesFormat
 from xrsmap_dask.inputs import open_inputs, read_image, resolve_inputs
 from xrsmap_dask.synth import write_edf
-
-
-class ToySeries(ImageSeries):
-    """Frames in one ``.toy`` file: a ``.npy`` stack (frames, rows, cols)."""
-
-    def __init__(self, filename):
-        with open(filename, "rb") as f:
-            self._data = np.load(f, allow_pickle=False)
-        self._shape, self._dtype, self._metadata = self._data.shape[1:], self._data.dtype, {}
-
-    def __len__(self):
-        return len(self._data)
-
-    def _read_region(self, j, rows, cols):
-        return self._data[j, rows, cols]
-
-
-class ToyFormat(ImageSeriesFormat):
-    name = "toy"
-    description = "a .npy frame stack (test format)"
-    suffixes = (".toy",)
-    write_keywords = frozenset()
-
-    def open(self, filename, **kwargs):
-        return ToySeries(filename)
-
-    def write(self, ims, filename, **kwargs):
-        with open(filename, "wb") as f:
-            np.save(f, ims.read_block(0, len(ims)), allow_pickle=False)
+from test_imageseries_registry import NpyStackFormat
 
 
 @pytest.fixture
 def toy():
-    entry = imageseries.register(ToyFormat())
+    """The registry test's toy format (frames as one ``.npy`` stack, suffix ``.npystack``),
+    registered through the registry alone."""
+    entry = imageseries.register(NpyStackFormat())
     yield entry
     imageseries.unregister(entry.name)
 
@@ -57,7 +29,7 @@ def toy():
 def test_toy_format_maps_through_the_cli(tmp_path, toy, capsys):
     rng = np.random.default_rng(0)
     stack = rng.integers(0, 1000, (6, 16, 12)).astype(np.uint16)
-    src = tmp_path / "scan.toy"
+    src = tmp_path / "scan.npystack"
     with open(src, "wb") as f:
         np.save(f, stack, allow_pickle=False)
     out = tmp_path / "maps.zarr"
@@ -71,15 +43,16 @@ def test_toy_format_maps_through_the_cli(tmp_path, toy, capsys):
     # info lists it, convert writes it
     assert cli.main(["info", "--formats", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed["toy"]["write"] is True and "npy frame stack" in listed["toy"]["description"]
-    back = tmp_path / "copy.toy"
+    assert listed["toy-npy"]["write"] is True and ".npy stack" in \
+        listed["toy-npy"]["description"]
+    back = tmp_path / "copy.npystack"
     assert cli.main(["convert", str(out.parent / "maps.zarr"), "-o", str(back),
-                     "--format", "toy", "-q"]) == 2  # a map group is not an image series
+                     "--format", "toy-npy", "-q"]) == 2  # a map group is not an image series
     h5 = tmp_path / "scan.h5"
     assert cli.main(["convert", str(src), "-o", str(h5), "--format", "hdf5", "--path",
                      "/imageseries", "-q"]) == 0
     assert cli.main(["convert", f"{h5}:/imageseries/images", "-o", str(back), "--format",
-                     "toy", "-q"]) == 0
+                     "toy-npy", "-q"]) == 0
     np.testing.assert_array_equal(np.load(back), stack)
 
 
@@ -114,3 +87,42 @@ def test_on_error_fill_refused_by_formats_without_the_policy(tmp_path):
         open_series(str(tmp_path / "c.npz"), on_error="fill")
     assert err.value.argument == "on_error" and "frame-cache" in str(err.value)
     assert os.path.basename(err.value.path) == "c.npz"
+
+
+def test_reader_option_reaches_the_format_from_every_face(tmp_path):
+    """``missing_chunks`` (one option-table entry marked ``reader``) travels from the CLI,
+    a job spec and Mapper to the zarr format: a never-written chunk is an error by default
+    and the fill value with ``fill-value``."""
+    import zarr as zarr_mod
+
+    from xrsmap_dask import Mapper
+
+    data = np.arange(1, 4 * 6 * 5 + 1, dtype=np.uint16).reshape(4, 6, 5)
+    store = tmp_path / "s.zarr"
+    imageseries.write(imageseries.open(None, "array", data=data), str(store), "zarr",
+                      frames_per_chunk=1)
+    arr = zarr_mod.open_array(str(store), path="images", mode="r")
+    chunk = sorted(p for p in (store / "images" / "c").rglob("*") if p.is_file())[2]
+    chunk.unlink()  # frame 2 never written
+    assert arr.fill_value == 0
+    want = data.sum((1, 2)).astype(float)
+    want[2] = 0.0
+    # CLI
+    assert cli.main(["composite", str(store), "--npt-y", "2", "--npt-x", "2", "-o",
+                     str(tmp_path / "a.zarr"), "-q"]) == 2
+    assert cli.main(["composite", str(store), "--npt-y", "2", "--npt-x", "2", "-o",
+                     str(tmp_path / "b.zarr"), "--missing-chunks", "fill-value", "-q"]) == 0
+    got = zarr_mod.open_group(str(tmp_path / "b.zarr"), mode="r")["roi_sum"][...]
+    np.testing.assert_array_equal(got.ravel(), want)
+    # job spec
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"output: {tmp_path / 'j.zarr'}\nscans:\n  - {{name: s, inputs: {store}, "
+                    f"mesh: [2, 2], missing_chunks: fill-value}}\n")
+    assert cli.main(["run", str(spec), "-q"]) == 0
+    got = zarr_mod.open_group(str(tmp_path / "j.zarr" / "s"), mode="r")["roi_sum"][...]
+    np.testing.assert_array_equal(got.ravel(), want)
+    # Mapper
+    _, sums = Mapper(2, 2, missing_chunks="fill-value").composite_map(str(store))
+    np.testing.assert_array_equal(sums.ravel(), want)
+    with pytest.raises(InputError, match="missing_chunks.*fill"):
+        Mapper(2, 2, missing_chunks="zeros")

@@ -439,3 +439,21 @@ def test_stats_only_scan_not_skipped_when_inputs_change(scans, tmp_path):
     assert run("b", overwrite=True).status == "done"
     stats = zarr.open_group(str(tmp_path / "o.zarr" / "s1" / "stats"), mode="r")
     np.testing.assert_array_equal(stats["max"][...], frames_of(made["b"]).max(axis=0))
+
+
+def test_nested_scan_groups_refused(scans, tmp_path):
+    """An output group inside another scan's group is refused before anything runs (an
+    overwrite of the outer scan would delete the inner one's finished output)."""
+    root, _ = scans
+    spec = write_spec(tmp_path / "nested.yaml", f"""\
+output: out.zarr
+defaults: {{mesh: [4, 5]}}
+scans:
+  - {{name: a, inputs: '{root}/data/a/scan_*.edf'}}
+  - {{name: b, inputs: '{root}/data/b/scan_*.edf', group: a/sub}}
+""")
+    with pytest.raises(InputError) as err:
+        load_job(spec)
+    assert "scan 'b', key 'group'" in str(err.value) and "inside the output of scan 'a'" \
+        in str(err.value)
+    assert not (tmp_path / "out.zarr").exists()

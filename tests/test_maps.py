@@ -330,3 +330,41 @@ def test_flat_zeros_must_be_masked():
     with pytest.raises(InputError, match="non-finite") as err:
         Corrections(dark=dark)
     assert err.value.argument == "dark"
+
+
+# -- issue 14: 64-bit integers and big-endian data bin right -------------------------------
+
+@pytest.mark.parametrize("dtype, value", [("int64", 2**62), ("uint64", 2**64 - 1),
+                                          ("int64", -2**63), ("uint32", 2**32 - 1)])
+@pytest.mark.parametrize("b", [1, 2, 4])
+def test_bin_frames_64_bit_never_wraps(dtype, value, b):
+    x = np.full((2, 4, 8), value, dtype=dtype)
+    x[1, 0, 0] = 1
+    got = bin_frames(x, b)
+    # exact sums as Python ints, then rounded once to float64
+    def exact(k, i, j):
+        return float(sum(int(v) for v in x[k, i * b:(i + 1) * b, j * b:(j + 1) * b].ravel()))
+
+    want = np.array([[[exact(k, i, j) for j in range(8 // b)] for i in range(4 // b)]
+                     for k in range(2)])
+    assert got.dtype == np.float64 and np.all(np.sign(got) == np.sign(want))
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">u2", ">i4", "<f4"])
+def test_big_endian_hdf5_frames_bin(tmp_path, dtype):
+    import h5py
+
+    rng = np.random.default_rng(6)
+    stack = (rng.random((6, 16, 24)) * 1000).astype(dtype)
+    path = tmp_path / "be.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("imageseries/images", data=stack)
+    ims = imageseries.open(str(path), "hdf5", path="imageseries")
+    m = build_maps(ims, MapSpec(roi=(slice(0, 16), slice(0, 24)), binning=4,
+                                rings=rings(8, 12, [5], 2)), ScanGeometry(2, 3))
+    comp, rsum, ann = dask.compute(m.composite, m.roi_sum, m.annulus_sum, scheduler="sync")
+    ref = stack.astype(np.float64)
+    _close(comp.reshape(6, 4, 6), ref.reshape(6, 4, 4, 6, 4).sum((2, 4)), rtol=1e-5)
+    _close(rsum.ravel(), ref.sum((1, 2)))
+    _close(ann[0].ravel(), _ring_ref(ref, Ring(8, 12, 5, 2)))

@@ -107,3 +107,142 @@ def test_preview_of_stats_group_in_pixels(tmp_path):
         assert im.size == preview_size(2, dpi=30)
     with pytest.raises(InputError, match="units"):
         render_preview(tmp_path / "x.png", {"m": img}, units="mm")
+
+
+# -- previews a scientist trusts -------------------------------------------------------------
+BAD_RGB = (153, 153, 153)     # preview.BAD_COLOUR "0.6"
+
+
+def _png_rgb(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _pixel_at(fig, ax, x, y):
+    """(row, col) in the saved PNG of data point (x, y) of ``ax``."""
+    fig.canvas.draw()
+    px, py = ax.transData.transform((x, y))
+    return int(round(fig.bbox.height - py)), int(round(px))
+
+
+def test_single_hot_pixel_does_not_set_colour_limits(tmp_path):
+    from xrsmap_dask.preview import build_figure, colour_limits
+
+    rng = np.random.default_rng(0)
+    m = rng.normal(100, 5, (20, 30))
+    m[4, 7] = 1e6
+    vmin, vmax, log = colour_limits(m)
+    assert not log and vmax < 120 and vmin > 80
+    small = np.full((3, 3), 10.0)
+    small[1, 1] = 5000.0
+    small[0, 0] = -3000.0
+    assert colour_limits(small)[:2] == (10.0, 11.0)          # flat data: a unit span
+    fig = build_figure({"sum": m}, dpi=60)
+    image = fig.axes[0].images[0]
+    assert image.norm.vmax < 120
+    cbar_label = fig.axes[1].get_ylabel()
+    assert "[counts]" in cbar_label and "percentiles 0.5-99.5" in cbar_label
+    png = tmp_path / "hot.png"
+    fig.savefig(png, dpi=60)
+    rgb = _png_rgb(png)
+    # the ordinary points show many colours, not one dark colour under a hot-pixel limit
+    ax = fig.axes[0]
+    colours = {tuple(rgb[_pixel_at(fig, ax, x, y)]) for x in range(0, 30, 3) for y in range(0, 20, 3)}
+    assert len(colours) > 20
+
+
+def test_nan_and_masked_pixels_get_the_bad_colour(tmp_path):
+    from xrsmap_dask.preview import build_figure, preview_zarr
+
+    m = np.arange(40, dtype=float).reshape(5, 8)
+    m[1:4, 2:5] = np.nan
+    fig = build_figure({"sum": m}, dpi=80)
+    png = tmp_path / "nan.png"
+    fig.savefig(png, dpi=80)
+    rgb = _png_rgb(png)
+    ax = fig.axes[0]
+    assert tuple(rgb[_pixel_at(fig, ax, 3, 2)]) == BAD_RGB
+    assert tuple(rgb[_pixel_at(fig, ax, 6, 0)]) != BAD_RGB
+    assert "9 NaN/masked" in ax.get_title()
+    # a stats group (detector images): masked pixels are bad, not their hot values
+    path = str(tmp_path / "stats.zarr")
+    g = zarr.open_group(path, mode="w", zarr_format=3)
+    img = np.random.default_rng(3).normal(50, 2, (40, 50))
+    mask = np.zeros((40, 50), np.uint8)
+    mask[10:20, 30:45] = 1
+    img[mask != 0] = 60000
+    g.create_array("median", shape=img.shape, dtype="float64")[...] = img
+    out = tmp_path / "stats.png"
+    preview_zarr(path, out, dpi=80, mask=mask)
+    from xrsmap_dask.preview import read_image_group
+    images = read_image_group(path, mask=mask)
+    fig = build_figure(images, dpi=80, units="pixel", title="stats")
+    rgb = _png_rgb(out)
+    ax = fig.axes[0]
+    assert tuple(rgb[_pixel_at(fig, ax, 37, 15)]) == BAD_RGB
+    assert tuple(rgb[_pixel_at(fig, ax, 5, 5)]) != BAD_RGB
+    assert fig.axes[0].images[0].norm.vmax < 100           # hot masked values ignored
+
+
+def test_masked_composite_pixels_are_bad_not_dummy(tmp_path):
+    """A binned pixel whose every source pixel is masked holds ``dummy`` (0) in the store;
+    given the mask, the preview draws it as bad."""
+    from xrsmap_dask.preview import read_map_group
+
+    path = str(tmp_path / "maps.zarr")
+    g = zarr.open_group(path, mode="w", zarr_format=3)
+    comp = np.full((2, 3, 4, 4), 7.0, np.float32)
+    comp[:, :, 1, 2] = 0.0
+    g.create_array("composite", shape=comp.shape, dtype="float32")[...] = comp
+    g.attrs.update({"roi": {"rows": [8, 16], "cols": [4, 12]}, "binning": 2})
+    mask = np.zeros((20, 20), bool)
+    mask[10:12, 8:10] = True              # exactly binned pixel (1, 2) of the ROI
+    _, small = read_map_group(path, mask=mask)
+    assert np.isnan(small[:, :, 1, 2]).all() and (small[:, :, 0, 0] == 7).all()
+    _, plain = read_map_group(path)
+    assert (plain[:, :, 1, 2] == 0).all()
+    with pytest.raises(InputError, match="does not fit"):
+        read_map_group(path, mask=np.zeros((10, 10)))
+
+
+def test_tile_aspect_follows_the_roi_shape():
+    from xrsmap_dask.preview import build_figure
+
+    for tile in ((4, 16), (16, 4), (8, 8)):
+        comp = np.random.default_rng(1).random((3, 4) + tile)
+        fig = build_figure(composite=comp, dpi=80)
+        fig.canvas.draw()
+        box = fig.axes[0].get_window_extent()
+        want = (4 * tile[1]) / (3 * tile[0])             # mosaic width / height in pixels
+        assert box.width / box.height == pytest.approx(want, rel=0.03)
+
+
+def test_mosaic_reduced_inside_tiles_to_the_panel_size():
+    from xrsmap_dask.preview import build_figure
+
+    comp = np.ones((2, 2, 512, 512), np.float32)
+    comp[0, 1] = 100.0
+    comp[1, 0, :, :256] = np.nan
+    fig = build_figure(composite=comp, dpi=50)
+    shown = fig.axes[0].images[0].get_array()
+    assert max(shown.shape) <= 4 * 50                    # about the panel's pixels
+    values = set(np.unique(shown.compressed()).tolist())
+    assert values == {1.0, 100.0}                        # no block mixes two scan points
+    ty = shown.shape[0] // 2
+    f = 512 // ty                                        # the reduction factor
+    assert shown.mask.sum() == ty * (256 // f)           # all-NaN blocks stay bad
+
+
+def test_log_scale_only_where_the_range_calls_for_it():
+    from xrsmap_dask.preview import build_figure, colour_limits
+
+    narrow = 1000 + np.random.default_rng(2).random((10, 10)) * 20     # 2 % range
+    wide = np.logspace(0, 4, 100).reshape(10, 10)
+    assert colour_limits(narrow)[2] is False and colour_limits(wide)[2] is True
+    assert colour_limits(wide - 5)[2] is False                          # not positive
+    assert colour_limits(narrow, log=True)[2] is True                   # asked for
+    fig = build_figure({"narrow": narrow, "wide": wide}, dpi=40)
+    assert "log scale" not in fig.axes[1].get_ylabel()
+    assert "log scale" in fig.axes[3].get_ylabel()
+    with pytest.raises(InputError, match="'auto', True or False"):
+        colour_limits(narrow, log="yes")

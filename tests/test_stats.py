@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -379,3 +380,143 @@ def test_kernel_equals_numpy_edge_cases(dtype):
                         exp = pct(tile, q, axis=0, method=method)
                         assert np.array_equal(got.astype(exp.dtype), exp, equal_nan=True), \
                             (n, skipna, q, method)
+
+
+# -- statistics outputs (one entry point: store.write_statistics) -------------------------
+
+def test_statistics_output_equals_numpy_from_one_read(files, tmp_path, open_counter):
+    import zarr
+
+    from xrsmap_dask.store import verify, write_statistics
+
+    ref, paths, _ = files
+    roi = (slice(2, 25), slice(1, 19))
+    sub = ref[:, 2:25, 1:19]
+    ims = imageseries.from_files(paths)              # headers read here, before counting
+    with open_counter(paths) as opens:
+        res = write_statistics(ims, tmp_path / "s.zarr", ["median", "max", "min", "mean"],
+                               [5, 63.7], roi=roi, memory_budget=SMALL_BUDGET)
+    g = zarr.open_group(store=str(tmp_path / "s.zarr"), mode="r")
+    ntiles = res.nchunks
+    assert ntiles > 2 and g.attrs["complete"] is True and verify(tmp_path / "s.zarr").ok
+    # every statistic from one read: each file opened once per tile, not once per statistic
+    assert set(opens.counts.values()) == {ntiles} and len(opens.counts) == N
+    assert list(g.attrs["stats"]) == ["median", "max", "min", "mean", "percentile_5",
+                                      "percentile_63.7"]
+    exact = {"median": np.median(sub, axis=0), "max": sub.max(axis=0), "min": sub.min(axis=0),
+             "percentile_5": np.percentile(sub, 5, axis=0),
+             "percentile_63.7": np.percentile(sub, 63.7, axis=0)}
+    for label, want in exact.items():
+        got = g[label][...]
+        assert got.dtype == want.dtype and np.array_equal(got, want), label
+    np.testing.assert_allclose(g["mean"][...], sub.mean(axis=0), rtol=1e-6)
+    assert g["median"].metadata.dimension_names == ("row", "col")
+    mem = stats.compute_statistics(paths, ["median"], [5, 63.7], roi=roi,
+                                   memory_budget=SMALL_BUDGET)
+    for label in mem:
+        assert np.array_equal(mem[label], g[label][...])
+
+
+def test_statistics_output_lock_identity_and_overwrite(files, tmp_path):
+    from xrsmap_dask.store import OutputLock, OutputLockedError, write_statistics
+
+    ref, paths, _ = files
+    out = tmp_path / "s.zarr"
+    with OutputLock(str(out)):
+        with pytest.raises(OutputLockedError):
+            write_statistics(paths, out, ["max"])
+    assert write_statistics(paths, out, ["max"]).skipped is False
+    assert write_statistics(paths, out, ["max"]).skipped is True
+    with pytest.raises(InputError, match="different job"):
+        write_statistics(paths, out, ["max", "min"])
+    res = write_statistics(paths, out, ["max", "min"], overwrite=True)
+    assert not res.skipped
+    import zarr
+
+    g = zarr.open_group(store=str(out), mode="r")
+    assert np.array_equal(g["min"][...], ref.min(axis=0))
+
+
+def test_percentile_labels_never_collide(files, tmp_path):
+    import zarr
+
+    from xrsmap_dask.store import write_statistics
+
+    ref, paths, _ = files
+    qs = [12.3456789, 12.34568, 50, 50.0]
+    lazy = stats.lazy_stats(paths, [], qs, memory_budget=SMALL_BUDGET)
+    assert list(lazy) == ["percentile_12.3456789", "percentile_12.34568", "percentile_50"]
+    write_statistics(paths, tmp_path / "p.zarr", [], qs, memory_budget=SMALL_BUDGET)
+    g = zarr.open_group(store=str(tmp_path / "p.zarr"), mode="r")
+    for label, q in zip(lazy, qs):
+        want = np.percentile(ref, q, axis=0)
+        assert np.array_equal(g[label][...], want) and np.array_equal(lazy[label].compute(), want)
+
+
+def test_statistics_under_fill_skip_and_list_frames_failing_while_read(tmp_path):
+    """Frames missing at open, truncated after open (EDF) and a corrupt gzip chunk (HDF5):
+    every statistic skips them and every one of them is listed."""
+    import zarr
+
+    from xrsmap_dask.store import write_statistics
+
+    rng = np.random.default_rng(5)
+    stack = rng.integers(0, 1000, (12, 20, 16)).astype(np.uint16)
+    paths = []
+    for i, frame in enumerate(stack):
+        paths.append(str(tmp_path / f"f_{i:02d}.edf"))
+        synth.write_edf(paths[-1], frame)
+    h5 = tmp_path / "c.h5"
+    with h5py.File(h5, "w") as f:
+        ds = f.create_dataset("imageseries/images", data=stack, chunks=(1, 20, 16),
+                              compression="gzip")
+        info = ds.id.get_chunk_info(7)
+    with open(h5, "r+b") as fh:                       # a corrupt gzip chunk: frame 7
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(b"\xff" * 8)
+    os.remove(paths[2])                               # missing: known at open
+    edf = imageseries.from_files(paths, on_error="fill")
+    with open(paths[9], "r+b") as fh:                 # damaged after open: found on read
+        fh.truncate(os.path.getsize(paths[9]) - 100)
+    cases = {"edf": (edf, {2, 9}), "hdf5": (imageseries.open(str(h5), "hdf5",
+                                                               path="imageseries",
+                                                               on_error="fill"), {7})}
+    for name, (ims, bad) in cases.items():
+        out = tmp_path / f"{name}.zarr"
+        res = write_statistics(ims, out, ["median", "mean", "max", "min"], [10],
+                               memory_budget=4000)
+        assert res.nchunks > 1
+        good = np.array([i not in bad for i in range(12)])
+        g = zarr.open_group(store=str(out), mode="r")
+        for label, func in (("median", np.median), ("mean", np.mean), ("max", np.max),
+                            ("min", np.min),
+                            ("percentile_10", lambda a, axis: np.percentile(a, 10, axis=axis))):
+            got = g[label][...]
+            assert np.isfinite(got).all(), (name, label)
+            np.testing.assert_allclose(got, func(stack[good].astype(np.float64), axis=0),
+                                       rtol=1e-6, err_msg=f"{name} {label}")
+        assert [b[0] for b in g.attrs["bad_frames"]] == sorted(bad), name
+        assert [b[0] for b in res.bad_frames] == sorted(bad)
+
+
+def test_statistics_output_mask_is_nan_in_every_image(files, tmp_path):
+    import zarr
+
+    from xrsmap_dask.store import write_statistics
+
+    ref, paths, _ = files
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[3:5, 2:9] = 1
+    write_statistics(paths, tmp_path / "m.zarr", ["max", "median"], [20], mask=mask,
+                     memory_budget=SMALL_BUDGET)
+    g = zarr.open_group(store=str(tmp_path / "m.zarr"), mode="r")
+    keep = mask == 0
+    for label, want in (("max", ref.max(axis=0)), ("median", np.median(ref, axis=0)),
+                        ("percentile_20", np.percentile(ref, 20, axis=0))):
+        got = g[label][...]
+        assert got.dtype.kind == "f" and np.isnan(got[~keep]).all(), label
+        assert np.array_equal(got[keep], want[keep].astype(got.dtype)), label
+    assert g.attrs["mask"]["excluded"] == int(mask.sum())
+    with pytest.raises(InputError) as err:
+        write_statistics(paths, tmp_path / "x.zarr", ["max"], mask=np.zeros((3, 3)))
+    assert err.value.argument == "mask"

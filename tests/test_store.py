@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import dask
@@ -38,43 +37,6 @@ def job_scan(tmp_path_factory):
 @pytest.fixture(scope="module")
 def raw(job_scan):
     return np.stack([fabio.open(f).data for f in job_scan.files]).astype(np.float64)
-
-
-class OpenCounter:
-    """Counts real ``open`` audit events on given paths (one process-wide hook)."""
-
-    paths: set = set()
-    counts: dict = {}
-    lock = threading.Lock()
-    installed = False
-
-    def __init__(self, paths):
-        self.watch = {os.fspath(p) for p in paths}
-
-    def __enter__(self):
-        cls = type(self)
-        with cls.lock:
-            cls.paths, cls.counts = self.watch, {}
-        if not cls.installed:
-            sys.addaudithook(cls._hook)
-            cls.installed = True
-        return self
-
-    def __exit__(self, *exc):
-        cls = type(self)
-        with cls.lock:
-            cls.paths = set()
-            self.counts = dict(cls.counts)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @classmethod
-    def _hook(cls, event, args):
-        if event == "open" and cls.paths and isinstance(args[0], str) and args[0] in cls.paths:
-            with cls.lock:
-                cls.counts[args[0]] = cls.counts.get(args[0], 0) + 1
 
 
 def _spec(scan):
@@ -121,15 +83,15 @@ def test_zarr_group_opens_with_xarray(job_scan, raw, tmp_path):
                                rtol=1e-6)
 
 
-def test_complete_output_is_left_alone(job_scan, tmp_path):
+def test_complete_output_is_left_alone(open_counter, job_scan, tmp_path):
     ims = imageseries.from_files(job_scan.files)
     maps = build_maps(ims, _spec(job_scan), ScanGeometry(NY, NX), frames_per_chunk=16)
     out = tmp_path / "out.zarr"
     write_maps(maps, out, ims)
-    with OpenCounter(job_scan.files) as c:
+    with open_counter(job_scan.files) as c:
         res = write_maps(maps, out, ims)
     assert res.skipped and res.computed_chunks == [] and c.total == 0
-    with OpenCounter(job_scan.files) as c:
+    with open_counter(job_scan.files) as c:
         res = write_maps(maps, out, ims, overwrite=True)
     assert not res.skipped and c.total == NY * NX
     other = build_maps(ims, MapSpec(binning=4), ScanGeometry(NY, NX))
@@ -153,7 +115,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
         def _posttask(self, key, result, dsk, state, worker_id):
             name = key[0] if isinstance(key, tuple) else key
-            if str(name).startswith("store-chunk-"):
+            if str(name).startswith("map-reduce-write-"):   # one task per unit
                 StopMidway.done += 1
                 if StopMidway.done == stop_after:
                     open(marker, "w").close()
@@ -168,7 +130,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
-def test_interrupt_then_resume(job_scan, tmp_path, sig):
+def test_interrupt_then_resume(open_counter, job_scan, tmp_path, sig):
     out = str(tmp_path / "killed.zarr")
     marker = str(tmp_path / "stopped")
     script = tmp_path / "job.py"
@@ -204,7 +166,7 @@ def test_interrupt_then_resume(job_scan, tmp_path, sig):
     mapper = Mapper(NX, NY)
     rs = rings(job_scan.centre[0], job_scan.centre[1], job_scan.radii, 2.5)
     ims = imageseries.from_files(job_scan.files)
-    with OpenCounter(job_scan.files) as c:
+    with open_counter(job_scan.files) as c:
         # another frames_per_chunk (here 'auto'): resumed in the partial output's layout
         mapper.maps(ims, roi=(0, 8, 47, 39), binning=8, rings=rs, output=out)
     assert mapper.last_store.computed_chunks == missing

@@ -2,8 +2,10 @@
 
 Writes ``OUT/scan/`` (EDF frames, background frames, mask), then computes from one read pass
 the composite (ROI binned), the ROI-sum map and three annulus maps, written to
-``OUT/maps.zarr``; the pixel-wise median and 10th percentile of the frames (background
-images) to ``OUT/stats.zarr``; PNG previews of both; and prints where everything is.
+``OUT/maps.zarr`` and exported to the NeXus file ``OUT/maps.nxs`` (silx view opens it); the
+pixel-wise median and 10th percentile of the frames (background images) to
+``OUT/stats.zarr``; PNG previews of both (masked pixels in grey); and prints where
+everything is.
 
     python -m xrsmap_dask.demo --out demo_output
 """
@@ -30,6 +32,7 @@ def main(argv=None) -> int:
     from . import imageseries, stats, synth
     from .maps import Corrections, MapSpec, build_maps, rings
     from .mapper import load_image
+    from .nexus_export import export
     from .preview import preview_zarr
     from .scan import ScanGeometry
     from .store import write_maps, write_stats
@@ -58,6 +61,8 @@ def main(argv=None) -> int:
     with ProgressBar(dt=0.5):
         result = write_maps(maps, maps_path, ims, overwrite=True)
     print(f"   wrote {maps_path} ({result.nchunks} chunks)")
+    nexus_path = export(maps_path, os.path.join(out, "maps.nxs"), overwrite=True)
+    print(f"   exported {nexus_path} (NeXus/HDF5: silx view, PyMca, h5py)")
 
     print("3. pixel-wise median and 10th percentile of the frames (exact, bounded memory):")
     lazy = stats.lazy_stats(ims, ["median"], [10])
@@ -70,10 +75,10 @@ def main(argv=None) -> int:
 
     print("4. previews:")
     png_maps = os.path.join(out, "maps.png")
-    size = preview_zarr(maps_path, png_maps)
+    size = preview_zarr(maps_path, png_maps, mask=scan.mask_file)
     print(f"   {png_maps} ({size[0]} x {size[1]} px)")
     png_stats = os.path.join(out, "stats.png")
-    size = preview_zarr(stats_path, png_stats, log=True, title="background images")
+    size = preview_zarr(stats_path, png_stats, title="background images", mask=scan.mask_file)
     print(f"   {png_stats} ({size[0]} x {size[1]} px)")
 
     import zarr
@@ -81,7 +86,7 @@ def main(argv=None) -> int:
     group = zarr.open_group(maps_path, mode="r")
     roi_sum = np.asarray(group["roi_sum"])
     print(f"\ndone in {time.perf_counter() - t0:.1f} s. Outputs in {out}:")
-    for path in (scan_dir, maps_path, stats_path, png_maps, png_stats):
+    for path in (scan_dir, maps_path, nexus_path, stats_path, png_maps, png_stats):
         print(f"  {path}")
     print(f"ROI-sum map {roi_sum.shape}: min {roi_sum.min():.4g}, max {roi_sum.max():.4g}")
     print("open the maps with:  python -c \"import xarray; print(xarray.open_zarr("

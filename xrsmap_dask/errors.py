@@ -35,3 +35,19 @@ class FormatError(InputError):
 
 class UnsafeInputError(InputError):
     """Input refused for safety: YAML with Python tags, npz holding pickled objects."""
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to at most about ``limit`` characters, for error messages.
+
+    Messages never print unbounded input (a 1 MB header value, a YAML alias bomb): strings
+    are cut before ``repr`` and containers go through :mod:`reprlib` (bounded depth/length).
+    """
+    import reprlib
+
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    text = r.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -33,6 +33,9 @@ class InputSpec:
     kind: str
     paths: tuple[str, ...]
     dataset: str | None = None
+    #: reader keywords (``missing_chunks`` ...) as ``(name, value)`` pairs, given to the
+    #: format when it accepts them
+    options: tuple = ()
 
     def describe(self) -> str:
         if self.kind == "files":
@@ -71,16 +74,28 @@ def _is_glob(item: str) -> bool:
 
 
 def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
-                   argument: str = "inputs", allow_missing: bool = False) -> InputSpec:
+                   argument: str = "inputs", allow_missing: bool = False,
+                   options: dict | None = None) -> InputSpec:
     """Resolve input strings (CLI arguments or a YAML ``inputs`` value) to an :class:`InputSpec`.
 
     Each item is a path, a glob (sorted), ``@list.txt`` (one path per line, ``#`` comments,
     relative to the list file), ``file.h5:/path/to/dataset`` (also ``store.zarr:/group``) or
-    an imageseries file (YAML, npz, fch5, zarr, h5).  Several items must all be image files.
-    Relative paths are taken relative to ``base_dir`` (default: the working directory).  Files
-    are checked to exist (a listed image file may be missing with ``allow_missing``: with
-    ``on_error='fill'`` it becomes a NaN frame); nothing is opened or run.
+    an imageseries file (YAML, npz, fch5, zarr, h5, an Eiger master).  Several items must all
+    be image files, or all HDF5 files (one series, their frames one after the other).
+    Relative paths are taken relative to ``base_dir`` (default: the working directory).
+    Files are checked to exist (a listed image file may be missing with ``allow_missing``:
+    with ``on_error='fill'`` it becomes a NaN frame); nothing is opened or run.
+    ``options`` are reader keywords carried with the result
+    (:func:`xrsmap_dask.settings.options.read_options`).
     """
+    from dataclasses import replace
+
+    spec = _resolve(items, base_dir, argument, allow_missing)
+    return replace(spec, options=tuple(sorted((options or {}).items())))
+
+
+def _resolve(items: str | Sequence[str], base_dir: str | None = None,
+             argument: str = "inputs", allow_missing: bool = False) -> InputSpec:
     if isinstance(items, (str, os.PathLike)):
         items = [os.fspath(items)]
     if not isinstance(items, (list, tuple)) or not items:
@@ -135,7 +150,17 @@ def resolve_inputs(items: str | Sequence[str], base_dir: str | None = None,
     if len(missing) == len(files) or (missing and not allow_missing):
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise InputError(f"file not found{more}", path=missing[0], argument=argument)
-    return InputSpec("files", tuple(files))
+    return InputSpec(_multi_file_format(files), tuple(files))
+
+
+def _multi_file_format(files: list[str]) -> str:
+    """``'nexus'`` when every file is HDF5 (several files of one scan: one series, their
+    frames one after the other), else ``'files'`` (image files)."""
+    from .io.nexus import is_hdf5_file
+
+    if len(files) > 1 and all(os.path.exists(f) and is_hdf5_file(f) for f in files):
+        return "nexus"
+    return "files"
 
 
 def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
@@ -146,8 +171,13 @@ def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
 
     if spec.kind == "files":
         return imageseries.from_files(list(spec.paths), on_error=on_error, progress=progress)
-    name = spec.paths[0] + (f":{spec.dataset}" if spec.dataset else "")
     policy = {} if on_error == "raise" else {"on_error": on_error}
+    if spec.options and spec.kind != "guess":
+        accepted = imageseries.get_format(spec.kind).open_keywords
+        policy.update({k: v for k, v in spec.options if k in accepted})
+    if len(spec.paths) > 1:
+        return imageseries.open(list(spec.paths), spec.kind, **policy)
+    name = spec.paths[0] + (f":{spec.dataset}" if spec.dataset else "")
     try:
         return imageseries.open(name, None if spec.kind == "guess" else spec.kind, **policy)
     except InputError as exc:
@@ -156,7 +186,8 @@ def open_inputs(spec: InputSpec, on_error: str = "raise", progress=None):
         raise
 
 
-def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=None):
+def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=None,
+                options: dict | None = None):
     """An image series from anything a face accepts: an :class:`InputSpec`, an image series
     (returned as is), a list of image paths (each must be a frame file: a missing one is a
     :class:`FrameReadError` naming it and its frame), or one input string (a glob,
@@ -172,15 +203,18 @@ def open_series(inputs: Any, on_error: str = "raise", progress=None, base_dir=No
     if isinstance(inputs, (str, os.PathLike)) and _is_glob(os.fspath(inputs)):
         return from_files(os.fspath(inputs), on_error=on_error, progress=progress)
     if not isinstance(inputs, InputSpec):
-        inputs = resolve_inputs(inputs, base_dir, allow_missing=on_error == "fill")
+        inputs = resolve_inputs(inputs, base_dir, allow_missing=on_error == "fill",
+                                options=options)
     return open_inputs(inputs, on_error=on_error, progress=progress)
 
 
 def read_image(value: Any, argument: str) -> np.ndarray | None:
     """A 2-D image (mask, dark, flat, background image) from a path or an array.
 
-    Paths: ``.npy`` (``allow_pickle=False``), ``file.h5:/dataset``, or an image file (EDF
-    header-checked: a truncated file is an error, never zero-padded; others via fabio).
+    Paths: ``.npy`` (``allow_pickle=False``), ``file.h5:/dataset`` (a 2-D dataset, or a
+    3-D one of one frame; a bare HDF5 file: its detector pixel mask), ``store.zarr:/array``,
+    or an image file (EDF header-checked: a truncated file is an error, never zero-padded;
+    others via fabio).
     ``None`` passes.  Errors name the file and ``argument``.
     """
     if value is None:
@@ -199,11 +233,16 @@ def read_image(value: Any, argument: str) -> np.ndarray | None:
 def _read_image_file(path: str, argument: str) -> np.ndarray:
     file, dataset = _split_dataset(path)
     try:
-        if dataset is not None:
-            from . import imageseries
+        if dataset is None and not os.path.exists(file):
+            raise InputError("file not found", path=file, argument=argument)
+        from .io.nexus import is_hdf5_file
 
-            ims = open_inputs(InputSpec("hdf5" if not file.lower().endswith(".zarr")
-                                        else "zarr", (file,), dataset))
+        if is_hdf5_file(file):  # file.h5:/image, or a file's own detector mask
+            from .io.h5info import read_mask_image
+
+            return read_mask_image(path, argument)
+        if dataset is not None:
+            ims = open_inputs(InputSpec(_series_format(file) or "zarr", (file,), dataset))
             if len(ims) != 1:
                 raise InputError(f"expected one image, {dataset} holds {len(ims)} frames",
                                  path=file, argument=argument)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._graph import array_from_tasks, layer_name
 from .errors import InputError
 from .roi import RoiSlices, normalize_roi, roi_shape
 
@@ -74,10 +75,6 @@ def series_to_dask(ims, roi=None, frames_per_chunk: int | str = "auto", name: st
     name : str, optional
         Task-name prefix (default ``read-roi``).
     """
-    import dask.array as da
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
     roi = normalize_roi(roi, ims.shape)
     nframes = len(ims)
     if nframes == 0:
@@ -86,11 +83,11 @@ def series_to_dask(ims, roi=None, frames_per_chunk: int | str = "auto", name: st
     dtype = np.dtype(ims.block_dtype())
     fpc = resolve_frames_per_chunk(frames_per_chunk, nframes, h * w * dtype.itemsize)
     chunks = frame_chunks(nframes, fpc)
-    key = f"{name or 'read-roi'}-{tokenize(ims.token, roi[0].start, roi[0].stop, roi[1].start, roi[1].stop, fpc, dtype.str)}"
+    key = layer_name(name or "read-roi", ims.token, roi[0].start, roi[0].stop, roi[1].start,
+                     roi[1].stop, fpc, dtype.str)
     dsk = {}
     start = 0
     for i, n in enumerate(chunks):
         dsk[(key, i, 0, 0)] = (read_block, ims.block_source(start, start + n), roi)
         start += n
-    graph = HighLevelGraph.from_collections(key, dsk, dependencies=())
-    return da.Array(graph, key, (chunks, (h,), (w,)), dtype=dtype)
+    return array_from_tasks(key, dsk, (chunks, (h,), (w,)), dtype)

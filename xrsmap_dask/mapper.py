@@ -35,7 +35,7 @@ from .scan import ScanGeometry, as_scan
 from .pipeline import load_corrections
 from .settings import (Context, ScanJob, parse_values, relabel,
                        scan_job_from_values)
-from .settings.options import MAPPER
+from .settings.options import MAPPER, read_options
 from .settings.scan_job import corrections_from_values
 
 #: Mapper's names for fields that are not its keywords in the option table (the method and
@@ -105,19 +105,23 @@ class Mapper:
     path: the maps of a call are also written there, resumably; one group per job, so give
     ``composite_map`` and ``circle_map`` different paths, or use :meth:`maps` for both in
     one read pass), ``overwrite``, ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'),
-    ``roi_origin`` ('upper' | 'lower'), ``norm`` (one value per frame).
+    ``roi_origin`` ('upper' | 'lower'), ``norm`` (one value per frame),
+    ``detector_mask`` (False: ignore the input's own pixel mask), ``missing_chunks``
+    ('error' | 'fill-value', zarr inputs).
     """
 
     def __init__(self, npt_x: int, npt_y: int, mask=None, dummy=0, back_files=None,
                  dark=None, flat=None, dtype: str = "float32", background=None, *,
                  scan=None, scheduler=None, client=None, output=None, overwrite: bool = False,
                  frames_per_chunk: int | str = "auto", on_error: str = "raise",
-                 roi_origin: str = "upper", norm=None, allow_incomplete: bool = False):
+                 roi_origin: str = "upper", norm=None, allow_incomplete: bool = False,
+               missing_chunks: str = "error", detector_mask: bool = True):
         self.npt_x, self.npt_y = npt_x, npt_y
         raw = {"npt_x": npt_x, "npt_y": npt_y, "mask": mask, "dark": dark, "flat": flat,
                "dummy": 0 if dummy is None else dummy, "dtype": dtype,
                "frames_per_chunk": frames_per_chunk, "on_error": on_error,
                "roi_origin": roi_origin, "norm": norm, "allow_incomplete": allow_incomplete,
+               "missing_chunks": missing_chunks, "detector_mask": detector_mask,
                **_background_values(background, back_files)}
         self._values: dict = {}
         self._values = self._parse(raw)
@@ -203,7 +207,8 @@ class Mapper:
     def _run(self, in_files, opts: dict, **what) -> dict:
         from .pipeline import compute_maps, plan_scan
 
-        ims = self._call(open_series, in_files, on_error=opts["on_error"])
+        ims = self._call(open_series, in_files, on_error=opts["on_error"],
+                         options=read_options(self._values))
         job = self._job(ims, opts, **what)
         corr = self._corr if opts["norm"] is None else \
             replace(self._corr, norm=self._call(_norm, opts["norm"]))
@@ -218,8 +223,10 @@ class Mapper:
             return compute_maps(maps, opts["scheduler"])
         import zarr
 
-        from .store import write_maps
+        from .pipeline import input_paths
+        from .store import check_output_path, write_maps
 
+        self._call(check_output_path, opts["output"], input_paths(in_files, ims))
         self.last_store = self._call(write_maps, maps, opts["output"], ims,
                                      overwrite=opts["overwrite"], scheduler=opts["scheduler"])
         group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")

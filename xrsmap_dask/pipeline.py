@@ -14,6 +14,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import InputError
 from .inputs import open_series, read_image, read_norm
 from .settings import CorrectionSpec, ScanJob, StatsJob
@@ -40,6 +42,24 @@ def load_corrections(spec: CorrectionSpec, frame_shape=None, scheduler=None):
                                       frame_shape=frame_shape, scheduler=scheduler)
     return Corrections(dark=dark, flat=flat, background=background, mask=mask,
                        norm=read_norm(spec.norm), dummy=spec.dummy, dtype=spec.dtype)
+
+
+def with_detector_mask(corrections, ims, use: bool = True):
+    """``corrections`` with the series' own detector mask (NeXus/Eiger ``pixel_mask``)
+    joined to its mask (a pixel either excludes is excluded); unchanged when ``use`` is
+    false or the series has none.  A mask of another shape is an error naming both."""
+    from dataclasses import replace
+
+    det = ims.detector_mask
+    if not use or det is None:
+        return corrections
+    det = np.asarray(det, dtype=bool)
+    if det.shape != tuple(ims.shape):
+        raise InputError(f"the detector mask is {det.shape[0]} x {det.shape[1]}, the frames "
+                         f"{ims.shape[0]} x {ims.shape[1]}", argument="detector_mask")
+    mask = det if corrections.mask is None else (corrections.mask | det) \
+        if corrections.mask.shape == det.shape else corrections.mask
+    return replace(corrections, mask=mask)
 
 
 # -- maps --------------------------------------------------------------------------------
@@ -71,6 +91,7 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
         return ims, None
     if corrections is None:
         corrections = load_corrections(job.corrections, ims.shape, scheduler)
+    corrections = with_detector_mask(corrections, ims, job.corrections.detector_mask)
     spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
                    composite=job.composite, roi_sum=job.roi_sum)
     return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
@@ -79,67 +100,136 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
 def compute_maps(maps, scheduler=None) -> dict:
     """The maps as numpy arrays (``{'composite': ..., 'roi_sum': ..., 'annulus_sum': ...}``,
     those asked for), computed in memory."""
-    import dask
-
-    arrays = maps.arrays()
     kwargs = {} if scheduler is None else {"scheduler": scheduler}
-    return dict(zip(arrays, dask.compute(*arrays.values(), **kwargs)))
+    return maps.compute(**kwargs)      # the unit tasks alone (one per write unit)
 
 
 # -- statistics ----------------------------------------------------------------------------
-def lazy_statistics(ims, requests, roi=None, on_error: str = "raise") -> dict:
-    """``{label: lazy image}`` of the requested statistics.  Under ``on_error='fill'``
-    unreadable frames are NaN and every statistic skips them (decided here, once)."""
-    from . import stats as lazy_stats
-
-    return lazy_stats.lazy_stats(ims, [s.name for s in requests if s.q is None],
-                                 [s.q for s in requests if s.q is not None], roi=roi,
-                                 skipna=on_error == "fill")
-
-
 def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
-    """Write the scan's statistics to the group ``<path>/stats``; False when they were
-    already complete for the same inputs and statistics.  Statistics of other inputs are
-    refused unless ``overwrite``; the group's ``complete`` attr is set last."""
-    import zarr
+    """Write the scan's statistics to the group ``<path>/stats`` (tile by tile, under the
+    output lock, resumably: :func:`xrsmap_dask.store.write_statistics`); False when they
+    were already complete for the same inputs and statistics.  Statistics of other inputs
+    are refused unless ``overwrite``; the group's ``complete`` attr is set last."""
+    from .store import write_statistics
 
-    from .store import inputs_digest, write_stats as store_stats
-
-    spath = os.path.join(path, "stats")
-    identity = {"inputs_digest": inputs_digest(ims), "nframes": len(ims),
-                "on_error": job.on_error}
-    if os.path.exists(os.path.join(spath, "zarr.json")) and not overwrite:
-        have = zarr.open_group(store=spath, mode="r").attrs
-        same = all(have.get(k) == v for k, v in identity.items()) and \
-            sorted(have.get("stats", [])) == sorted(s.label for s in job.stats)
-        if have.get("complete") is True:
-            if same:
-                return False
-            raise InputError("holds the statistics of a different job (other inputs or "
-                             "statistics); pass @{overwrite} to replace them", path=spath,
-                             argument="output")
-    lazy = lazy_statistics(ims, job.stats, on_error=job.on_error)
-    results = executor.compute(*lazy.values(),
-                               label=f"{job.name}: statistics ({', '.join(lazy)})")
-    store_stats(spath, dict(zip(lazy, results)),
-                {**identity, "convention": "pixel-wise over all frames; frame rows x cols",
-                 "bad_frames": [list(b) for b in ims.bad_frames]})
-    if os.path.exists(os.path.join(path, "zarr.json")):
-        from .store import _consolidate  # the map group's metadata must list the stats
-
-        _consolidate(path)
-    return True
+    with executor.progress():
+        res = write_statistics(ims, os.path.join(path, "stats"),
+                               [s.name for s in job.stats if s.q is None],
+                               [s.q for s in job.stats if s.q is not None],
+                               overwrite=overwrite, scheduler=executor.scheduler)
+    return not res.skipped
 
 
-def run_stats(job: StatsJob, executor) -> tuple:
-    """Compute a :class:`StatsJob`: ``(ims, {label: image})`` (numpy images)."""
+def run_stats(job: StatsJob, executor, overwrite: bool = False) -> tuple:
+    """Compute a :class:`StatsJob` to its output: a ``.zarr`` output is written tile by
+    tile under the output lock, resumably (:func:`xrsmap_dask.store.write_statistics`); an
+    image file (``.edf``, ``.tif``, ``.npy``; one statistic) is written once computed, and
+    only then replaces an existing file.  Returns ``(ims, {label: image})`` (numpy)."""
+    from .stats import compute_statistics
+    from .store import check_output_path, write_statistics
+
     ims = open_series(job.inputs, on_error=job.on_error,
                       progress=executor.counter("reading headers"))
     roi = None if job.roi is None else job.roi.to_slices(ims.shape)
-    lazy = lazy_statistics(ims, job.stats, roi, job.on_error)
-    results = executor.compute(*lazy.values(),
-                               label=f"{', '.join(lazy)} of {len(ims)} frames")
-    return ims, dict(zip(lazy, results))
+    mask = stats_mask(job.mask, ims, job.detector_mask)
+    names = [s.name for s in job.stats if s.q is None]
+    qs = [s.q for s in job.stats if s.q is not None]
+    check_output_path(job.output, input_paths(job.inputs, ims))
+    executor._say(f"{', '.join(job.labels)} of {len(ims)} frames")
+    with executor.progress():
+        if job.output.rstrip("/").lower().endswith(".zarr"):
+            write_statistics(ims, job.output, names, qs, roi=roi, mask=mask,
+                             overwrite=overwrite, scheduler=executor.scheduler,
+                             attrs={"roi": None if job.roi is None else
+                                    list(job.roi.as_tuple())})
+            import zarr
+
+            group = zarr.open_group(job.output, mode="r")
+            return ims, {label: group[label][...] for label in job.labels}
+        images = compute_statistics(ims, names, qs, roi=roi, mask=mask,
+                                    scheduler=executor.scheduler)
+    replace_output(job.output, lambda path: write_image(path, next(iter(images.values()))))
+    return ims, images
+
+
+def input_paths(inputs, ims=None) -> list[str]:
+    """Every file or directory a job reads (for the output-overlap check): the resolved
+    input paths, and the series' frame files."""
+    from .imageseries import split_inner_path
+    from .inputs import InputSpec
+
+    if isinstance(inputs, InputSpec):
+        paths = list(inputs.paths)
+    elif isinstance(inputs, (str, os.PathLike)):
+        paths = [split_inner_path(os.fspath(inputs))[0]]
+    elif isinstance(inputs, (list, tuple)):
+        paths = [os.fspath(p) for p in inputs]
+    else:
+        paths = []
+    if ims is not None and ims.filenames is not None:
+        paths.extend(dict.fromkeys(ims.filenames))
+    return paths
+
+
+def replace_output(path: str, write) -> None:
+    """Run ``write(path)`` so that an existing output at ``path`` is replaced only once the
+    new one is whole: the old one is moved aside first and put back if writing fails (a
+    partial new output is removed); an ``OSError`` (no space left, permission) is an
+    :class:`InputError` naming the path."""
+    import shutil
+
+    aside = None
+    if os.path.lexists(path):
+        aside = os.path.join(os.path.dirname(path) or ".",
+                             f".{os.path.basename(path)}.xrsmap-old-{os.getpid()}")
+        os.rename(path, aside)
+    try:
+        write(path)
+    except BaseException as exc:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+        if aside is not None:
+            os.rename(aside, path)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write the output: {exc.strerror or exc}", path=path,
+                             argument="output") from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside) if os.path.isdir(aside) and not os.path.islink(aside) \
+            else os.remove(aside)
+
+
+def write_image(path: str, img) -> None:
+    """Write one 2-D image: ``.npy`` (numpy), ``.edf``, ``.tif``/``.tiff`` (fabio)."""
+    low = path.lower()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if low.endswith(".npy"):
+        np.save(path, img, allow_pickle=False)
+    elif low.endswith(".edf"):
+        import fabio.edfimage
+
+        fabio.edfimage.EdfImage(data=img).write(path)
+    elif low.endswith((".tif", ".tiff")):
+        import fabio.tifimage
+
+        data = img.astype(np.float32) if img.dtype.kind == "f" else img
+        fabio.tifimage.TifImage(data=data).write(path)
+    else:
+        raise InputError("unknown image type; use .zarr, .npy, .edf or .tif", path=path,
+                         argument="output")
+
+
+def stats_mask(mask, ims, detector_mask: bool = True):
+    """The pixels a statistics job excludes: the ``mask`` image (nonzero = excluded) and,
+    with ``detector_mask``, the series' own detector mask; ``None`` when nothing is."""
+    from .maps import Corrections
+
+    corr = with_detector_mask(Corrections(mask=read_image(mask, "mask")), ims, detector_mask)
+    if corr.mask is not None:
+        corr.check(ims.shape, len(ims))
+    return corr.mask
 
 
 # -- one scan to its output ----------------------------------------------------------------
@@ -179,6 +269,9 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
     result = ScanResult(job.name, "failed", output=path)
     ims, maps = plan_scan(job, ims, executor.counter(f"{job.name}: reading headers"),
                           scheduler=executor.scheduler)
+    from .store import check_output_path
+
+    check_output_path(path, input_paths(job.inputs, ims))
     result.frames = len(ims)
     status = "skipped"
     bad: list = []

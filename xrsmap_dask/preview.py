@@ -1,16 +1,28 @@
-"""PNG previews of a scan's maps: sum map, annulus maps and a downsampled composite mosaic.
+"""PNG previews of a scan's maps (sum map, annulus maps, composite mosaic) a scientist can trust.
 
-Everything here is numpy in, PNG out (matplotlib's Agg backend; no display needed).  Maps are
-``(npt_y, npt_x)`` arrays, slow axis first; the composite is the 4-D ``(npt_y, npt_x, fy, fx)``
-stack (one ``fy x fx`` binned ROI per scan point).  Axes are labelled in scan points: point
-``(iy, ix)`` is centred on ``(iy, ix)``, row 0 at the top, and a composite tile covers its
-scan point's cell.  NaN (bad frames) shows grey.
+Numpy in, PNG out (matplotlib's Agg backend).  Maps are ``(npt_y, npt_x)``, slow axis first;
+the composite is ``(npt_y, npt_x, fy, fx)`` (one binned ROI per scan point).  Point
+``(iy, ix)`` is centred on ``(iy, ix)``, row 0 at the top; a composite tile covers its cell.
+
+* Colour limits are robust percentiles (:data:`PERCENTILES`, stated under each colour bar)
+  taken as data values at those ranks, so a single hot pixel never sets a limit; values
+  beyond show in the end colours (arrows on the colour bar).
+* NaN (unreadable frames, unscanned points) and masked pixels are :data:`BAD_COLOUR`, counted
+  in the panel title; with ``mask`` (nonzero = excluded) masked image pixels and composite
+  pixels whose every source pixel is masked are bad too, not their hot value or ``dummy``.
+* Composite tiles keep the ROI's aspect; the mosaic is reduced to the panel's pixel size by
+  block means inside each tile (:func:`reduce_tiles`): no pixel mixes two scan points.
+* Axes and colour bars carry names and units (the store's ``long_name``/``units`` attrs
+  when it has them).
+* ``log='auto'`` (default) uses a log scale only for positive data spanning
+  :data:`LOG_RANGE` (two decades), per panel.
 """
 from __future__ import annotations
 
 import math
 import os
-from typing import Mapping, Sequence
+import warnings
+from typing import Mapping
 
 import numpy as np
 
@@ -18,26 +30,27 @@ from .errors import InputError
 
 #: default size of one panel, inches; the PNG is ``ncols * PANEL_INCHES * dpi`` pixels wide
 PANEL_INCHES = 4.0
-#: largest side of a composite mosaic in the preview (pixels of data, before plotting)
+#: largest side of a composite mosaic (pixels of data) when the panel allows more
 MAX_MOSAIC_SIDE = 1024
+#: colour limits: these percentiles of the finite values (the value at that rank)
+PERCENTILES = (0.5, 99.5)
+#: ``log='auto'`` chooses a log scale when the robust max/min of positive data reaches this
+LOG_RANGE = 100.0
+#: colour of NaN and masked pixels (outside every colour map used here)
+BAD_COLOUR = "0.6"
+#: long names and units of the maps a job writes, when the store has none
+DEFAULT_LABELS = {"sum": ("sum of the corrected ROI pixels", "counts"),
+                  "composite": ("corrected ROI, binned", "counts"),
+                  "annulus": ("ring sum", "counts")}
 
 
 def downsample_composite(composite: np.ndarray, max_side: int = MAX_MOSAIC_SIDE) -> np.ndarray:
     """Mosaic ``(npt_y * ty, npt_x * tx)`` of a composite, each tile block-averaged.
 
-    Parameters
-    ----------
-    composite : ndarray, shape (npt_y, npt_x, fy, fx)
-        One tile per scan point.
-    max_side : int
-        The mosaic's larger side is at most about this many pixels: tiles are reduced by an
-        integer factor ``f`` (mean of ``f x f`` blocks, NaN ignored; edge rows/columns that do
-        not fill a block are dropped), never below 1 x 1 pixel per scan point.
-
-    Returns
-    -------
-    ndarray, float32
-        The mosaic, tile ``(iy, ix)`` at rows ``iy*ty:(iy+1)*ty`` and columns ``ix*tx:(ix+1)*tx``.
+    Tiles are reduced by one integer factor ``f`` (mean of ``f x f`` blocks inside a tile,
+    NaN ignored, edge rows/columns that do not fill a block dropped) so that the larger side
+    is at most about ``max_side``; never below 1 x 1 pixel per scan point.  Tile ``(iy, ix)``
+    lands at rows ``iy*ty:(iy+1)*ty``, columns ``ix*tx:(ix+1)*tx``.  float32.
     """
     comp = np.asarray(composite)
     if comp.ndim != 4:
@@ -46,11 +59,14 @@ def downsample_composite(composite: np.ndarray, max_side: int = MAX_MOSAIC_SIDE)
     if int(max_side) < 1:
         raise InputError(f"must be >= 1, got {max_side!r}", argument="max_side")
     npt_y, npt_x, fy, fx = comp.shape
-    side = max(npt_y * fy, npt_x * fx)
-    f = max(1, math.ceil(side / int(max_side)))
-    small = reduce_tiles(comp, f)
+    small = reduce_tiles(comp, _mosaic_factor(comp.shape, max_side))
     ty, tx = small.shape[2:]
     return small.transpose(0, 2, 1, 3).reshape(npt_y * ty, npt_x * tx)
+
+
+def _mosaic_factor(shape, max_side: int) -> int:
+    npt_y, npt_x, fy, fx = shape
+    return max(1, math.ceil(max(npt_y * fy, npt_x * fx) / int(max_side)))
 
 
 def reduce_tiles(composite: np.ndarray, factor: int) -> np.ndarray:
@@ -63,22 +79,37 @@ def reduce_tiles(composite: np.ndarray, factor: int) -> np.ndarray:
     if f == 1:
         return tiles
     tiles = tiles.reshape(npt_y, npt_x, ty, f, tx, f)
-    with np.errstate(invalid="ignore"), _quiet_nan():
+    with warnings.catch_warnings():      # all-NaN blocks stay NaN, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(tiles, axis=(3, 5))
 
 
-class _quiet_nan:
-    """Silence numpy's 'mean of empty slice' warning for all-NaN blocks (they stay NaN)."""
+def colour_limits(data: np.ndarray, log: bool | str = "auto",
+                  percentiles: tuple[float, float] = PERCENTILES) -> tuple[float, float, bool]:
+    """``(vmin, vmax, log)`` for a panel: robust percentiles of the finite values (of the
+    positive ones on a log scale), taken as data values at those ranks (numpy's ``lower``
+    method for the top, ``higher`` for the bottom) so one extreme value never sets a limit.
+    ``log='auto'``: log scale when the data are positive and span :data:`LOG_RANGE`."""
+    finite = np.asarray(data, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    lo_pct, hi_pct = percentiles
 
-    def __enter__(self):
-        import warnings
+    def limits(values):
+        if not values.size:
+            return 0.0, 1.0
+        return (float(np.percentile(values, lo_pct, method="higher")),
+                float(np.percentile(values, hi_pct, method="lower")))
 
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
+    vmin, vmax = limits(finite)
+    if log == "auto":
+        log = vmin > 0 and vmax / vmin >= LOG_RANGE
+    elif log not in (True, False):
+        raise InputError(f"must be 'auto', True or False, got {log!r}", argument="log")
+    if log:
+        vmin, vmax = limits(finite[finite > 0]) if (finite > 0).any() else (1.0, 10.0)
+    if not vmax > vmin:
+        vmax = vmin * 1.0001 if log else vmin + 1.0
+    return vmin, vmax, bool(log)
 
 
 def preview_size(npanels: int, ncols: int | None = None, dpi: int = 100,
@@ -95,40 +126,18 @@ def _grid(npanels: int, ncols: int | None) -> tuple[int, int]:
     return ncols, -(-npanels // ncols)
 
 
-def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
-                   composite: np.ndarray | None = None, *, log: bool = False,
-                   cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
-                   title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
-                   panel_inches: float = PANEL_INCHES, units: str = "scan") -> tuple[int, int]:
-    """Write a PNG with one panel per map (and the composite mosaic last); return its size.
+def _labels(name: str, labels: Mapping | None) -> tuple[str, str]:
+    """(long name, units) of a panel."""
+    if labels and name in labels:
+        return labels[name]
+    for key, value in DEFAULT_LABELS.items():
+        if name == key or name.startswith(key + " "):
+            return value
+    return name, ""
 
-    Parameters
-    ----------
-    path : str or PathLike
-        The PNG to write (parent directories are created).
-    maps : mapping of name -> (npt_y, npt_x) array
-        E.g. ``{'sum': sum_map, 'annulus r=23': ring0}``; panels in mapping order.
-    composite : (npt_y, npt_x, fy, fx) array, optional
-        Shown as a mosaic downsampled to about ``max_mosaic_side`` pixels.
-    log : bool
-        Logarithmic colour scale (values <= 0 show as the lowest colour).
-    dpi, ncols, panel_inches :
-        The PNG is ``preview_size(npanels, ncols, dpi, panel_inches)`` pixels.
-    units : {'scan', 'pixel'}
-        Axes in scan points (maps) or in detector pixels (images such as a median frame).
 
-    Returns
-    -------
-    (width, height) in pixels.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.figure import Figure
-
-    panels: list[tuple[str, np.ndarray, bool]] = []
+def _panels(maps, composite, max_side) -> tuple[list, tuple[int, int]]:
+    panels: list[tuple[str, np.ndarray, tuple | None]] = []
     shape = None
     for name, arr in (maps or {}).items():
         a = np.asarray(arr, dtype=np.float64)
@@ -139,7 +148,7 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
             raise InputError(f"shape {a.shape} differs from the other maps' {shape}",
                              argument=f"maps[{name!r}]")
         shape = a.shape
-        panels.append((str(name), a, False))
+        panels.append((str(name), a, None))
     if composite is not None:
         comp = np.asarray(composite)
         if comp.ndim != 4:
@@ -149,50 +158,117 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
             raise InputError(f"scan shape {comp.shape[:2]} differs from the maps' {shape}",
                              argument="composite")
         shape = comp.shape[:2]
-        panels.append(("composite", downsample_composite(comp, max_mosaic_side), True))
+        mosaic = downsample_composite(comp, max_side)
+        panels.append(("composite", mosaic, (comp.shape[2], comp.shape[3])))
+    return panels, shape
+
+
+def build_figure(maps: Mapping[str, np.ndarray] | None = None,
+                 composite: np.ndarray | None = None, *, log: bool | str = "auto",
+                 cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
+                 title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
+                 panel_inches: float = PANEL_INCHES, units: str = "scan",
+                 labels: Mapping[str, tuple[str, str]] | None = None):
+    """The matplotlib ``Figure`` of a preview (see :func:`render_preview`)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if units not in ("scan", "pixel"):
+        raise InputError(f"must be 'scan' or 'pixel', got {units!r}", argument="units")
+    try:
+        colormap = matplotlib.colormaps[cmap].with_extremes(bad=BAD_COLOUR)
+    except KeyError:
+        raise InputError(f"unknown matplotlib colour map {cmap!r}", argument="cmap") from None
+    panel_px = int(panel_inches * dpi * 0.8)   # about the pixels a panel's axes get
+    panels, shape = _panels(maps, composite, min(int(max_mosaic_side), panel_px))
     ncols_, nrows = _grid(len(panels), ncols)
     width, height = preview_size(len(panels), ncols, dpi, panel_inches)
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
-    if units not in ("scan", "pixel"):
-        raise InputError(f"must be 'scan' or 'pixel', got {units!r}", argument="units")
-    npt_y, npt_x = shape
-    extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)  # point/pixel centres on integers
-    xlabel, ylabel = ("scan point x (column)", "scan point y (row)") if units == "scan" else \
-        ("column (pixel)", "row (pixel)")
-    try:
-        colormap = matplotlib.colormaps[cmap].with_extremes(bad="0.6")
-    except KeyError:
-        raise InputError(f"unknown matplotlib colour map {cmap!r}", argument="cmap") from None
-    for k, (name, data, is_mosaic) in enumerate(panels):
+    for k, (name, data, tile) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols_, k + 1)
-        finite = data[np.isfinite(data)]
-        if log:
-            positive = finite[finite > 0]
-            vmin = float(positive.min()) if positive.size else 1.0
-            vmax = float(positive.max()) if positive.size else 10.0
-            norm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 1.0001), clip=True)
-        else:
-            vmin = float(finite.min()) if finite.size else 0.0
-            vmax = float(finite.max()) if finite.size else 1.0
-            norm = Normalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
-        im = ax.imshow(np.ma.masked_invalid(data), cmap=colormap, norm=norm, extent=extent,
-                       origin="upper", interpolation="nearest", aspect="equal")
-        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        cbar.ax.tick_params(labelsize=7)
-        ax.set_title(name + (" (log)" if log else ""), fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.yaxis.get_major_locator().set_params(integer=True)
+        _draw_panel(fig, ax, name, data, tile, shape, colormap, log, units, labels)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def _draw_panel(fig, ax, name, data, tile, shape, colormap, log, units, labels) -> None:
+    from matplotlib.colors import LogNorm, Normalize
+
+    npt_y, npt_x = shape
+    vmin, vmax, use_log = colour_limits(data, log)
+    norm = LogNorm(vmin, vmax, clip=False) if use_log else Normalize(vmin, vmax)
+    extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)    # point/pixel centres on integers
+    # composite: one mosaic pixel is square, so a tile shows the ROI's aspect
+    aspect = 1.0 if tile is None else (data.shape[0] / npt_y) / (data.shape[1] / npt_x)
+    shown = np.ma.masked_invalid(data)
+    if use_log:
+        shown = np.ma.masked_less_equal(shown, 0)
+    im = ax.imshow(shown, cmap=colormap, norm=norm, extent=extent, origin="upper",
+                   interpolation="antialiased", aspect=aspect)
+    finite = data[np.isfinite(data)]
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
+              (True, True): "both"}[(bool((finite < vmin).any()), bool((finite > vmax).any()))]
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend=extend)
+    long_name, unit = _labels(name, labels)
+    cbar.set_label(f"{long_name}" + (f" [{unit}]" if unit else "") +
+                   f"\nlimits: percentiles {PERCENTILES[0]:g}-{PERCENTILES[1]:g}" +
+                   (", log scale" if use_log else ""), fontsize=7)
+    cbar.ax.tick_params(labelsize=7)
+    bad = int((~np.isfinite(data)).sum())
+    ax.set_title(name + (f"\n({bad} NaN/masked pixels in grey)" if bad else ""), fontsize=9)
+    xlabel, ylabel = ("scan point x (column)", "scan point y (row)") if units == "scan" else \
+        ("detector column [pixel]", "detector row [pixel]")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+
+
+def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
+                   composite: np.ndarray | None = None, *, log: bool | str = "auto",
+                   cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
+                   title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
+                   panel_inches: float = PANEL_INCHES, units: str = "scan",
+                   labels: Mapping[str, tuple[str, str]] | None = None) -> tuple[int, int]:
+    """Write a PNG with one panel per map (and the composite mosaic last); return its size.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The PNG to write (parent directories are created).
+    maps : mapping of name -> (npt_y, npt_x) array
+        E.g. ``{'sum': sum_map, 'annulus r=23': ring0}``; panels in mapping order.  NaN
+        values are drawn in :data:`BAD_COLOUR`.
+    composite : (npt_y, npt_x, fy, fx) array, optional
+        Shown as a mosaic reduced inside each tile to the panel's size (at most
+        ``max_mosaic_side`` pixels), tiles in the ROI's aspect.
+    log : 'auto', True or False
+        Colour scale per panel (see :func:`colour_limits`).
+    dpi, ncols, panel_inches :
+        The PNG is ``preview_size(npanels, ncols, dpi, panel_inches)`` pixels.
+    units : {'scan', 'pixel'}
+        Axes in scan points (maps) or in detector pixels (images such as a median frame).
+    labels : mapping of name -> (long name, units), optional
+        Colour-bar labels (defaults: :data:`DEFAULT_LABELS`, else the name).
+
+    Returns
+    -------
+    (width, height) in pixels.
+    """
+    fig = build_figure(maps, composite, log=log, cmap=cmap, dpi=dpi, ncols=ncols, title=title,
+                       max_mosaic_side=max_mosaic_side, panel_inches=panel_inches,
+                       units=units, labels=labels)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
-    return width, height
+    return preview_size(len(maps or {}) + (composite is not None), ncols, dpi, panel_inches)
 
 
 def annulus_label(radius: float, width: float) -> str:
@@ -200,30 +276,52 @@ def annulus_label(radius: float, width: float) -> str:
     return f"annulus r={radius:g} w={width:g}"
 
 
-def as_named_maps(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None,
-                  prefix: str = "map") -> dict[str, np.ndarray]:
-    """Mapping of panel names to maps from a mapping or a sequence."""
-    if maps is None:
-        return {}
-    if isinstance(maps, Mapping):
-        return dict(maps)
-    return {f"{prefix} {k}": m for k, m in enumerate(maps)}
+def load_mask(mask) -> np.ndarray | None:
+    """A mask (True = excluded) from an array or an image file; ``None`` passes through."""
+    if mask is None:
+        return None
+    if isinstance(mask, (str, os.PathLike)):
+        from .imageseries import read_image
+
+        mask = read_image(mask, argument="mask")
+    return np.asarray(mask) != 0
 
 
-def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE) -> tuple[dict, np.ndarray | None]:
-    """Maps of a zarr map group for a preview: ``({name: map}, downsampled composite)``.
+# ---------------------------------------------------------------------------------------
+# zarr groups
 
-    The composite is read one scan line at a time and each line downsampled at once, so
-    memory stays at one line of full-resolution tiles.  The returned composite is 4-D
-    ``(npt_y, npt_x, ty, tx)`` (already reduced; :func:`render_preview` reduces no further).
-    """
+
+def _open(path):
     import zarr
 
-    path = os.fspath(path)
     try:
-        group = zarr.open_group(store=path, mode="r")
+        return zarr.open_group(store=os.fspath(path), mode="r")
     except Exception as exc:  # noqa: BLE001 - zarr raises several types for a non-group
-        raise InputError(f"not a zarr map group: {exc}", path=path) from None
+        raise InputError(f"not a zarr group: {exc}", path=os.fspath(path)) from None
+
+
+def _dead_bins(group, mask: np.ndarray | None, tile: tuple[int, int]) -> np.ndarray | None:
+    """(fy, fx) True where every source pixel of a binned composite pixel is masked."""
+    roi, b = group.attrs.get("roi"), int(group.attrs.get("binning") or 1)
+    if mask is None or not isinstance(roi, dict):
+        return None
+    m = mask[slice(*roi["rows"]), slice(*roi["cols"])]
+    if m.shape != (tile[0] * b, tile[1] * b):
+        raise InputError(f"mask of shape {mask.shape} does not fit the group's ROI {roi} "
+                         f"binned {b}", argument="mask")
+    dead = m.reshape(tile[0], b, tile[1], b).all(axis=(1, 3))
+    return dead if dead.any() else None
+
+
+def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE,
+                   mask=None) -> tuple[dict, np.ndarray | None]:
+    """Maps of a zarr map group for a preview: ``({name: map}, reduced composite)``.
+
+    The composite is read one scan line at a time and each line reduced at once (memory:
+    one line of full tiles), into ``(npt_y, npt_x, ty, tx)``; with ``mask``, binned pixels
+    whose every pixel is masked are NaN (drawn as bad, not as ``dummy``).
+    """
+    group = _open(path)
     maps: dict[str, np.ndarray] = {}
     names = set(group.array_keys())
     if "roi_sum" in names:
@@ -239,45 +337,75 @@ def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE) -> tuple[dict, 
     if "composite" in names:
         arr = group["composite"]
         npt_y, npt_x, fy, fx = arr.shape
-        f = max(1, math.ceil(max(npt_y * fy, npt_x * fx) / int(max_mosaic_side)))
-        comp = np.concatenate([reduce_tiles(np.asarray(arr[iy:iy + 1]), f)
-                               for iy in range(npt_y)])
+        dead = _dead_bins(group, load_mask(mask), (fy, fx))
+        f = _mosaic_factor(arr.shape, max_mosaic_side)
+        lines = []
+        for iy in range(npt_y):
+            line = np.array(arr[iy:iy + 1], dtype=np.float32)
+            if dead is not None:
+                line[:, :, dead] = np.nan
+            lines.append(reduce_tiles(line, f))
+        comp = np.concatenate(lines)
     if not maps and comp is None:
         raise InputError("holds no roi_sum, annulus_sum or composite array (is it a map "
                          "group? for a survey store give the scan's group, e.g. "
-                         "survey.zarr/scan1)", path=path)
+                         "survey.zarr/scan1)", path=os.fspath(path))
     return maps, comp
 
 
-def read_image_group(path) -> dict[str, np.ndarray]:
-    """The 2-D arrays of a zarr group (e.g. the output of ``xrsmap-dask stats``), by name."""
-    import zarr
+def read_image_group(path, mask=None) -> dict[str, np.ndarray]:
+    """The 2-D arrays of a zarr group (e.g. ``xrsmap-dask stats`` output), by name, float64;
+    with ``mask`` its masked pixels are NaN."""
+    group = _open(path)
+    mask = load_mask(mask)
+    out = {}
+    for name, arr in sorted(group.arrays()):
+        if arr.ndim != 2 or name == "roi_sum":
+            continue
+        img = np.array(arr[...], dtype=np.float64)
+        if mask is not None:
+            if mask.shape != img.shape:
+                raise InputError(f"shape {mask.shape} differs from the images' {img.shape}",
+                                 argument="mask")
+            img[mask] = np.nan
+        out[name] = img
+    return out
 
-    try:
-        group = zarr.open_group(store=os.fspath(path), mode="r")
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"not a zarr group: {exc}", path=os.fspath(path)) from None
-    return {name: np.asarray(arr[...]) for name, arr in sorted(group.arrays())
-            if arr.ndim == 2 and name != "roi_sum"}
+
+def _group_labels(path) -> dict[str, tuple[str, str]]:
+    """(long name, units) per array from the store's attrs, where it has them."""
+    group = _open(path)
+    units = group.attrs.get("units")
+    out = {}
+    for name, arr in group.arrays():
+        a = dict(arr.attrs)
+        if "long_name" in a or "units" in a or isinstance(units, str):
+            out["sum" if name == "roi_sum" else name] = (a.get("long_name", name),
+                                                         a.get("units", units or ""))
+    return out
 
 
-def preview_zarr(path, png, *, log: bool = False, dpi: int = 100,
+def preview_zarr(path, png, *, log: bool | str = "auto", dpi: int = 100,
                  max_mosaic_side: int = MAX_MOSAIC_SIDE, title: str | None = None,
-                 cmap: str = "viridis") -> tuple[int, int]:
+                 cmap: str = "viridis", mask=None) -> tuple[int, int]:
     """Write a PNG preview of a zarr group; return its (width, height).
 
     A map group (``roi_sum``, ``annulus_sum``, ``composite``) is drawn in scan points; a
-    group of 2-D images (``xrsmap-dask stats`` output) in detector pixels.
+    group of 2-D images (``xrsmap-dask stats`` output) in detector pixels.  ``mask`` (an
+    array or an image file, nonzero = excluded) marks masked pixels as bad.
     """
     if title is None:
         title = os.path.basename(os.path.normpath(os.fspath(path)))
+    labels = _group_labels(path)
     try:
-        maps, comp = read_map_group(path, max_mosaic_side)
-    except InputError:
-        images = read_image_group(path)
+        maps, comp = read_map_group(path, max_mosaic_side, mask=mask)
+    except InputError as exc:
+        if "holds no roi_sum" not in str(exc):
+            raise
+        images = read_image_group(path, mask=mask)
         if not images:
             raise
         return render_preview(png, images, log=log, dpi=dpi, title=title, cmap=cmap,
-                              units="pixel")
+                              units="pixel", labels=labels)
     return render_preview(png, maps, comp, log=log, dpi=dpi, title=title, cmap=cmap,
-                          max_mosaic_side=max_mosaic_side)
+                          max_mosaic_side=max_mosaic_side, labels=labels)

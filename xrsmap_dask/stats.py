@@ -56,15 +56,15 @@ integers; floats equal ``np.mean`` to rounding, the summation order differs).
 from __future__ import annotations
 
 import builtins
-import os
-import sys
 from typing import Any
 
 import numpy as np
 
 from . import _stat_kernels as K
+from ._graph import array_from_tasks, layer_name
+from ._stats_inputs import (_as_input, _budget, _check_method, _is_dask, _threads,
+                            default_memory_budget)
 from .errors import InputError
-from .imageseries import as_imageseries
 from .imageseries.base import ImageSeries
 from .imageseries.stats import read_band
 from .roi import normalize_roi, roi_shape
@@ -79,96 +79,8 @@ MAX_TILE_BYTES = 64 * 2**20
 MIN_TILES_PER_THREAD = 4
 
 __all__ = ["max", "min", "mean", "median", "percentile", "background", "default_memory_budget",
-           "plan_tiles"]
-
-
-# -- environment -------------------------------------------------------------------------------
-def _client():
-    if "distributed" not in sys.modules:  # no client can be active; importing it is slow
-        return None
-    try:
-        from distributed import get_client
-
-        return get_client()
-    except (ImportError, ValueError):
-        return None
-
-
-def _worker_info() -> tuple[int | None, int | None]:
-    """(smallest worker memory limit, largest worker thread count) of the active client."""
-    client = _client()
-    if client is None:
-        return None, None
-    try:
-        workers = client.scheduler_info().get("workers", {})
-    except Exception:  # noqa: BLE001 - a client that cannot answer counts as no client
-        return None, None
-    limits = [w.get("memory_limit") or 0 for w in workers.values()]
-    threads = [w.get("nthreads") or 1 for w in workers.values()]
-    limits = [m for m in limits if m]
-    return (builtins.min(limits) if limits else None,
-            builtins.max(threads) if threads else None)
-
-
-def default_memory_budget() -> int:
-    """:data:`DEFAULT_BUDGET_FRACTION` of the smallest worker's memory limit (with an active
-    distributed client) or of the machine's total memory (psutil)."""
-    limit, _ = _worker_info()
-    if limit is None:
-        import psutil
-
-        limit = psutil.virtual_memory().total
-    return int(limit * DEFAULT_BUDGET_FRACTION)
-
-
-def _threads() -> int:
-    _, threads = _worker_info()
-    if threads:
-        return int(threads)
-    import dask
-
-    n = dask.config.get("num_workers", None)
-    return int(n) if n else (os.cpu_count() or 1)
-
-
-# -- inputs ------------------------------------------------------------------------------------
-def _is_dask(obj) -> bool:
-    try:
-        import dask.array as da
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, da.Array)
-
-
-def _as_input(data):
-    if _is_dask(data):
-        if data.ndim != 3:
-            raise InputError(f"expected a (frames, rows, cols) dask array, got {data.ndim}-D",
-                             argument="data")
-        return data
-    try:
-        return as_imageseries(data)
-    except TypeError as exc:
-        raise InputError(str(exc), argument="data") from None
-
-
-def _budget(memory_budget) -> int:
-    if memory_budget is None:
-        return default_memory_budget()
-    try:
-        b = int(memory_budget)
-    except (TypeError, ValueError):
-        b = 0
-    if b <= 0:
-        raise InputError(f"must be a positive number of bytes, got {memory_budget!r}",
-                         argument="memory_budget")
-    return b
-
-
-def _check_method(method: str) -> str:
-    if method not in K.METHODS:
-        raise InputError(f"must be one of {K.METHODS}, got {method!r}", argument="method")
-    return method
+           "plan_tiles", "lazy_stats", "stat_label", "stats_output", "compute_statistics",
+           "skipna_for"]
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -251,10 +163,6 @@ def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool) -> 
 
 # -- graph builders ----------------------------------------------------------------------------
 def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
-    import dask.array as da
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
     method = _check_method(method)
     src = _as_input(data)
     budget = _budget(memory_budget)
@@ -291,8 +199,8 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
                                          dtype=res_dtype, name=f"{stat}-tile")
             return merged.map_blocks(_block_stat, stat, q, method, skipna, drop_axis=0,
                                      dtype=res_dtype, name=f"{stat}-tile")
-    name = f"{stat}-tile-" + tokenize(
-        src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
+    name = layer_name(
+        f"{stat}-tile", src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
         cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str)
     dsk: dict[Any, Any] = {}
     series_key = None
@@ -311,9 +219,8 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
                 task = (_dask_tile, sub, stat, q, method, skipna)
             key = (name, 0, i, j) if listq else (name, i, j)
             dsk[key] = task
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     chunks = ((nq,), rchunks, cchunks) if listq else (rchunks, cchunks)
-    return da.Array(graph, name, chunks, dtype=res_dtype)
+    return array_from_tasks(name, dsk, chunks, res_dtype)
 
 
 def median(data, *, memory_budget: int | None = None, method: str = "linear",
@@ -428,8 +335,11 @@ def background(data, method: str = "mean", pct: float | None = None, *,
 
 
 def stat_label(name: str, q: float | None = None) -> str:
-    """Output name of a statistic: ``median``, ``max``, ... or ``percentile_Q`` (``%g``)."""
-    return name if q is None else f"percentile_{q:g}"
+    """Output name of a statistic: ``median``, ``max``, ... or ``percentile_Q`` with ``Q``
+    the shortest decimal that reads back as ``q`` (``percentile_5``, ``percentile_99.9``,
+    ``percentile_12.3456789``): two different percentiles never share a label."""
+    return name if q is None else \
+        f"percentile_{np.format_float_positional(float(q), trim='-')}"
 
 
 def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False,
@@ -449,3 +359,6 @@ def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False
         q = K.percentiles_argument(q, "percentile")
         out[stat_label("percentile", q)] = percentile(data, q, **kw)
     return out
+
+
+from ._stats_output import compute_statistics, skipna_for, stats_output  # noqa: E402

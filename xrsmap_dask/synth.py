@@ -229,3 +229,287 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+#: numpy dtype -> EDF DataType name, for :func:`edf_block_bytes`
+EDF_TYPE_NAMES = {"u1": "UnsignedByte", "i1": "SignedByte", "u2": "UnsignedShort",
+                  "i2": "SignedShort", "u4": "UnsignedInteger", "i4": "SignedInteger",
+                  "u8": "Unsigned64", "i8": "Signed64", "f4": "FloatValue", "f8": "DoubleValue"}
+
+
+def edf_block_bytes(data: np.ndarray, header: dict | None = None, compression: str | None = None,
+                    big_endian: bool = False, pad_to: int = 512) -> bytes:
+    """One EDF block (``{`` header ``}`` newline, then the data), written by hand.
+
+    fabio writes neither compressed blocks nor arbitrary header text; tests of the readers
+    need both.  The standard keys (``HeaderID``, ``ByteOrder``, ``DataType``, ``Dim_1``,
+    ``Dim_2``, ``Size``, and ``Compression`` when ``compression`` is ``'gzip'``, ``'zlib'``
+    or ``'bz2'``: ``Size`` is then the compressed size) come first; ``header`` entries
+    replace them (``None`` removes one) or follow, written verbatim as ``key = value ;``.
+    The header is padded with spaces so ``{ ... }\\n`` is a multiple of ``pad_to`` bytes.
+    """
+    import bz2
+    import gzip
+    import zlib
+
+    data = np.ascontiguousarray(data)
+    raw = data.astype(data.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
+    packers = {"gzip": lambda b: gzip.compress(b, mtime=0), "zlib": zlib.compress,
+               "bz2": bz2.compress}
+    payload = packers[compression](raw) if compression else raw
+    fields = {"HeaderID": "EH:000001:000000:000000",
+              "ByteOrder": "HighByteFirst" if big_endian else "LowByteFirst",
+              "DataType": EDF_TYPE_NAMES[data.dtype.str[1:]], "Dim_1": data.shape[-1],
+              "Dim_2": data.shape[0] if data.ndim == 2 else 1, "Size": len(payload)}
+    if compression:
+        fields["Compression"] = compression
+    fields.update(header or {})
+    text = "{\n" + "".join(f"{k} = {v} ;\n" for k, v in fields.items() if v is not None)
+    pad = (-(len(text) + 2)) % pad_to if pad_to else 0
+    return (text + " " * pad + "}\n").encode("ascii") + payload
+
+
+# -- beamline HDF5 layouts (Eiger master + data files, LIMA, VDS) ---------------------------
+#: HDF5 compression names -> h5py ``create_dataset`` keywords (hdf5plugin filters)
+HDF5_COMPRESSIONS = ("bslz4", "lz4", "zstd", "blosc", "blosc2", "gzip", "gzip-shuffle",
+                     "bzip2", "none")
+
+
+def hdf5_compression(name: str) -> dict:
+    """h5py keywords for one of :data:`HDF5_COMPRESSIONS` (``bslz4``: Eiger's bitshuffle +
+    LZ4, filter 32008; ``bzip2``: a filter only HDF5 decodes here)."""
+    import hdf5plugin
+
+    table = {
+        "bslz4": lambda: dict(hdf5plugin.Bitshuffle(cname="lz4")),
+        "lz4": lambda: dict(hdf5plugin.LZ4()),
+        "zstd": lambda: dict(hdf5plugin.Zstd()),
+        "blosc": lambda: dict(hdf5plugin.Blosc(cname="lz4", shuffle=hdf5plugin.Blosc.SHUFFLE)),
+        "blosc2": lambda: dict(hdf5plugin.Blosc2(cname="zstd",
+                                                 filters=hdf5plugin.Blosc2.BITSHUFFLE)),
+        "gzip": lambda: dict(compression="gzip", compression_opts=4),
+        "gzip-shuffle": lambda: dict(compression="gzip", compression_opts=4, shuffle=True),
+        "bzip2": lambda: dict(hdf5plugin.BZip2()),
+        "none": dict,
+    }
+    if name not in table:
+        raise ValueError(f"unknown compression {name!r}; known: {', '.join(table)}")
+    return table[name]()
+
+
+def detector_frames(nframes: int, frame_shape=(64, 48), dtype="uint32",
+                    seed: int = 0) -> np.ndarray:
+    """Detector-like frames ``(nframes, rows, cols)``: low Poisson counts, mostly zeros, a
+    moving bright spot, and a few large values (no reserved all-ones values)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = frame_shape
+    frames = rng.poisson(0.7, (nframes, rows, cols)).astype(np.float64)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    for i in range(nframes):
+        cy, cx = (i * 7) % rows, (i * 5) % cols
+        frames[i] += 400 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0)
+    frames[:, 0, 0] = np.arange(nframes) * 13 + 1000  # a value that tells frames apart
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        frames = np.minimum(frames, np.iinfo(dt).max - 1)
+    return frames.astype(dt)
+
+
+def write_hdf5_frames(path, dataset: str, frames: np.ndarray, compression: str = "bslz4",
+                      chunks=None) -> str:
+    """Write ``frames`` as ``path:dataset`` (chunks default: one frame); returns the path."""
+    import h5py
+
+    chunks = chunks or (1,) + frames.shape[1:]
+    with h5py.File(path, "a") as f:
+        if dataset in f:
+            del f[dataset]
+        f.create_dataset(dataset, data=frames, chunks=tuple(chunks),
+                         **hdf5_compression(compression))
+    return str(path)
+
+
+def write_eiger_master(directory, frames: np.ndarray, frames_per_file: int,
+                       name: str = "scan", compression: str = "bslz4",
+                       pixel_mask: np.ndarray | None = None) -> tuple[str, list[str]]:
+    """An Eiger/NeXus scan as the detector writes it: ``{name}_master.h5`` whose
+    ``/entry/data/data_00000N`` are external links to ``{name}_data_00000N.h5`` (each
+    ``/entry/data/data``, one frame per chunk, attrs ``image_nr_low/high``), with
+    ``detectorSpecific/pixel_mask``, ``nimages`` and ``ntrigger``.  Returns (master, data
+    files); the links are relative, as the detector writes them."""
+    import h5py
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    master = directory / f"{name}_master.h5"
+    data_files = []
+    for k, start in enumerate(range(0, len(frames), frames_per_file), start=1):
+        part = frames[start:start + frames_per_file]
+        data_name = f"{name}_data_{k:06d}.h5"
+        write_hdf5_frames(directory / data_name, "/entry/data/data", part, compression)
+        with h5py.File(directory / data_name, "a") as f:
+            f["/entry/data/data"].attrs["image_nr_low"] = start + 1
+            f["/entry/data/data"].attrs["image_nr_high"] = start + len(part)
+        data_files.append(str(directory / data_name))
+    with h5py.File(master, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        for k, path in enumerate(data_files, start=1):
+            data[f"data_{k:06d}"] = h5py.ExternalLink(os.path.basename(path), "/entry/data/data")
+        spec = f.create_group("entry/instrument/detector/detectorSpecific")
+        spec["nimages"] = np.uint32(len(frames))
+        spec["ntrigger"] = np.uint32(1)
+        mask = np.zeros(frames.shape[1:], np.uint32) if pixel_mask is None else pixel_mask
+        spec.create_dataset("pixel_mask", data=mask.astype(np.uint32), **hdf5_compression("gzip"))
+    return str(master), data_files
+
+
+def write_lima(path, frames: np.ndarray, compression: str = "bslz4",
+               instrument: str = "ESRF-ID11", detector: str = "eiger") -> str:
+    """A LIMA (ESRF) file: frames at ``/entry_0000/{instrument}/{detector}/data`` and a soft
+    link ``/entry_0000/measurement/data`` to them."""
+    import h5py
+
+    target = f"/entry_0000/{instrument}/{detector}/data"
+    write_hdf5_frames(path, target, frames, compression)
+    with h5py.File(path, "a") as f:
+        f["/entry_0000"].attrs["NX_class"] = "NXentry"
+        f.require_group("/entry_0000/measurement")["data"] = h5py.SoftLink(target)
+    return str(path)
+
+
+def write_vds(path, sources: list[str], dataset: str = "/entry/data/data",
+              vds_path: str = "/entry/instrument/detector/data") -> str:
+    """A virtual dataset ``path:vds_path`` stacking ``dataset`` of each source file in order
+    (relative source names, as Bliss writes them), with NeXus ``default`` attributes leading
+    to an NXdata group ``plot`` whose ``signal`` links to it."""
+    import h5py
+
+    shapes = []
+    for src in sources:
+        with h5py.File(src, "r") as f:
+            shapes.append((f[dataset].shape, f[dataset].dtype))
+    total = sum(s[0][0] for s in shapes)
+    layout = h5py.VirtualLayout((total,) + shapes[0][0][1:], shapes[0][1])
+    at = 0
+    for src, (shape, _dt) in zip(sources, shapes):
+        rel = os.path.relpath(src, os.path.dirname(os.path.abspath(path)))
+        layout[at:at + shape[0]] = h5py.VirtualSource(rel, dataset, shape=shape)
+        at += shape[0]
+    with h5py.File(path, "a") as f:
+        f.create_virtual_dataset(vds_path, layout, fillvalue=0)
+        # NeXus default plot, as Bliss writes it: root -> entry -> NXdata whose signal is
+        # a soft link to the frames
+        entry_name = vds_path.strip("/").split("/")[0]
+        f.attrs["default"] = entry_name
+        entry = f[entry_name]
+        entry.attrs.update(NX_class="NXentry", default="plot")
+        plot = entry.require_group("plot")
+        plot.attrs.update(NX_class="NXdata", signal="data")
+        plot["data"] = h5py.SoftLink(vds_path)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------
+# calibrated scans: a pyFAI PONI file with tilts and frames with rings at known q
+
+
+def write_poni(path, detector: str = "Pilatus300k", dist: float = 0.15,
+               poni1: float | None = None, poni2: float | None = None, rot1: float = 0.02,
+               rot2: float = -0.015, rot3: float = 0.1, wavelength: float = 1.0e-10,
+               pixel_size: float | None = None, shape=None) -> str:
+    """Write a pyFAI PONI file (tilted by ``rot1``-``rot3``, radians) and return its path.
+
+    ``detector`` is a pyFAI detector name (its shape and mask are pyFAI's), or give
+    ``pixel_size`` (metres) and ``shape`` (rows, cols) for a generic detector.  The PONI
+    defaults to the pixel at 45 % of the rows and 55 % of the columns.
+    """
+    from pyFAI.detectors import Detector, detector_factory
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+    from pyFAI.io.ponifile import PoniFile
+
+    if pixel_size is not None:
+        det = Detector(pixel1=pixel_size, pixel2=pixel_size, max_shape=tuple(shape))
+    else:
+        det = detector_factory(detector)
+    rows, cols = det.max_shape
+    poni1 = 0.45 * rows * det.pixel1 if poni1 is None else poni1
+    poni2 = 0.55 * cols * det.pixel2 if poni2 is None else poni2
+    ai = AzimuthalIntegrator(dist=dist, poni1=poni1, poni2=poni2, rot1=rot1, rot2=rot2,
+                             rot3=rot3, wavelength=wavelength, detector=det)
+    path = os.fspath(path)
+    with open(path, "w") as f:
+        PoniFile(ai).write(f)
+    return path
+
+
+@dataclass
+class PoniScan:
+    """What :func:`make_poni_scan` wrote: frames with rings at ``q_rings`` (nm^-1)."""
+
+    directory: str
+    npt_y: int
+    npt_x: int
+    frame_shape: tuple[int, int]
+    dtype: str
+    poni_file: str
+    q_rings: tuple[float, ...]
+    files: list[str] = field(default_factory=list)
+    mask_file: str | None = None
+
+    @property
+    def nframes(self) -> int:
+        return self.npt_y * self.npt_x
+
+
+def poni_model_frame(q: np.ndarray, index: int, npt_y: int, npt_x: int, q_rings,
+                     background: float = 20.0, q_sigma: float = 0.15) -> np.ndarray:
+    """Expected counts of frame ``index``: ``background`` plus Gaussian rings in ``q`` (the
+    per-pixel q array, nm^-1) at ``q_rings``, ring ``k`` of height
+    :func:`ring_amplitude` ``(k, iy, ix)``."""
+    iy, ix = divmod(index, npt_x)
+    img = np.full(q.shape, float(background))
+    for k, q0 in enumerate(q_rings):
+        img += ring_amplitude(k, iy, ix, npt_y, npt_x) * np.exp(-0.5 * ((q - q0) / q_sigma) ** 2)
+    return img
+
+
+def make_poni_scan(directory, npt_y: int = 3, npt_x: int = 4, detector: str = "Pilatus300k",
+                   q_rings=(8.0, 15.0, 22.0), dtype: str = "int32", noise: bool = True,
+                   gap_value: int = -1, seed: int = 0, **poni_kwargs) -> PoniScan:
+    """Write a PONI file (:func:`write_poni`, tilted) and a raster scan of EDF frames whose
+    rings sit at ``q_rings`` (nm^-1) under that geometry.
+
+    Pixels of the detector's own mask (module gaps) hold ``gap_value`` (-1, as Pilatus CBF
+    files); a user mask ``mask.edf`` (uint8, nonzero = excluded) marks a few hot pixels,
+    which hold :data:`HOT_VALUE`.
+    """
+    import pyFAI
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    poni = write_poni(directory / "geometry.poni", detector, **poni_kwargs)
+    ai = pyFAI.load(poni)
+    shape = tuple(int(v) for v in ai.detector.max_shape)
+    q = ai.array_from_unit(shape, "center", "q_nm^-1", scale=True)
+    gaps = ai.detector.mask
+    gaps = np.zeros(shape, bool) if gaps is None else np.asarray(gaps) != 0
+    rng = np.random.default_rng(seed)
+    hot = np.zeros(shape, np.uint8)
+    hot[rng.integers(0, shape[0], 6), rng.integers(0, shape[1], 6)] = 1
+    hot[gaps] = 0
+    scan = PoniScan(str(directory), npt_y, npt_x, shape, str(np.dtype(dtype)), poni,
+                    tuple(float(v) for v in q_rings))
+    for i in range(scan.nframes):
+        expected = poni_model_frame(q, i, npt_y, npt_x, q_rings)
+        img = rng.poisson(expected).astype(np.float64) if noise else np.rint(expected)
+        img[hot != 0] = HOT_VALUE
+        img[gaps] = gap_value
+        path = str(directory / f"frame_{i:05d}.edf")
+        write_edf(path, img.astype(dtype), {"frame_index": str(i)})
+        scan.files.append(path)
+    scan.mask_file = str(directory / "mask.edf")
+    write_edf(scan.mask_file, hot)
+    return scan

@@ -6,7 +6,7 @@ import json
 import os
 
 from ..errors import InputError
-from ..settings.options import STATS
+from ..settings.options import STATS, read_options
 
 
 def describe_input(ims, spec) -> dict:
@@ -21,6 +21,10 @@ def describe_input(ims, spec) -> dict:
     d = {"kind": spec.kind, "source": spec.describe(), "frames": len(ims),
          "frame_shape": list(ims.shape), "dtype": str(ims.dtype), "metadata": meta,
          "bad_frames": [list(b) for b in ims.bad_frames]}
+    if spec.kind in ("hdf5", "nexus") and len(spec.paths) == 1:
+        from ..io.h5info import describe_hdf5
+
+        d["hdf5"] = describe_hdf5(spec.paths[0] + (f":{spec.dataset}" if spec.dataset else ""))
     names = ims.filenames
     if names:
         d["files"] = len(dict.fromkeys(names))
@@ -102,11 +106,19 @@ def info(args) -> int:
             not os.path.exists(os.path.join(first, "images")):
         d = describe_zarr(first)
     else:
-        spec = resolve_inputs(args.inputs)
-        on_error = settings_values(args, STATS)["on_error"]
+        values = settings_values(args, STATS)
+        spec = resolve_inputs(args.inputs, options=read_options(values))
+        on_error = values["on_error"]
         d = describe_input(open_inputs(spec, on_error=on_error), spec)
     if args.json:
         print(json.dumps(d, indent=1, default=str))
     else:
+        hdf5 = d.pop("hdf5", None)
         _print_description(d)
+        if hdf5 is not None:
+            from ..io.h5info import format_description
+
+            print("hdf5:")
+            for line in format_description(hdf5):
+                print(f"  {line}")
     return 0

@@ -34,8 +34,11 @@ Every format is one :class:`~xrsmap_dask.imageseries.registry.ImageSeriesFormat`
 ``register(entry)`` / ``unregister(name)``
     Add a format: subclass ``ImageSeriesFormat`` and register an instance.
 
-Formats: ``array``, ``hdf5``, ``frame-cache``, ``image-files``, ``raw-image``, ``zarr`` (ours)
-and ``files`` (a plain list of image paths or a glob; anything fabio reads).
+Formats: ``array``, ``function``, ``hdf5``, ``frame-cache``, ``image-files``, ``raw-image``,
+``eiger-stream-v1``, ``eiger-stream-v2`` (hexrd's), ``nexus`` (Eiger master / LIMA / NeXus
+files), ``zarr`` (ours) and ``files`` (a plain list of image paths or a glob; anything fabio
+reads).  ``imageseries.formats()`` is the authoritative list.  hexrd's ``load`` (adapter classes and its
+adapter ``Registry``), ``save``, ``stats``, ``process`` and ``omega`` are submodules.
 """
 from __future__ import annotations
 
@@ -49,10 +52,14 @@ from .registry import (ImageSeriesFormat, formats, get_format, guess_format, ope
 
 # format modules register their entries on import
 from . import array as _array  # noqa: F401,E402
+from . import eigerstream as _eigerstream  # noqa: F401,E402
 from . import files as _files  # noqa: F401,E402
+from . import function as _function  # noqa: F401,E402
 from . import framecache as _framecache  # noqa: F401,E402
 from . import hdf5 as _hdf5  # noqa: F401,E402
+from . import nexus as _nexus  # noqa: F401,E402
 from . import imagefiles as _imagefiles  # noqa: F401,E402
+from . import nexus as _nexus  # noqa: F401,E402
 from . import rawimage as _rawimage  # noqa: F401,E402
 from . import zarrseries as _zarrseries  # noqa: F401,E402
 
@@ -79,13 +86,18 @@ def as_imageseries(obj) -> ImageSeries:
         return obj
     if isinstance(obj, (list, tuple)):
         return from_files(obj)
+    if not isinstance(obj, (str, bytes)) and hasattr(obj, "__len__") \
+            and hasattr(obj, "__getitem__") and not isinstance(obj, __import__("numpy").ndarray):
+        from .wrapped import as_series  # a hexrd-style series object (or a test double)
+
+        return as_series(obj)
     if isinstance(obj, (str, os.PathLike)):
         name = os.fspath(obj)
         return open(name)
     import numpy as np
 
     if isinstance(obj, np.ndarray):
-        return open(None, "array", data=obj)
+        return _array.ArrayImageSeries(obj)  # a view: no copy of the caller's stack
     from .wrapped import as_series
 
     return as_series(obj)
@@ -113,6 +125,9 @@ def read_image(path, argument: str | None = None):
     except FrameReadError as exc:
         raise InputError(exc.reason, path=path, argument=argument) from None
 
+
+# hexrd's submodules are attributes of the package (``imageseries.stats`` ...)
+from . import load, omega, process, save, stats  # noqa: E402
 
 __all__ = ["read_image", "ImageSeries", "FileListImageSeries", "ImageSeriesFormat", "open",
            "write", "from_files", "as_imageseries", "formats", "get_format", "guess_format",

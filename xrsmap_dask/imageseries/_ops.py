@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import InputError
 from ..roi import RoiSlices
+from ._utils import short_repr
 
 #: hexrd's flip codes and aliases -> our canonical code (``''``: no flip)
 FLIP_ALIASES = {"v": "v", "y": "v", "h": "h", "x": "h", "vh": "vh", "hv": "vh", "r180": "vh",
@@ -180,3 +182,47 @@ def crop(a: np.ndarray, have: RoiSlices, want: RoiSlices) -> np.ndarray:
     r0 = want[0].start - have[0].start
     c0 = want[1].start - have[1].start
     return a[..., r0:r0 + want[0].stop - want[0].start, c0:c0 + want[1].stop - want[1].start]
+
+
+def check_insert_index(k, name, index, n: int) -> None:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+            or not -n <= index <= n:
+        raise InputError(f"op {k} ({name!r}): index must be an int in [-{n}, {n}], got "
+                         f"{short_repr(index)}", argument="oplist")
+
+
+def builtin_step(k, name, arg, shape, dtype) -> Step:
+    where = f"op {k} ({name!r})"
+    if name == "flip":
+        code = FLIP_ALIASES.get(arg) if isinstance(arg, (str, type(None))) else None
+        if code is None:
+            raise InputError(f"{where}: flip code must be one of "
+                             f"{sorted(c for c in FLIP_ALIASES if c)} or 'none', got "
+                             f"{short_repr(arg)}", argument="oplist")
+        return Step(name, "flip", code, shape, flip_shape(code, shape), dtype)
+    if name == "rectangle":
+        try:
+            (r0, r1), (c0, c1) = arg
+            r0, r1, c0, c1 = (int(v) for v in (r0, r1, c0, c1))
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: expected [[r0, r1], [c0, c1]], got {short_repr(arg)}",
+                             argument="oplist") from None
+        if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
+            raise InputError(f"{where}: [[{r0}, {r1}], [{c0}, {c1}]] is empty or outside the "
+                             f"frame of {shape[0]} x {shape[1]}", argument="oplist")
+        return Step(name, "rectangle", ((r0, r1), (c0, c1)), shape, (r1 - r0, c1 - c0),
+                         dtype)
+    # dark, add: a number or a frame-shaped array
+    a = np.asarray(arg)
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{where}: expected a number or a numeric array, got "
+                         f"{short_repr(arg)}", argument="oplist")
+    if a.ndim not in (0, 2) or (a.ndim == 2 and a.shape != tuple(shape)):
+        raise InputError(f"{where}: array of shape {a.shape} does not match the frame shape "
+                         f"{tuple(shape)}", argument="oplist")
+    if a.ndim == 0 and not isinstance(arg, np.ndarray):
+        a = arg  # keep Python scalars weak in numpy's promotion
+    sample = a if np.ndim(a) == 0 else np.asarray(a)[:1, :1]
+    frame = np.zeros((1, 1), dtype)
+    out = (frame - sample).dtype if name == "dark" else add_batch(frame, sample).dtype
+    return Step(name, name, a, shape, shape, np.dtype(out))

@@ -7,20 +7,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ._errors import SeriesRuntimeError
 from .base import ImageSeries, as_metadata
 from .registry import ImageSeriesFormat, register
 
 
 class ArrayImageSeries(ImageSeries):
-    """Frames of an in-memory array (a view, not a copy)."""
+    """Frames of an in-memory array.
 
-    def __init__(self, data, meta=None):
-        arr = np.asarray(data)
+    ``copy=True`` (what ``open(None, 'array', data=...)`` does, as hexrd): the series holds
+    its own copy, so later changes to the caller's array do not show; frames read are new
+    arrays either way.  ``copy=False`` (internal use) keeps a view.
+    """
+
+    def __init__(self, data, meta=None, copy: bool = False):
+        arr = np.array(data) if copy else np.asarray(data)
         if arr.ndim == 2:
             arr = arr[None]
         if arr.ndim != 3:
-            raise InputError(f"expected a (frames, rows, cols) array, got shape {arr.shape}",
-                             argument="data")
+            raise SeriesRuntimeError(f"expected a (frames, rows, cols) array, got shape "
+                                     f"{arr.shape}", argument="data")
         self._data = arr
         self._shape = arr.shape[1:]
         self._dtype = arr.dtype
@@ -47,7 +53,7 @@ class ArrayImageSeries(ImageSeries):
         return tok
 
     def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
-        return self._data[j, rows, cols]
+        return self._data[j, rows, cols].copy()
 
     def read_block(self, start: int, stop: int, roi=None) -> np.ndarray:
         from ..roi import normalize_roi
@@ -60,7 +66,7 @@ def open_array(filename=None, data=None, meta=None) -> ArrayImageSeries:
     if data is None:
         raise InputError("the 'array' format needs data=<(frames, rows, cols) array>",
                          argument="data")
-    return ArrayImageSeries(data, meta)
+    return ArrayImageSeries(data, meta, copy=True)
 
 
 class ArrayFormat(ImageSeriesFormat):

@@ -56,6 +56,8 @@ class ImageSeries:
     #: One file path per frame for file-backed series (reads fetch whole rows of a file),
     #: ``None`` for every other series.
     filenames: list[str] | None = None
+    #: Detector pixel mask from the file (True = pixel excluded), ``None`` when it has none.
+    detector_mask: np.ndarray | None = None
 
     # -- hexrd interface -------------------------------------------------------------------
     def __len__(self) -> int:

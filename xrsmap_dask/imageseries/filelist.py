@@ -3,8 +3,11 @@
 Opening reads headers only: each EDF file's header(s) are parsed (lengths differ between
 files) to find every frame's data offset; other formats are probed through fabio.  Multi-frame
 files count all their frames.  A block read then takes, per frame, one positioned read of the
-ROI rows (uncompressed EDF), a decompression (whole-file compressed ``.edf.gz``/``.bz2``/``.xz``,
-which cannot be seeked; checked for truncation) or a fabio read and crop (anything else).
+ROI rows (uncompressed EDF), one read and a bounded decode of its block (EDF blocks with
+``Compression`` gzip/zlib/bz2), a decompression (whole-file compressed ``.edf.gz``/``.bz2``/
+``.xz``, which cannot be seeked; checked for truncation) or a fabio read and crop (anything
+else).  A path that is not a regular file (a directory named ``*.edf``, a FIFO) is a bad file
+like a missing one: an error, or under ``on_error='fill'`` NaN frames listed in ``bad_frames``.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from ..errors import FrameReadError, InputError
 from ..io import edf, fabio_reader
+from ..io.files import open_regular
 from ..roi import RoiSlices, roi_shape
 from .base import (BlockSource, ImageSeries, as_metadata, check_on_error, fill_dtype,
                    read_frames)
@@ -32,8 +36,9 @@ PROBE_BATCH = 64
 #: per-file probe time above which the file system is taken to be slow (use threads)
 SLOW_PROBE_SECONDS = 200e-6
 
-# how a frame is read
-PREAD, ZEDF, FABIO, BAD = 0, 1, 2, 3
+# how a frame is read: positioned read of raw EDF rows, frame of a whole-file compressed EDF,
+# fabio, unreadable, compressed block of a plain EDF file
+PREAD, ZEDF, FABIO, BAD, ZBLOCK = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,15 @@ def _is_edf(path: str) -> bool:
     if edf.compression_of(path):
         return False
     try:
-        with open(path, "rb") as f:
-            return f.read(1) == b"{"
+        fd = open_regular(path)  # never blocks on a FIFO; fabio's probe then names the problem
+    except FrameReadError:
+        return False
+    try:
+        return os.pread(fd, 1, 0) == b"{"
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
 def _probe_file(path: str) -> _FileFrames:
@@ -86,12 +96,12 @@ def _probe_file(path: str) -> _FileFrames:
         if _is_edf(path):
             if edf.compression_of(path):
                 _, infos = edf.read_compressed_edf(path)
-                kinds = [FABIO if i.compressed else ZEDF for i in infos]
+                kinds = [ZEDF] * len(infos)
             else:
                 infos, error = edf.read_edf_headers(path, partial=True)
                 if error is not None and not infos:
                     raise error
-                kinds = [FABIO if i.compressed else PREAD for i in infos]
+                kinds = [ZBLOCK if i.compressed else PREAD for i in infos]
             first = infos[0]
             for info in infos[1:]:
                 if info.shape != first.shape or info.dtype != first.dtype:
@@ -101,7 +111,7 @@ def _probe_file(path: str) -> _FileFrames:
                         frame=info.index_in_file)
                     infos, kinds = infos[:info.index_in_file], kinds[:info.index_in_file]
                     break
-            offsets = [i.index_in_file if k == FABIO else i.offset for i, k in zip(infos, kinds)]
+            offsets = [i.offset for i in infos]
             if error is not None:  # the good frames, then the bad block
                 kinds.append(BAD)
                 offsets.append(0)
@@ -153,6 +163,51 @@ def _native(dtype: np.dtype) -> np.dtype:
     return dtype.newbyteorder("=")
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """The layout most frames share (not blindly the first file's), a file showing it, and
+    how many frames an unreadable file is taken to hold (as many as most complete files)."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    path: str
+    usual_frames: int
+
+
+def _reference_layout(probed: list) -> _Reference:
+    good = [p for p in probed if p.shape is not None]
+    if not good:
+        first = probed[0]
+        raise FrameReadError(first.error, path=first.path, frame=first.error_frame)
+    votes = Counter()
+    for p in good:
+        votes[p.layout] += len(p.kinds)
+    (shape, dtype), _ = votes.most_common(1)[0]
+    path = next(p.path for p in good if p.layout == (shape, dtype))
+    usual = Counter(len(p.kinds) for p in good if p.error is None).most_common(1)
+    return _Reference(shape, dtype, path, usual[0][0] if usual else 1)
+
+
+def _file_frames(p, ref: _Reference, empty_frames: int, stop: int | None):
+    """``(error, kinds, offsets)`` of the frames a probed file contributes (unreadable
+    frames of kind ``BAD`` with ``error`` saying why), after ``empty_frames`` and up to
+    ``stop`` frames."""
+    error = p.error
+    if p.shape is not None and p.layout != (ref.shape, ref.dtype):
+        error = (f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} differs "
+                 f"from the series' {ref.shape[0]} x {ref.shape[1]} {ref.dtype} (e.g. "
+                 f"{ref.path})")
+        kinds, offsets = (BAD,) * len(p.kinds), (0,) * len(p.kinds)
+    elif p.shape is None:
+        n = ref.usual_frames
+        kinds, offsets = (BAD,) * n, (0,) * n
+        if n > 1:
+            error += f" (counted as {n} frames, as most files hold)"
+    else:
+        kinds, offsets = p.kinds, p.offsets
+    return error, kinds[empty_frames:stop], offsets[empty_frames:stop]
+
+
 class FileListImageSeries(ImageSeries):
     """Frames of a list of image files, in list order (all frames of each file in turn).
 
@@ -191,80 +246,47 @@ class FileListImageSeries(ImageSeries):
             if int(value) < 0:
                 raise InputError(f"must be >= 0, got {value}", argument=name)
         probed = _probe_files(paths, progress)
-        good = [p for p in probed if p.shape is not None]
-        if not good:
-            first = probed[0]
-            raise FrameReadError(first.error, path=first.path, frame=first.error_frame)
-        # the reference layout is the one most frames share (not blindly the first file's)
-        votes = Counter()
-        for p in good:
-            votes[p.layout] += len(p.kinds)
-        (ref_shape, ref_dtype), _ = votes.most_common(1)[0]
-        ref_path = next(p.path for p in good if p.layout == (ref_shape, ref_dtype))
-        # an unreadable file is taken to hold as many frames as most complete files do
-        usual = Counter(len(p.kinds) for p in good if p.error is None).most_common(1)
-        usual_frames = usual[0][0] if usual else 1
-        self._shape = ref_shape
-        self._file_dtype = ref_dtype
-        self._dtype = np.dtype(dtype) if dtype is not None else ref_dtype
+        ref = _reference_layout(probed)
+        self._shape, self._file_dtype = ref.shape, ref.dtype
+        self._dtype = np.dtype(dtype) if dtype is not None else ref.dtype
         self._metadata = as_metadata(meta)
-
-        frame_paths: list[str] = []
-        kinds: list[int] = []
-        offsets: list[int] = []
-        big_endian: list[bool] = []
-        sizes: list[int] = []
+        table: dict[str, list] = {k: [] for k in ("paths", "kinds", "offsets", "big", "sizes")}
         self.bad_frames: list[tuple[int, str, str]] = []
-        reasons: dict[int, str] = {}
         stop = empty_frames + max_file_frames if max_file_frames else None
         for p in probed:
-            if max_total_frames and len(frame_paths) >= max_total_frames:
+            n = len(table["paths"])
+            if max_total_frames and n >= max_total_frames:
                 break
-            error = p.error
-            if p.shape is not None and p.layout != (ref_shape, ref_dtype):
-                error = (
-                    f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} differs "
-                    f"from the series' {ref_shape[0]} x {ref_shape[1]} {ref_dtype} (e.g. "
-                    f"{ref_path})")
-                file_kinds, file_offsets = (BAD,) * len(p.kinds), (0,) * len(p.kinds)
-            elif p.shape is None:
-                n = usual_frames
-                file_kinds, file_offsets = (BAD,) * n, (0,) * n
-                if n > 1:
-                    error += f" (counted as {n} frames, as most files hold)"
-            else:
-                file_kinds, file_offsets = p.kinds, p.offsets
-            file_kinds, file_offsets = file_kinds[empty_frames:stop], file_offsets[empty_frames:stop]
+            error, file_kinds, file_offsets = _file_frames(p, ref, empty_frames, stop)
             first_bad = next((k for k, kind in enumerate(file_kinds) if kind == BAD), None)
             if first_bad is not None and self.on_error == "raise" and \
-                    (not max_total_frames or len(frame_paths) + first_bad < max_total_frames):
-                raise FrameReadError(error, path=p.path, frame=len(frame_paths) + first_bad)
-            is_big = p.dtype is not None and p.dtype.byteorder == ">"
-            for kind, off in zip(file_kinds, file_offsets):
+                    (not max_total_frames or n + first_bad < max_total_frames):
+                raise FrameReadError(error, path=p.path, frame=n + first_bad)
+            for k, (kind, off) in enumerate(zip(file_kinds, file_offsets)):
                 if kind == BAD:
-                    reasons[len(frame_paths)] = error
-                    self.bad_frames.append((len(frame_paths), p.path, error))
-                frame_paths.append(p.path)
-                kinds.append(kind)
-                offsets.append(off)
-                big_endian.append(is_big)
-                sizes.append(p.size)
+                    self.bad_frames.append((n + k, p.path, error))
+                for key, value in zip(table, (p.path, kind, off, p.dtype is not None and
+                                              p.dtype.byteorder == ">", p.size)):
+                    table[key].append(value)
+        self._set_frames(table, max_total_frames)
+
+    def _set_frames(self, table: dict, max_total_frames: int) -> None:
+        """Keep the per-frame table (at most ``max_total_frames`` frames) and the token."""
         if max_total_frames:
-            for seq in (frame_paths, kinds, offsets, big_endian, sizes):
+            for seq in table.values():
                 del seq[max_total_frames:]
             self.bad_frames = [b for b in self.bad_frames if b[0] < max_total_frames]
-        if not frame_paths:
+        if not table["paths"]:
             raise InputError("the files hold no frames after empty-frames/max-frames",
                              argument="paths")
-        self._paths = frame_paths
-        self._kinds = np.asarray(kinds, dtype=np.int8)
-        self._offsets = np.asarray(offsets, dtype=np.int64)
-        self._big_endian = np.asarray(big_endian, dtype=bool)
-        self._file_sizes = np.asarray(sizes, dtype=np.int64)
-        self._bad_reason = {i: reason for i, reason in reasons.items()
-                            if not max_total_frames or i < max_total_frames}
+        self._paths = table["paths"]
+        self._kinds = np.asarray(table["kinds"], dtype=np.int8)
+        self._offsets = np.asarray(table["offsets"], dtype=np.int64)
+        self._big_endian = np.asarray(table["big"], dtype=bool)
+        self._file_sizes = np.asarray(table["sizes"], dtype=np.int64)
+        self._bad_reason = {i: reason for i, _, reason in self.bad_frames}
         digest = hashlib.sha1()
-        for path, kind, off in zip(frame_paths, kinds, offsets):
+        for path, kind, off in zip(self._paths, table["kinds"], table["offsets"]):
             digest.update(f"{path}\0{kind}\0{off}\0".encode())
         digest.update(f"{self._dtype}{self._shape}".encode())
         self._token = digest.hexdigest()
@@ -328,7 +350,7 @@ class FileFramesBlock(BlockSource):
         full_width = cols.start == 0 and cols.stop == self.shape[1]
         scratch = None if full_width else np.empty(
             (rows.stop - rows.start) * self.shape[1] * native.itemsize, np.uint8)
-        unpacked: dict[str, tuple[bytes, list]] = {}  # decompressed file, reused by its frames
+        parsed: dict[str, tuple] = {}  # one file's (decompressed bytes, infos), reused
 
         def one(i: int, out: np.ndarray) -> np.ndarray:
             frame = self.first_frame + i
@@ -340,21 +362,13 @@ class FileFramesBlock(BlockSource):
                 return edf.read_rows(path, off, self.shape, dt, rows, cols, out=out,
                                      frame=frame, file_size=int(self.file_sizes[i]),
                                      scratch=scratch)
+            if kind == FABIO:
+                return fabio_reader.read_frame(path, off, self.shape, native, rows, cols,
+                                               frame=frame)
+            data, info = self._edf_block(parsed, i, kind, frame)
             if kind == ZEDF:
-                if path not in unpacked:
-                    unpacked.clear()
-                    try:
-                        unpacked[path] = edf.read_compressed_edf(path)
-                    except FrameReadError as exc:
-                        raise FrameReadError(exc.reason, path=path, frame=frame) from None
-                data, infos = unpacked[path]
-                info = next((x for x in infos if x.offset == off), None)
-                if info is None or info.shape != self.shape:
-                    raise FrameReadError("file changed since it was opened", path=path,
-                                         frame=frame)
-                return edf.frame_from_bytes(data, info, rows, cols)
-            return fabio_reader.read_frame(path, off, self.shape, native, rows, cols,
-                                           frame=frame)
+                return edf.frame_from_bytes(data, info, rows, cols, frame)
+            return edf.read_compressed_block(info, rows, cols, frame)
 
         if out is not None and (out.shape != (self.nframes,) + roi_shape(roi)
                                 or out.dtype != native or self.dtype != native
@@ -364,6 +378,27 @@ class FileFramesBlock(BlockSource):
                            out=out)
         want = fill_dtype(self.dtype) if self.on_error == "fill" else self.dtype
         return data if data.dtype == want else data.astype(want)
+
+    def _edf_block(self, parsed: dict, i: int, kind: int, frame: int):
+        """(decompressed bytes or None, info) of the EDF block of frame ``i``, the file's
+        headers parsed again (once per block read) and checked against those seen at open."""
+        path, off = self.paths[i], int(self.offsets[i])
+        if path not in parsed:
+            parsed.clear()
+            try:
+                if kind == ZEDF:
+                    parsed[path] = edf.read_compressed_edf(path)
+                else:
+                    parsed[path] = (None, edf.read_edf_headers(path, partial=True)[0])
+            except FrameReadError as exc:
+                raise FrameReadError(exc.reason, path=path, frame=frame) from None
+        data, infos = parsed[path]
+        info = next((x for x in infos if x.offset == off), None)
+        if info is None or info.shape != self.shape or \
+                _native(info.dtype) != _native(self.file_dtype) or \
+                (kind == ZBLOCK and info.file_size != int(self.file_sizes[i])):
+            raise FrameReadError("file changed since it was opened", path=path, frame=frame)
+        return data, info
 
 
 def from_files(paths: Sequence, **kwargs) -> FileListImageSeries:

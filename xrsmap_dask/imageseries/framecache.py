@@ -26,18 +26,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FormatError, FrameReadError, InputError, UnsafeInputError
+from ..errors import FormatError, FrameReadError, InputError
 from ..roi import RoiSlices, roi_shape
+from ._errors import (InputNotFoundError, InputTypeError, MissingEntryError,
+                      UnsupportedOptionError)
+from ._utils import (CheckedNpz, check_regular_file, file_token, h5_group_to_dict, resolve_relative, short_repr,
+                     yaml_meta, yaml_top_keys)
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries
-from ._utils import (file_token, frames_per_write, meta_value_from_h5, meta_value_to_h5,
-                     yaml_meta, yaml_meta_out, yaml_top_keys)
+from .framecache_fields import (MAX_FRAMES, check_entries, header_dtype, header_int,
+                                header_shape, plain_value)
 from .registry import ImageSeriesFormat, has_suffix, register
 
 STYLES = ("npz", "yml", "fch5")
 FCH5_VERSION = 1
 _HEADER_KEYS = ("nframes", "shape", "dtype")
-_PICKLE_MESSAGE = "Object arrays cannot be loaded"
 
 
 def guess_style(filename: str) -> str:
@@ -46,7 +49,9 @@ def guess_style(filename: str) -> str:
         with open(filename, "rb") as f:
             magic = f.read(8)
     except FileNotFoundError:
-        raise InputError("file not found", path=filename) from None
+        raise InputNotFoundError("file not found", path=filename) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {short_repr(exc)}", path=filename) from None
     if magic.startswith(b"PK"):
         return "npz"
     if magic.startswith(b"\x89HDF"):
@@ -85,139 +90,160 @@ class FrameCacheImageSeries(ImageSeries):
 
     Parameters
     ----------
-    filename : str or PathLike
+    filename : str, PathLike or h5py Group
+        The cache (an open h5py File/Group holds an fch5 cache, as in hexrd).
     style : {'npz', 'yml', 'fch5'}, optional
         Guessed from the file when omitted.
     path : str, optional
         fch5 only: the group holding the cache inside the HDF5 file (default the root).
+
+    Every stored entry is checked (npz and YAML at open, fch5 per block read): indices in
+    the frame, no pixel twice, values the declared dtype holds; anything else is an
+    :class:`InputError` (:class:`FrameReadError` for fch5 blocks) naming file, frame and
+    field.  Metadata are returned as hexrd returns them (npz: numpy arrays; fch5: see
+    :func:`~._utils.h5_group_to_dict`; YAML: YAML values).
     """
 
     def __init__(self, filename, style: str | None = None, path: str | None = None):
+        group_path = "/" if path in (None, "", "/") else "/" + str(path).strip("/")
+        if hasattr(filename, "file") and hasattr(filename, "name"):  # an open h5py Group
+            group_path = "/" + "/".join(p.strip("/") for p in (filename.name, group_path)
+                                        if p.strip("/"))
+            filename, style = filename.file.filename, "fch5"
         self.filename = os.path.abspath(os.fspath(filename))
+        check_regular_file(self.filename)
         style = guess_style(self.filename) if style is None else style
-        if style == "yaml":
-            style = "yml"
+        style = "yml" if style in ("yaml", "test") else style
         if style not in STYLES:
-            raise InputError(f"must be one of {STYLES}, got {style!r}", argument="style")
+            raise InputTypeError(f"must be one of {STYLES}, got {short_repr(style)}",
+                                 argument="style")
         self.style = style
         self._entries = None  # npz: (rows, cols, values, offsets) of all frames
         self._frame_ids = None  # fch5: (nframes, 2) entry ranges
-        self._group = "/" if path in (None, "", "/") else "/" + str(path).strip("/")
+        self._group = group_path
+        self.cache_file = self.filename
+        self._metadata = {}
         if style == "yml":
             self._load_yml()
         elif style == "npz":
-            self.cache_file = self.filename
-            self._metadata = {}
             self._load_npz(self.cache_file)
         else:
-            self.cache_file = self.filename
             self._load_fch5()
         self._token = file_token(self.cache_file, self.style, self._group)
 
     # -- loading ---------------------------------------------------------------------------
     def _load_yml(self) -> None:
-        doc = load_yaml(self.filename)
+        where = self.filename
+        doc = load_yaml(where)
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
-            raise FormatError("a frame-cache YAML needs a 'data:' mapping", path=self.filename)
+            raise FormatError("a frame-cache YAML needs a 'data:' mapping", path=where)
         data = doc["data"]
-        if "file" not in data:
-            raise FormatError("frame-cache YAML 'data:' has no 'file'", path=self.filename)
-        base = os.path.dirname(os.path.abspath(self.filename))
-        cache = os.path.join(base, os.fspath(data["file"]))
-        self.cache_file = cache
-        self._metadata = {}
-        self._load_npz(cache)
-        for key in ("nframes", "shape", "dtype"):
-            if key in data:
-                want = {"nframes": len(self), "shape": self.shape,
-                        "dtype": self.dtype}[key]
-                got = (tuple(int(v) for v in data[key]) if key == "shape" else
-                       np.dtype(data[key]) if key == "dtype" else int(data[key]))
-                if got != want:
-                    raise FormatError(f"YAML says {key} = {got} but the cache {cache!r} holds "
-                                      f"{want}", path=self.filename)
-        meta = doc.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise FormatError("'meta:' must be a mapping", path=self.filename)
-        self._metadata.update(yaml_meta(meta, self.filename,
-                                        other_dirs=[os.path.dirname(cache)]))
+        if not isinstance(data.get("file"), str):
+            raise FormatError("frame-cache YAML 'data:' needs 'file:' (a path)", path=where)
+        self.cache_file = resolve_relative(data["file"], where, what="frame cache file")
+        check_regular_file(self.cache_file, "data.file")
+        self._load_npz(self.cache_file)
+        said = {"nframes": lambda v: header_int(plain_value(v, int, "data.nframes", where),
+                                                  "data.nframes", where, 0, MAX_FRAMES),
+                "shape": lambda v: header_shape(plain_value(v, list, "data.shape", where), where),
+                "dtype": lambda v: header_dtype(plain_value(v, str, "data.dtype", where), where)}
+        holds = {"nframes": len(self), "shape": self.shape, "dtype": self.dtype}
+        for key, parse in said.items():
+            if key in data and parse(data[key]) != holds[key]:
+                raise FormatError(f"YAML says {key} = {short_repr(data[key])} but the cache "
+                                  f"{self.cache_file!r} holds {holds[key]}", path=where)
+        # as hexrd: the YAML's meta only (members of the npz beside it are not metadata)
+        self._metadata = yaml_meta(doc.get("meta") or {}, where,
+                                   other_dirs=[os.path.dirname(self.cache_file)])
 
     def _load_npz(self, cache: str) -> None:
-        if not os.path.exists(cache):
-            raise InputError("frame cache file not found", path=cache)
-        try:
-            arrs = np.load(cache, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"not a readable npz file: {exc}", path=cache) from None
-        with arrs:
-            try:
-                missing = [k for k in _HEADER_KEYS if k not in arrs.files]
-                if missing:
-                    raise FormatError(f"frame-cache npz lacks the keys {missing}", path=cache)
-                nframes = int(arrs["nframes"])
-                self._shape = tuple(int(v) for v in arrs["shape"])
-                self._dtype = np.dtype(_as_str(arrs["dtype"][()]))
-                rows, cols, values, counts = [], [], [], np.zeros(nframes, dtype=np.int64)
-                for i in range(nframes):
-                    keys = (f"{i}_row", f"{i}_col", f"{i}_data")
-                    if any(k not in arrs.files for k in keys):
-                        raise FormatError(f"frame-cache npz lacks the entries of frame {i}",
-                                          path=cache, frame=i)
-                    r, c, v = (arrs[k] for k in keys)
-                    if not len(r) == len(c) == len(v):
-                        raise FormatError("row/col/data lengths differ", path=cache, frame=i)
-                    rows.append(r)
-                    cols.append(c)
-                    values.append(v)
-                    counts[i] = len(v)
-                frame_keys = {f"{i}_{s}" for i in range(nframes) for s in ("row", "col", "data")}
-                for k in arrs.files:
-                    if k not in frame_keys and k not in _HEADER_KEYS:
-                        self._metadata[k] = meta_value_from_h5(arrs[k])
-            except ValueError as exc:
-                if _PICKLE_MESSAGE in str(exc):
-                    raise UnsafeInputError("npz holds pickled Python objects; refused "
-                                           "(loaded with allow_pickle=False)",
-                                           path=cache) from None
-                raise
+        with CheckedNpz(cache) as arrs:
+            missing = [k for k in _HEADER_KEYS if k not in arrs]
+            if missing:
+                raise FormatError(f"frame-cache npz lacks the keys {missing}", path=cache)
+            # checked against the keys present before any loop or allocation
+            nframes = header_int(arrs.read("nframes", 1), "nframes", cache, 0,
+                                  min(MAX_FRAMES, len(arrs.keys()) // 3))
+            self._shape = header_shape(arrs.read("shape", 2), cache)
+            self._dtype = header_dtype(arrs.read("dtype", 64), cache)
+            parts = ([], [], [])
+            counts = np.zeros(nframes, dtype=np.int64)
+            for i in range(nframes):
+                keys = (f"{i}_row", f"{i}_col", f"{i}_data")
+                if any(k not in arrs for k in keys):
+                    raise FormatError(f"frame-cache npz lacks the entries of frame {i}",
+                                      path=cache, frame=i)
+                npix = self._shape[0] * self._shape[1]
+                r, c, v = (arrs.read(k, max_items=npix) for k in keys)
+                r, c, v = (a.reshape(-1) if a.ndim == 0 else a for a in (r, c, v))
+                reason = check_entries(r, c, v, self._shape, self._dtype) \
+                    if r.ndim == c.ndim == v.ndim == 1 else "row/col/data are not 1-D"
+                if reason is not None:
+                    raise InputError(reason, path=cache, frame=i, argument=f"{i}_row/col/data")
+                for part, arr in zip(parts, (r, c, v)):
+                    part.append(arr)
+                counts[i] = len(v)
+            reserved = set(_HEADER_KEYS) | {f"{i}_{s}" for i in range(nframes)
+                                            for s in ("row", "col", "data")}
+            for k in arrs.keys():
+                if k not in reserved:
+                    self._metadata[k] = arrs[k]
         idx = _index_dtype(self._shape)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        cat = (lambda parts, dt: np.concatenate(parts).astype(dt, copy=False)
-               if parts else np.zeros(0, dt))
-        self._entries = (cat(rows, idx), cat(cols, idx), cat(values, self._dtype), offsets)
+        cat = (lambda p, dt: np.concatenate(p).astype(dt) if p else np.zeros(0, dt))
+        self._entries = (cat(parts[0], idx), cat(parts[1], idx), cat(parts[2], self._dtype),
+                         np.concatenate([[0], np.cumsum(counts)]))
         self._nframes = nframes
 
     def _load_fch5(self) -> None:
         import h5py
+        import hdf5plugin  # noqa: F401 - hexrd writes fch5 with Blosc/zstd
 
+        where = self.filename
         try:
-            f = h5py.File(self.filename, "r")
+            f = h5py.File(where, "r")
+        except FileNotFoundError:
+            raise InputNotFoundError("frame cache file not found", path=where) from None
         except OSError as exc:
-            raise InputError(f"not a readable HDF5 file: {exc}", path=self.filename) from None
+            raise InputError(f"not a readable HDF5 file: {short_repr(exc)}", path=where) \
+                from None
         with f:
-            if self._group not in f:
-                raise InputError(f"HDF5 file has no group {self._group!r}", path=self.filename)
-            g = f[self._group]
+            g = f.get(self._group)
+            if not isinstance(g, h5py.Group):
+                raise MissingEntryError(f"HDF5 file has no group {self._group!r}", path=where)
             version = g.attrs.get("HEXRD_FRAMECACHE_VERSION")
             if version is None:
                 raise FormatError("not an fch5 frame cache (no HEXRD_FRAMECACHE_VERSION)",
-                                  path=self.filename)
-            if int(version) != FCH5_VERSION:
-                raise FormatError(f"unsupported frame-cache version {version}",
-                                  path=self.filename)
+                                  path=where)
+            if header_int(version, "HEXRD_FRAMECACHE_VERSION", where, 0, 2**31) \
+                    != FCH5_VERSION:
+                raise UnsupportedOptionError(f"unsupported frame-cache version {version}",
+                                             path=where)
             try:
-                self._shape = tuple(int(v) for v in g["shape"][()])
-                self._nframes = int(g["nframes"][()])
-                self._dtype = np.dtype(_as_str(g["dtype"][()]))
-                ids = np.asarray(g["frame_ids"][()], dtype=np.int64)
+                self._shape = header_shape(g["shape"][()], where)
+                self._dtype = header_dtype(g["dtype"][()], where)
+                data, indices, ids = g["data"], g["indices"], g["frame_ids"]
+                nentries = data.shape[0] if data.ndim == 2 and data.shape[1:] == (1,) else -1
+                if nentries < 0 or indices.shape != (nentries, 2):
+                    raise InputError(f"data {data.shape} and indices {indices.shape} must be "
+                                     "(m, 1) and (m, 2)", path=where, argument="data")
+                self._nframes = header_int(g["nframes"][()], "nframes", where, 0,
+                                            min(MAX_FRAMES, ids.size // 2))
+                ids = np.asarray(ids[()])
             except KeyError as exc:
-                raise FormatError(f"fch5 frame cache lacks a dataset: {exc}",
-                                  path=self.filename) from None
-            if ids.size != 2 * self._nframes:
-                raise FormatError(f"frame_ids has {ids.size} values, expected "
-                                  f"{2 * self._nframes}", path=self.filename)
-            self._frame_ids = ids.reshape(self._nframes, 2)
-            self._metadata = _read_h5_meta(g["metadata"]) if "metadata" in g else {}
+                raise FormatError(f"fch5 frame cache lacks a dataset: {short_repr(exc)}",
+                                  path=where) from None
+            if ids.dtype.kind not in "iu" or ids.shape != (2 * self._nframes,):
+                raise InputError(f"must be {2 * self._nframes} integers, got "
+                                 f"{ids.shape} {ids.dtype}", path=where, argument="frame_ids")
+            ids = ids.astype(np.int64).reshape(self._nframes, 2)
+            bad = np.flatnonzero((ids[:, 0] < 0) | (ids[:, 1] < ids[:, 0])
+                                 | (ids[:, 1] > nentries))
+            if len(bad):
+                raise InputError(f"frame {int(bad[0])} entries {ids[bad[0]].tolist()} are not a "
+                                 f"range within 0 .. {nentries}", path=where,
+                                 frame=int(bad[0]), argument="frame_ids")
+            self._frame_ids = ids
+            self._metadata = h5_group_to_dict(g["metadata"]) if "metadata" in g else {}
 
     # -- interface -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -233,7 +259,7 @@ class FrameCacheImageSeries(ImageSeries):
             return SparseBlock(rows[lo:hi], cols[lo:hi], values[lo:hi],
                                offsets[start:stop + 1] - lo, self._shape, self._dtype)
         return Fch5Block(self.filename, self._group, self._frame_ids[start:stop].copy(),
-                         self._shape, self._dtype)
+                         self._shape, self._dtype, start)
 
 
 @dataclass
@@ -262,13 +288,15 @@ class SparseBlock(BlockSource):
 
 @dataclass
 class Fch5Block(BlockSource):
-    """File name, group and entry ranges of a run of fch5 frames: one contiguous read."""
+    """File name, group and entry ranges of a run of fch5 frames: one read of the entries
+    they span, each frame's entries checked (:func:`check_entries`) before use."""
 
     filename: str
     group: str
     frame_ids: np.ndarray  # (nframes, 2) start/stop entries
     shape: tuple[int, int]
     dtype: np.dtype
+    first_frame: int = 0
 
     @property
     def nframes(self) -> int:
@@ -276,6 +304,7 @@ class Fch5Block(BlockSource):
 
     def read(self, roi: RoiSlices) -> np.ndarray:
         import h5py
+        import hdf5plugin  # noqa: F401 - in every worker process too
 
         out = np.zeros((self.nframes,) + roi_shape(roi), dtype=self.dtype)
         if not self.nframes:
@@ -289,39 +318,16 @@ class Fch5Block(BlockSource):
                 values = np.asarray(g["data"][lo:hi]).reshape(-1)
                 idx = np.asarray(g["indices"][lo:hi])
         except (OSError, KeyError) as exc:
-            raise FrameReadError(f"cannot read the frame cache: {exc}", path=self.filename,
-                                 frame=None) from None
+            raise FrameReadError(f"cannot read the frame cache: {short_repr(exc)}",
+                                 path=self.filename, frame=self.first_frame) from None
         for k, (a, b) in enumerate(self.frame_ids):
             a, b = int(a) - lo, int(b) - lo
+            reason = check_entries(idx[a:b, 0], idx[a:b, 1], values[a:b], self.shape,
+                                   self.dtype)
+            if reason is not None:
+                raise FrameReadError(reason, path=self.filename, frame=self.first_frame + k)
             scatter_roi(out[k], idx[a:b, 0], idx[a:b, 1], values[a:b], roi)
         return out
-
-
-def _as_str(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return _as_str(value[()]) if value.ndim == 0 else str(value)
-    return str(value)
-
-
-def _read_h5_meta(group) -> dict:
-    import h5py
-
-    out = {}
-    for k, v in group.items():
-        out[k] = _read_h5_meta(v) if isinstance(v, h5py.Group) else meta_value_from_h5(v[()])
-    return out
-
-
-def _write_h5_meta(group, meta: dict, path: str) -> None:
-    for k, v in meta.items():
-        if v is None:
-            continue
-        if isinstance(v, dict):
-            _write_h5_meta(group.create_group(str(k)), v, path)
-        else:
-            group.create_dataset(str(k), data=meta_value_to_h5(k, v, path))
 
 
 def open_framecache(filename, style: str | None = None, path: str | None = None,
@@ -329,156 +335,6 @@ def open_framecache(filename, style: str | None = None, path: str | None = None,
     """Open a frame cache (``npz``, ``yml`` or ``fch5``; guessed from the file when omitted).
     ``max_workers`` (hexrd's thread count) is accepted and not needed."""
     return FrameCacheImageSeries(filename, style=style, path=path)
-
-
-# -- writer --------------------------------------------------------------------------------
-def write_framecache(ims, filename, threshold=None, cache_file=None, style: str = "npz",
-                     meta: dict | None = None, output_yaml: bool = False,
-                     path: str | None = None, max_workers: int | None = None) -> None:
-    """Write the pixels of ``ims`` strictly above ``threshold`` as a frame cache.
-
-    Parameters
-    ----------
-    filename : str or PathLike
-        ``style='npz'``/``'fch5'``: the cache file (unless ``cache_file`` is given);
-        ``style='yml'``: the YAML file.
-    threshold : number
-        Pixels ``> threshold`` are stored; the others read back as 0.
-    cache_file : str, optional
-        The npz/fch5 file, relative to ``filename``'s directory.  With ``style='yml'`` the
-        default is ``filename`` with suffix ``.npz``.
-    style : {'npz', 'yml', 'fch5'}
-    meta : dict, optional
-        Metadata instead of ``ims.metadata``.  In YAML, arrays go to ``.npy`` files beside it
-        (``"! load-numpy-array FILE"``).
-    output_yaml : bool
-        Also write the YAML (hexrd's flag) for ``npz``.
-    path : str, optional
-        ``fch5`` only: write the cache into this group of the HDF5 file (the file is then
-        appended to, the group replaced) instead of replacing the whole file.
-    """
-    if threshold is None:
-        raise InputError("a frame cache needs threshold= (pixels above it are stored)",
-                         argument="threshold")
-    style = "yml" if style == "yaml" else style
-    if style not in STYLES:
-        raise InputError(f"must be one of {STYLES}, got {style!r}", argument="style")
-    filename = os.fspath(filename)
-    base = os.path.dirname(os.path.abspath(filename))
-    if cache_file is None:
-        cache = os.path.splitext(filename)[0] + ".npz" if style == "yml" else filename
-        cache_name = os.path.basename(cache)
-    else:
-        cache_name = os.fspath(cache_file)
-        cache = os.path.join(base, cache_name)
-    meta = dict(ims.metadata if meta is None else meta)
-    if path is not None and style != "fch5":
-        raise InputError("path= applies to style='fch5' only", argument="path")
-    if style == "fch5":
-        _write_fch5(ims, cache, threshold, meta, path)
-    else:
-        _write_npz(ims, cache, threshold, {} if style == "yml" else meta)
-    if style == "yml" or output_yaml:
-        _write_yml(ims, filename, cache_name, meta)
-
-
-def _iter_sparse_blocks(ims, threshold):
-    """Per write block: ``(first frame, [(rows, cols, values) per frame])``."""
-    nframes = len(ims)
-    h, w = ims.shape
-    step = frames_per_write(h * w * np.dtype(ims.dtype).itemsize, nframes)
-    for start in range(0, nframes, step):
-        block = ims.read_block(start, min(nframes, start + step))
-        yield start, [sparse_frame(block[k], threshold) for k in range(block.shape[0])]
-
-
-def _npz_meta(meta: dict) -> dict[str, np.ndarray]:
-    out = {}
-    for k, v in meta.items():
-        if k in _HEADER_KEYS or (k.split("_", 1)[0].isdigit()
-                                 and k.split("_", 1)[-1] in ("row", "col", "data")):
-            raise InputError(f"metadata key {k!r} clashes with a frame-cache key",
-                             argument="meta")
-        if v is None:
-            continue
-        arr = np.asarray(v)
-        if arr.dtype.kind == "O":
-            raise InputError(f"metadata {k!r} is not a number, string or numeric array "
-                             "(npz holds no Python objects)", argument="meta")
-        out[k] = arr
-    return out
-
-
-def _write_npz(ims, cache: str, threshold, meta: dict) -> None:
-    """Stream the npz member by member (memory: one write block), as np.savez lays it out."""
-    import zipfile
-
-    idx = _index_dtype(ims.shape)
-    arrs = _npz_meta(meta)  # checked before anything is written
-    with zipfile.ZipFile(cache, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        def put(key: str, arr) -> None:
-            with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
-
-        for start, frames in _iter_sparse_blocks(ims, threshold):
-            for k, (r, c, v) in enumerate(frames):
-                put(f"{start + k}_row", r.astype(idx))
-                put(f"{start + k}_col", c.astype(idx))
-                put(f"{start + k}_data", v)
-        put("shape", np.asarray(ims.shape))
-        put("nframes", np.asarray(len(ims)))
-        put("dtype", np.asarray(str(np.dtype(ims.dtype))))
-        for k, arr in arrs.items():
-            put(k, arr)
-
-
-def _write_fch5(ims, cache: str, threshold, meta: dict, path: str | None = None) -> None:
-    import h5py
-
-    nframes = len(ims)
-    dtype = np.dtype(ims.dtype)
-    idx = _index_dtype(ims.shape)
-    frame_ids = np.zeros(2 * nframes, dtype=np.uint64)
-    group = None if path in (None, "", "/") else str(path).strip("/")
-    with h5py.File(cache, "w" if group is None else "a") as h5:
-        if group is not None and group in h5:
-            del h5[group]
-        f = h5 if group is None else h5.create_group(group)
-        f.attrs["HEXRD_FRAMECACHE_VERSION"] = FCH5_VERSION
-        f["shape"] = np.asarray(ims.shape)
-        f["nframes"] = nframes
-        f["dtype"] = str(dtype).encode()
-        _write_h5_meta(f.create_group("metadata"), meta, cache)
-        data = f.create_dataset("data", shape=(0, 1), maxshape=(None, 1), dtype=dtype,
-                                chunks=(65536, 1), compression="gzip", compression_opts=1)
-        indices = f.create_dataset("indices", shape=(0, 2), maxshape=(None, 2), dtype=idx,
-                                   chunks=(65536, 2), compression="gzip", compression_opts=1)
-        pos = 0
-        for start, frames in _iter_sparse_blocks(ims, threshold):
-            counts = np.array([len(v) for _, _, v in frames], dtype=np.uint64)
-            ends = pos + np.cumsum(counts)
-            frame_ids[2 * start:2 * (start + len(frames)):2] = ends - counts
-            frame_ids[2 * start + 1:2 * (start + len(frames)):2] = ends
-            n = int(counts.sum())
-            if n:  # one resize and one write per block
-                data.resize(pos + n, axis=0)
-                indices.resize(pos + n, axis=0)
-                data[pos:pos + n, 0] = np.concatenate([v for _, _, v in frames])
-                indices[pos:pos + n] = np.stack(
-                    [np.concatenate([r for r, _, _ in frames]),
-                     np.concatenate([c for _, c, _ in frames])], axis=1).astype(idx)
-            pos += n
-        f["frame_ids"] = frame_ids
-
-
-def _write_yml(ims, filename: str, cache_name: str, meta: dict) -> None:
-    import yaml
-
-    doc = {"data": {"file": cache_name, "dtype": str(np.dtype(ims.dtype)),
-                    "nframes": len(ims), "shape": [int(v) for v in ims.shape]},
-           "meta": yaml_meta_out(meta, filename)}
-    with open(filename, "w", encoding="utf-8") as f:
-        yaml.safe_dump(doc, f, sort_keys=False)
 
 
 # -- registry entry ------------------------------------------------------------------------
@@ -511,6 +367,8 @@ class FrameCacheFormat(ImageSeriesFormat):
         return open_framecache(filename, **kwargs)
 
     def write(self, ims, filename, **kwargs) -> None:
+        from .framecache_writer import write_framecache
+
         write_framecache(ims, filename, **kwargs)
 
 

@@ -1,29 +1,30 @@
 """The ``hdf5`` format: frames as a 3-D dataset ``GROUP/images`` ``(frame, y, x)``.
 
 ``open(f, 'hdf5', path=GROUP, dataname='images')`` (hexrd's names); metadata are the group's
-attributes (numpy arrays allowed).  One dask task reads one hyperslab: the ROI of its run of
-frames (:func:`xrsmap_dask.io.hdf5.read_hyperslab`), carrying only the file name and dataset
-path.  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
+attributes (numpy arrays allowed), read back as h5py gives them (as hexrd).  Reads are those
+of every HDF5 series (:mod:`._h5frames`): one dask task reads the ROI of its run of frames,
+raw chunks decoded in parallel where the filters allow, carrying only file names and chunk
+addresses.  ``write(ims, f, 'hdf5', path=, gzip=1, chunk_rows=, shuffle=True)`` writes block by
 block (never the whole stack in memory) and stores the metadata as group attributes.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FrameReadError, InputError
+from ..errors import InputError
 from ..io import hdf5 as h5io
-from ..roi import RoiSlices, roi_shape
-from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from ._utils import frames_per_write, file_token, meta_value_from_h5, meta_value_to_h5
+from ..io.nexus import dataset_segments
+from ._h5frames import H5FramesSeries
+from ._utils import check_regular_file, frames_per_write, meta_value_to_h5
 from .registry import ImageSeriesFormat, has_suffix, register
 
 # -- metadata <-> HDF5 ---------------------------------------------------------------------
 def read_attrs(obj) -> dict:
-    """Attributes of an h5py group/dataset as a metadata dict."""
-    return {k: meta_value_from_h5(v) for k, v in obj.attrs.items()}
+    """Attributes of an h5py group/dataset as a metadata dict, as h5py gives them (numpy
+    scalars and arrays, ``str`` for string scalars), which is what hexrd returns."""
+    return dict(obj.attrs.items())
 
 
 def write_attrs(obj, meta: dict, path: str) -> None:
@@ -70,7 +71,7 @@ def _find_dataset(filename: str, dataname: str) -> str | None:
 
 
 # -- reader --------------------------------------------------------------------------------
-class HDF5ImageSeries(ImageSeries):
+class HDF5ImageSeries(H5FramesSeries):
     """Frames of a 3-D HDF5 dataset ``(frame, y, x)`` (a 2-D dataset is one frame).
 
     Parameters
@@ -83,10 +84,12 @@ class HDF5ImageSeries(ImageSeries):
         Dataset name within the group (hexrd's default ``'images'``).
     on_error : {'raise', 'fill'}
         ``'fill'``: an unreadable frame reads as NaN (the series' blocks are then float).
+
+    Reads are those of :class:`~._h5frames.H5FramesSeries`: raw chunks decoded in parallel
+    where the filters allow, a VDS read from its sources, chunks never written found at open.
     """
 
     def __init__(self, filename, path=None, dataname: str = "images", on_error: str = "raise"):
-        self.on_error = check_on_error(on_error)
         if hasattr(filename, "file") and hasattr(filename, "name"):
             # an open h5py File/Group (hexrd accepts one): tasks reopen it by name
             path = "/".join(p.strip("/") for p in (filename.name, path or "") if p.strip("/"))
@@ -95,72 +98,35 @@ class HDF5ImageSeries(ImageSeries):
         self.dataset = _dataset_path(path, dataname)
         if path is None:
             self.dataset = _find_dataset(self.filename, dataname) or self.dataset
+        self._set_segments(dataset_segments(self.filename, self.dataset), on_error)
         f, ds = h5io.open_dataset(self.filename, self.dataset)
-        try:
-            self._nframes = int(ds.shape[0]) if ds.ndim == 3 else 1
-            self._shape = tuple(int(v) for v in ds.shape[-2:])
-            self._dtype = np.dtype(ds.dtype)
-            group = ds.parent
-            self._metadata = read_attrs(group)
-        finally:
-            f.close()
-        self._token = file_token(self.filename, self.dataset)
-
-    def __len__(self) -> int:
-        return self._nframes
-
-    def _read_region(self, j: int, rows: slice, cols: slice) -> np.ndarray:
-        return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
-
-    def block_source(self, start: int, stop: int) -> "HDF5Block":
-        return HDF5Block(self.filename, self.dataset, start, stop, self._dtype, self.on_error)
-
-
-@dataclass
-class HDF5Block(BlockSource):
-    """File name, dataset path and frame range: one hyperslab read (pickles small)."""
-
-    filename: str
-    dataset: str
-    start: int
-    stop: int
-    dtype: np.dtype
-    on_error: str = "raise"
-
-    @property
-    def nframes(self) -> int:
-        return self.stop - self.start
-
-    def read(self, roi: RoiSlices) -> np.ndarray:
-        rows, cols = roi
-        try:
-            data = h5io.read_hyperslab(self.filename, self.dataset, self.start, self.stop,
-                                       rows, cols)
-        except FrameReadError:
-            if self.on_error != "fill":
-                raise
-        else:
-            if self.on_error == "fill":
-                return read_frames(lambda j, slot: data[j], range(self.nframes),
-                                   roi_shape(roi), self.dtype, "fill")
-            return data
-
-        # a damaged chunk: retry frame by frame so only the bad frames become NaN
-        def one(j: int, slot: np.ndarray) -> np.ndarray:
-            return h5io.read_hyperslab(self.filename, self.dataset, j, j + 1, rows, cols)[0]
-
-        return read_frames(one, range(self.start, self.stop), roi_shape(roi), self.dtype,
-                           self.on_error)
+        with f:
+            self.ndim = int(ds.ndim)
+            self._metadata = read_attrs(ds.parent)
 
 
 def open_hdf5(filename, path=None, dataname: str = "images", on_error: str = "raise",
               close_when_finished: bool = True) -> HDF5ImageSeries:
     """Open ``filename``'s dataset ``path/dataname`` as an image series (hexrd's arguments).
 
-    A missing file raises :class:`FrameReadError`; a missing dataset :class:`InputError`;
-    both name the file (and the dataset).
+    A missing file raises :class:`FrameFileNotFoundError` (also a ``FileNotFoundError``); a
+    missing dataset :class:`MissingEntryError` (also a ``KeyError``, as in hexrd); both name
+    the file (and the dataset).
     """
-    return HDF5ImageSeries(filename, path=path, dataname=dataname, on_error=on_error)
+    from ._errors import FrameFileNotFoundError, MissingEntryError, SeriesRuntimeError
+
+    if isinstance(filename, (str, os.PathLike)):
+        if not os.path.exists(filename):
+            raise FrameFileNotFoundError("file not found", path=os.fspath(filename))
+        check_regular_file(os.fspath(filename))
+    try:
+        return HDF5ImageSeries(filename, path=path, dataname=dataname, on_error=on_error)
+    except InputError as exc:
+        if type(exc) is InputError and "has no dataset" in exc.reason:
+            raise MissingEntryError(exc.reason, path=exc.path) from None
+        if type(exc) is InputError and "is not a 2-D or 3-D dataset" in exc.reason:
+            raise SeriesRuntimeError(exc.reason, path=exc.path) from None
+        raise
 
 
 # -- writer --------------------------------------------------------------------------------
@@ -172,10 +138,42 @@ def _check_gzip(gzip) -> int:
     return int(gzip)
 
 
+def dataset_options(shape, gzip: int = 1, chunk_rows: int | None = 0, shuffle: bool = True,
+                    compression=None) -> dict:
+    """``create_dataset`` keywords for frames of ``shape`` (hexrd's options): an explicit
+    ``compression`` mapping (e.g. ``hdf5plugin.Blosc(...)``) is used as it is; else gzip
+    level ``gzip`` (0: none) with ``shuffle``.  Chunks are ``(1, chunk_rows, cols)``;
+    ``chunk_rows`` 0 or ``None`` (or more than the rows) means whole frames."""
+    nrows, ncols = (int(v) for v in shape)
+    if compression is not None:
+        try:
+            opts = dict(compression)
+        except (TypeError, ValueError):
+            raise InputError(f"must be a mapping of create_dataset compression keywords "
+                             f"(e.g. hdf5plugin.Blosc()), got {compression!r}",
+                             argument="compression") from None
+    else:
+        level = _check_gzip(gzip)
+        opts = {"shuffle": bool(shuffle)}
+        if level > 0:
+            opts.update(compression="gzip", compression_opts=level)
+    if chunk_rows is None:
+        chunk_rows = 0
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) \
+            or chunk_rows < 0:
+        raise InputError(f"must be an int >= 0, got {chunk_rows!r}", argument="chunk_rows")
+    rows = nrows if chunk_rows < 1 or chunk_rows > nrows else int(chunk_rows)
+    opts["chunks"] = (1, rows, ncols)
+    return opts
+
+
 def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None = None,
-               shuffle: bool = True, dataname: str = "images",
-               meta: dict | None = None) -> None:
-    """Write ``ims`` as dataset ``path/dataname`` of ``filename`` (created or appended to).
+               shuffle: bool = True, dataname: str = "images", meta: dict | None = None,
+               compression=None) -> None:
+    """Write ``ims`` as dataset ``path/dataname`` of ``filename``.
+
+    A file name is created or truncated (as hexrd does); an open h5py File/Group is written
+    into (an existing dataset of the same name replaced).
 
     Parameters
     ----------
@@ -185,44 +183,39 @@ def write_hdf5(ims, filename, path=None, gzip: int = 1, chunk_rows: int | None =
     chunk_rows : int, optional
         Rows per HDF5 chunk; a chunk is ``(1, chunk_rows, ncols)`` (default: whole frames).
     shuffle : bool
-        Use the HDF5 byte-shuffle filter (with compression).
+        Use the HDF5 byte-shuffle filter (with gzip).
+    compression : mapping, optional
+        Explicit ``create_dataset`` compression keywords (``hdf5plugin.Blosc(...)``),
+        instead of ``gzip``/``shuffle``.
     meta : dict, optional
-        Metadata to store instead of ``ims.metadata`` (group attributes).
+        Metadata to store instead of ``ims.metadata`` (group attributes; string scalars
+        and arrays stored as UTF-8).
 
-    Frames are written in blocks of about 32 MiB, never the whole stack at once.  An existing
-    dataset of the same name is replaced.
+    Frames are written in blocks of about 32 MiB, never the whole stack at once.
     """
     import h5py
 
-    level = _check_gzip(gzip)
+    opts = dataset_options(ims.shape, gzip, chunk_rows, shuffle, compression)
+    if compression is not None:
+        import hdf5plugin  # noqa: F401 - registers the filters with HDF5
     if isinstance(filename, h5py.Group):  # an open h5py File/Group: write into it
-        _write_group(ims, filename, path, dataname, level, chunk_rows, shuffle, meta)
+        _write_group(ims, filename, path, dataname, opts, meta)
         return
-    with h5py.File(os.fspath(filename), "a") as f:
-        _write_group(ims, f, path, dataname, level, chunk_rows, shuffle, meta)
+    with h5py.File(os.fspath(filename), "w") as f:
+        _write_group(ims, f, path, dataname, opts, meta)
 
 
-def _write_group(ims, parent, path, dataname, level, chunk_rows, shuffle, meta) -> None:
+def _write_group(ims, parent, path, dataname, opts, meta) -> None:
     filename = parent.file.filename
     nframes = len(ims)
     nrows, ncols = ims.shape
-    if chunk_rows is None or chunk_rows == 0:
-        chunk_rows = nrows
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) \
-            or chunk_rows < 1:
-        raise InputError(f"must be a positive int, got {chunk_rows!r}", argument="chunk_rows")
-    chunk_rows = min(int(chunk_rows), nrows)
     dtype = np.dtype(ims.dtype)
-    opts = {}
-    if level > 0:
-        opts.update(compression="gzip", compression_opts=level, shuffle=bool(shuffle))
     meta = ims.metadata if meta is None else meta
     dsname = _dataset_path(path, dataname)
     group = parent.require_group(path.strip("/")) if path not in (None, "", "/") else parent
     if dataname in group:
         del group[dataname]
-    ds = group.create_dataset(dataname, shape=(nframes, nrows, ncols), dtype=dtype,
-                              chunks=(1, chunk_rows, ncols), **opts)
+    ds = group.create_dataset(dataname, shape=(nframes, nrows, ncols), dtype=dtype, **opts)
     step = frames_per_write(nrows * ncols * dtype.itemsize, nframes)
     for start in range(0, nframes, step):
         stop = min(nframes, start + step)
@@ -254,7 +247,8 @@ class HDF5Format(ImageSeriesFormat):
     description = "3-D dataset GROUP/images (frame, y, x); metadata as group attributes"
     suffixes = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")
     open_keywords = frozenset({"path", "dataname", "close_when_finished"})
-    write_keywords = frozenset({"path", "gzip", "chunk_rows", "shuffle", "dataname", "meta"})
+    write_keywords = frozenset({"path", "gzip", "chunk_rows", "shuffle", "dataname", "meta",
+                                "compression"})
     accepts_on_error = True
     inner_path = True
     guess_priority = -1  # generic: frame caches and Eiger stream files are HDF5 too

@@ -27,7 +27,9 @@ import os
 import numpy as np
 
 from ..errors import FormatError, InputError
-from ._utils import frames_per_write, load_npy, yaml_meta, yaml_meta_out, yaml_top_keys  # noqa: F401
+from ._cast import CastImageSeries
+from ._utils import (check_regular_file, frames_per_write, load_npy, resolve_relative, short_repr,  # noqa: F401
+                     yaml_meta, yaml_meta_out, yaml_top_keys)
 from ._yaml import load_yaml
 from .filelist import FileListImageSeries
 from .registry import ImageSeriesFormat, has_suffix, register
@@ -46,43 +48,68 @@ def _read_doc(source) -> tuple[dict, str | None]:
     """
     if isinstance(source, os.PathLike):
         path = os.fspath(source)
+        check_regular_file(path)
         return load_yaml(path), path
     if not isinstance(source, str):
         raise InputError(f"expected a YAML path or YAML text, got {type(source).__name__}",
                          argument="filename")
-    if os.path.isfile(source) or ("\n" not in source and ":" not in source):
+    if os.path.exists(source) or ("\n" not in source and ":" not in source):
+        check_regular_file(source)
         return load_yaml(source), source
     return load_yaml(source, is_text=True), None
 
 
-def resolve_files(directory: str, patterns: str, where: str) -> list[str]:
-    """Files matching whitespace-separated globs in ``directory``; each glob's matches sorted.
-
-    ``patterns`` is a string (hexrd) or a list of globs; globs keep their order.
-
-    A glob matching nothing raises InputError naming it and ``where`` (the YAML).
-    """
+def resolve_files(directory: str, patterns, where: str) -> list[str]:
+    """Files matching whitespace-separated globs in ``directory``, all sorted together (as
+    hexrd does).  ``patterns`` is a string (hexrd) or a list of globs.  No match at all
+    raises InputError naming the globs and ``where`` (the YAML)."""
     if isinstance(patterns, (list, tuple)) and all(isinstance(p, str) for p in patterns):
         patterns = " ".join(patterns)
     if not isinstance(patterns, str) or not patterns.split():
         raise InputError("image-files 'files' must be a string of one or more globs",
                          path=where)
-    found: list[str] = []
+    found: set[str] = set()
     for pattern in patterns.split():
-        full = os.path.join(directory, pattern)
         # the directory is literal (may hold [ ] * ?); only the pattern is a glob
-        matches = sorted(glob.glob(os.path.join(glob.escape(directory), pattern)))
-        if not matches:
-            raise InputError(f"glob {full!r} matches no file", path=where)
-        found.extend(matches)
-    return found
+        found.update(glob.glob(os.path.join(glob.escape(directory), pattern)))
+    if not found:
+        raise InputError(f"the globs {short_repr(patterns)} match no file in {directory!r}",
+                         path=where)
+    return sorted(found)
 
 
-def open_imagefiles(filename, on_error: str = "raise", **kwargs) -> FileListImageSeries:
+def _options(options, where: str) -> dict:
+    """The YAML's ``options:`` as FileListImageSeries keywords."""
+    if not isinstance(options, dict):
+        raise FormatError("'options:' must be a mapping", path=where)
+    opts = {}
+    for k, v in options.items():
+        if k not in _OPTION_NAMES:
+            raise InputError(f"unknown image-files option {short_repr(k)}; known: "
+                             f"{sorted(_OPTION_NAMES)}", path=where)
+        if v is None:
+            continue
+        if k == "dtype":
+            try:
+                v = np.dtype(v)
+            except (TypeError, ValueError):
+                raise InputError(f"option dtype {short_repr(v)} is not a numpy dtype",
+                                 path=where) from None
+        elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InputError(f"option {k} must be an int >= 0, got {short_repr(v)}",
+                             path=where)
+        opts[_OPTION_NAMES[k]] = v
+    return opts
+
+
+def open_imagefiles(filename, on_error: str = "raise", **kwargs):
     """Open the series a hexrd image-files YAML (path or text) describes; headers read only.
 
     Extra keyword arguments (``empty_frames``, ``max_total_frames``, ``max_file_frames``,
-    ``dtype``) override the YAML's ``options:``.
+    ``dtype``) override the YAML's ``options:``.  A relative ``directory`` is looked up
+    beside the YAML, then in the working directory (hexrd's rule).  With ``dtype``, a frame
+    whose values that dtype cannot hold raises
+    :class:`~xrsmap_dask.imageseries._errors.FrameRuntimeError` (hexrd: ``RuntimeError``).
     """
     doc, path = _read_doc(filename)
     where = path if path is not None else "<yaml text>"
@@ -91,37 +118,22 @@ def open_imagefiles(filename, on_error: str = "raise", **kwargs) -> FileListImag
     spec = doc["image-files"]
     if "files" not in spec:
         raise FormatError("'image-files:' has no 'files'", path=where)
-    base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    directory = os.path.join(base, os.path.expanduser(str(spec.get("directory") or ".")))
+    directory = spec.get("directory") or "."
+    if not isinstance(directory, str):
+        raise InputError(f"must be a path, got {short_repr(directory)}", path=where,
+                         argument="image-files.directory")
+    directory = resolve_relative(directory, path, what="image-files directory")
     files = resolve_files(directory, spec["files"], where)
-    options = doc.get("options") or {}
-    if not isinstance(options, dict):
-        raise FormatError("'options:' must be a mapping", path=where)
-    opts = {}
-    for k, v in options.items():
-        if k not in _OPTION_NAMES:
-            raise InputError(f"unknown image-files option {k!r}; known: "
-                             f"{sorted(_OPTION_NAMES)}", path=where)
-        if v is None:
-            continue
-        if k == "dtype":
-            try:
-                v = np.dtype(v)
-            except TypeError:
-                raise InputError(f"option dtype {v!r} is not a numpy dtype",
-                                 path=where) from None
-        else:
-            try:
-                v = int(v)
-            except (TypeError, ValueError):
-                raise InputError(f"option {k} must be an int, got {v!r}", path=where) from None
-        opts[_OPTION_NAMES[k]] = v
+    opts = _options(doc.get("options") or {}, where)
     opts.update(kwargs)
     meta = doc.get("meta") or {}
     if not isinstance(meta, dict):
         raise FormatError("'meta:' must be a mapping", path=where)
+    dtype = opts.pop("dtype", None)
     series = FileListImageSeries(files, meta=yaml_meta(meta, path), on_error=on_error, **opts)
-    return series
+    if dtype is None or np.dtype(dtype) == series.dtype:
+        return series
+    return CastImageSeries(series, dtype)
 
 
 # -- writer --------------------------------------------------------------------------------
@@ -171,7 +183,8 @@ def write_imagefiles(ims, filename, directory: str | None = None, prefix: str | 
         for k in range(block.shape[0]):
             name = os.path.join(out_dir, f"{prefix}_{start + k:0{width}d}.edf")
             fabio.edfimage.EdfImage(data=np.ascontiguousarray(block[k])).write(name)
-    doc = {"image-files": {"directory": directory, "files": pattern},
+    # absolute: hexrd resolves the directory against the working directory
+    doc = {"image-files": {"directory": out_dir, "files": pattern},
            "options": {"empty-frames": 0, "max-total-frames": 0},
            "meta": yaml_meta_out(dict(ims.metadata if meta is None else meta), filename)}
     with open(filename, "w", encoding="utf-8") as f:

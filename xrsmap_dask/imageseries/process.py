@@ -218,7 +218,7 @@ class ProcessedImageSeries(ImageSeries):
             return _ops.Step(name, "frame", arg, shape, shape, dtype, func)
         if func in (_add_row, _add_column):  # np.insert keeps the dtype
             axis = 0 if func is _add_row else 1
-            _check_insert_index(k, name, arg, shape[axis])
+            _ops.check_insert_index(k, name, arg, shape[axis])
             out_shape = (shape[0] + 1, shape[1]) if axis == 0 else (shape[0], shape[1] + 1)
             return _ops.Step(name, "frame", arg, shape, out_shape, dtype, func)
         if func is not None:  # a custom whole-frame op: run it on a zero frame to learn more
@@ -227,7 +227,7 @@ class ProcessedImageSeries(ImageSeries):
                 raise InputError(f"op {k} ({name!r}) must return a 2-D frame, got shape "
                                  f"{probe.shape}", argument="oplist")
             return _ops.Step(name, "frame", arg, shape, tuple(probe.shape), probe.dtype, func)
-        return _builtin_step(k, name, arg, shape, dtype)
+        return _ops.builtin_step(k, name, arg, shape, dtype)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -334,50 +334,6 @@ def _read_processed(block: BlockSource, pipeline: _ops.Pipeline, roi: RoiSlices)
     if isinstance(block, ProcessedBlock):
         return block.read(roi, pipeline)
     return block.read(roi)
-
-
-def _check_insert_index(k, name, index, n: int) -> None:
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-            or not -n <= index <= n:
-        raise InputError(f"op {k} ({name!r}): index must be an int in [-{n}, {n}], got "
-                         f"{short_repr(index)}", argument="oplist")
-
-
-def _builtin_step(k, name, arg, shape, dtype) -> _ops.Step:
-    where = f"op {k} ({name!r})"
-    if name == "flip":
-        code = _ops.FLIP_ALIASES.get(arg) if isinstance(arg, (str, type(None))) else None
-        if code is None:
-            raise InputError(f"{where}: flip code must be one of "
-                             f"{sorted(c for c in _ops.FLIP_ALIASES if c)} or 'none', got "
-                             f"{short_repr(arg)}", argument="oplist")
-        return _ops.Step(name, "flip", code, shape, _ops.flip_shape(code, shape), dtype)
-    if name == "rectangle":
-        try:
-            (r0, r1), (c0, c1) = arg
-            r0, r1, c0, c1 = (int(v) for v in (r0, r1, c0, c1))
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: expected [[r0, r1], [c0, c1]], got {short_repr(arg)}",
-                             argument="oplist") from None
-        if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
-            raise InputError(f"{where}: [[{r0}, {r1}], [{c0}, {c1}]] is empty or outside the "
-                             f"frame of {shape[0]} x {shape[1]}", argument="oplist")
-        return _ops.Step(name, "rectangle", ((r0, r1), (c0, c1)), shape, (r1 - r0, c1 - c0),
-                         dtype)
-    # dark, add: a number or a frame-shaped array
-    a = np.asarray(arg)
-    if a.dtype.kind not in "biuf":
-        raise InputError(f"{where}: expected a number or a numeric array, got "
-                         f"{short_repr(arg)}", argument="oplist")
-    if a.ndim not in (0, 2) or (a.ndim == 2 and a.shape != tuple(shape)):
-        raise InputError(f"{where}: array of shape {a.shape} does not match the frame shape "
-                         f"{tuple(shape)}", argument="oplist")
-    if a.ndim == 0 and not isinstance(arg, np.ndarray):
-        a = arg  # keep Python scalars weak in numpy's promotion
-    sample = a if np.ndim(a) == 0 else np.asarray(a)[:1, :1]
-    frame = np.zeros((1, 1), dtype)
-    out = (frame - sample).dtype if name == "dark" else _ops.add_batch(frame, sample).dtype
-    return _ops.Step(name, name, a, shape, shape, np.dtype(out))
 
 
 class ProcessedBlock(BlockSource):

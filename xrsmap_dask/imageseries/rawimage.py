@@ -25,49 +25,64 @@ from ..io import edf
 from ..roi import RoiSlices, roi_shape
 from ._yaml import load_yaml
 from .base import BlockSource, ImageSeries, check_on_error, read_frames
-from ._utils import file_token, frames_per_write, yaml_meta, yaml_meta_out, yaml_top_keys
+from ._utils import (check_regular_file, file_token, frames_per_write, resolve_relative, short_repr, yaml_meta,
+                     yaml_meta_out, yaml_top_keys)
 from .registry import ImageSeriesFormat, has_suffix, register
 
 
+#: largest frame side accepted (a lying shape is an error before anything is allocated)
+MAX_DIM = 1 << 20
+_SCALAR_KEYS = ("type", "bytes", "signed", "endian")
+
+
+def _field(value, kinds, field: str, where: str, allowed=None):
+    """``value`` if it has one of the Python types ``kinds`` (bools are not ints) and, when
+    ``allowed`` is given, is one of them; else InputError naming the field (never coerced)."""
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok or (allowed is not None and value not in allowed):
+        want = f"one of {list(allowed)}" if allowed is not None else \
+            " or ".join(k.__name__ for k in kinds)
+        raise InputError(f"must be {want}, got {short_repr(value)}", path=where,
+                         argument=field)
+    return value
+
+
 def scalar_dtype(scalar: dict, where: str) -> np.dtype:
-    """numpy dtype (with byte order) of a raw-image ``scalar:`` mapping."""
+    """numpy dtype (with byte order) of a raw-image ``scalar:`` mapping; every field is
+    checked for its type (``signed: 'no'`` is an error, not a true string)."""
     if not isinstance(scalar, dict):
         raise FormatError("'scalar:' must be a mapping {type, bytes, signed, endian}",
                           path=where)
-    kind = scalar.get("type", "i")
+    unknown = sorted(str(k) for k in scalar if k not in _SCALAR_KEYS)
+    if unknown:
+        raise InputError(f"unknown keys {short_repr(unknown)}; known: {list(_SCALAR_KEYS)}",
+                         path=where, argument="scalar")
+    kind = _field(scalar.get("type", "i"), (str,), "scalar.type", where, ("i", "f", "d", "b"))
+    endian = _field(scalar.get("endian", "little"), (str,), "scalar.endian", where,
+                    ("little", "big"))
+    signed = _field(scalar.get("signed", False), (bool,), "scalar.signed", where)
+    sizes = {"i": (1, 2, 4, 8), "f": (4,), "d": (8,), "b": (1,)}[kind]
     nbytes = scalar.get("bytes")
-    endian = scalar.get("endian", "little")
-    if endian not in ("little", "big"):
-        raise InputError(f"scalar endian must be 'little' or 'big', got {endian!r}",
-                         path=where)
-    order = "<" if endian == "little" else ">"
-    if kind == "i":
-        nbytes = 4 if nbytes is None else nbytes
-        if nbytes not in (1, 2, 4, 8):
-            raise InputError(f"integer scalar bytes must be 1, 2, 4 or 8, got {nbytes!r}",
-                             path=where)
-        code = ("i" if scalar.get("signed", False) else "u") + str(nbytes)
-    elif kind in ("f", "d"):
-        code = "f4" if kind == "f" else "f8"
-        if nbytes is not None and int(nbytes) != int(code[1]):
-            raise InputError(f"scalar type {kind!r} has {code[1]} bytes, got {nbytes!r}",
-                             path=where)
-    elif kind == "b":
-        code = "b1"
-    else:
-        raise InputError(f"scalar type must be one of i, f, d, b; got {kind!r}", path=where)
+    nbytes = sizes[-1] if kind == "i" and nbytes is None else sizes[0] if nbytes is None \
+        else _field(nbytes, (int,), "scalar.bytes", where, sizes)
+    code = {"i": ("i" if signed else "u") + str(nbytes), "f": "f4", "d": "f8", "b": "b1"}[kind]
     dt = np.dtype(code)
-    return dt.newbyteorder(order) if dt.itemsize > 1 else dt
+    return dt.newbyteorder("<" if endian == "little" else ">") if dt.itemsize > 1 else dt
 
 
 def _parse_shape(shape, where: str) -> tuple[int, int]:
-    try:
-        vals = shape.split() if isinstance(shape, str) else list(shape)
-        rows, cols = (int(v) for v in vals)
-    except (TypeError, ValueError, AttributeError):
-        raise InputError(f"shape must be 'ROWS COLS', got {shape!r}", path=where) from None
-    if rows < 1 or cols < 1:
-        raise InputError(f"shape must be positive, got {shape!r}", path=where)
+    """``'ROWS COLS'`` (decimal integers) or a list of two ints, each 1 .. MAX_DIM."""
+    vals = shape.split() if isinstance(shape, str) else shape
+    ok = isinstance(vals, (list, tuple)) and len(vals) == 2 and all(
+        (isinstance(v, str) and v.isdigit()) or
+        (isinstance(v, int) and not isinstance(v, bool)) for v in vals)
+    if not ok:
+        raise InputError(f"must be 'ROWS COLS' (two integers), got {short_repr(shape)}",
+                         path=where, argument="shape")
+    rows, cols = (int(v) for v in vals)
+    if not (1 <= rows <= MAX_DIM and 1 <= cols <= MAX_DIM):
+        raise InputError(f"rows and cols must be 1 .. {MAX_DIM}, got {short_repr(shape)}",
+                         path=where, argument="shape")
     return rows, cols
 
 
@@ -84,26 +99,25 @@ class RawImageSeries(ImageSeries):
     def __init__(self, filename, on_error: str = "raise"):
         self.on_error = check_on_error(on_error)
         self.yaml_file = os.fspath(filename)
+        check_regular_file(self.yaml_file)
         doc = load_yaml(self.yaml_file)
         where = self.yaml_file
         if not isinstance(doc, dict) or "filename" not in doc:
             raise FormatError("a raw-image YAML needs 'filename:'", path=where)
-        base = os.path.dirname(os.path.abspath(where))
-        self.filename = os.path.join(base, os.fspath(doc["filename"]))
+        name = _field(doc["filename"], (str,), "filename", where)
+        self.filename = resolve_relative(name, where, what="raw image file")
         self._file_dtype = scalar_dtype(doc.get("scalar", {}), where)
         self._dtype = self._file_dtype.newbyteorder("=")
         if "shape" not in doc:
             raise FormatError("a raw-image YAML needs 'shape: ROWS COLS'", path=where)
         self._shape = _parse_shape(doc["shape"], where)
-        skip = doc.get("skip", 0) or 0
-        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
-            raise InputError(f"skip must be a non-negative int of bytes, got {skip!r}",
-                             path=where)
+        skip = _field(doc.get("skip", 0), (int,), "skip", where)
+        if skip < 0:
+            raise InputError(f"must be >= 0 bytes, got {skip}", path=where, argument="skip")
         self.skip = skip
-        try:
-            size = os.path.getsize(self.filename)
-        except FileNotFoundError:
-            raise InputError("raw image file not found", path=self.filename) from None
+        if not os.path.isfile(self.filename):  # a directory or a FIFO would fail or hang
+            raise InputError("not a regular file", path=self.filename, argument="filename")
+        size = os.path.getsize(self.filename)
         self._file_size = size
         frame_bytes = self._shape[0] * self._shape[1] * self._file_dtype.itemsize
         if size < skip or (size - skip) % frame_bytes:
@@ -204,7 +218,8 @@ def write_rawimage(ims, filename, raw_file: str | None = None, endian: str = "li
         for start in range(0, nframes, step):
             block = ims.read_block(start, min(nframes, start + step))
             f.write(np.ascontiguousarray(block, dtype=file_dtype).tobytes())
-    doc = {"filename": raw_file, "scalar": scalar, "shape": f"{h} {w}", "skip": int(skip),
+    # absolute: hexrd opens the raw file from the working directory
+    doc = {"filename": os.path.join(base, raw_file), "scalar": scalar, "shape": f"{h} {w}", "skip": int(skip),
            "meta": yaml_meta_out(dict(ims.metadata if meta is None else meta), filename)}
     with open(filename, "w", encoding="utf-8") as f:
         yaml.safe_dump(doc, f, sort_keys=False)

@@ -37,8 +37,9 @@ class ImageSeriesFormat:
     suffixes : tuple of str
         Lower-case file name endings this format claims (``'.h5'``); used by the default
         :meth:`guess_can_open`.
-    open_keywords : frozenset of str
-        Keyword arguments :meth:`open` accepts (besides ``on_error``, see below).
+    open_keywords : frozenset of str or None
+        Keyword arguments :meth:`open` accepts (besides ``on_error``, see below); ``None``
+        accepts any (hexrd adapter classes registered through ``imageseries.load``).
     write_keywords : frozenset of str or None
         Keyword arguments :meth:`write` accepts; ``None``: the format cannot be written.
     accepts_on_error : bool
@@ -163,6 +164,9 @@ def guess_format(filename) -> str:
     name, _ = split_inner_path(filename)
     if any(ch in os.path.basename(name) for ch in "*?[") and not os.path.exists(name):
         return "files"
+    if os.path.exists(name) and not (os.path.isfile(name) or os.path.isdir(name)):
+        # a FIFO or device: sniffing its first bytes would block
+        raise InputError("is not a regular file", path=name, argument="filename")
     found = [e for e in _REGISTRY.values() if e.needs_filename and e.guess_can_open(name)]
     if not found:
         raise FormatError("cannot guess the imageseries format; pass format= (one of "
@@ -202,9 +206,17 @@ def open_series(filename, format: str | None = None, **kwargs: Any):  # noqa: A0
             raise InputError(f"format {entry.name!r} has no on_error policy (its frames are "
                              f"all read or checked at open); only on_error='raise' is accepted, "
                              f"got {policy!r}", argument="on_error")
-    allowed = entry.open_keywords | ({"on_error"} if entry.accepts_on_error else set())
-    check_keywords(entry, kwargs, allowed, "open")
-    return entry.open(filename, **kwargs)
+    if entry.open_keywords is not None:  # None: any (hexrd adapter classes)
+        allowed = entry.open_keywords | ({"on_error"} if entry.accepts_on_error else set())
+        check_keywords(entry, kwargs, allowed, "open")
+    ims = entry.open(filename, **kwargs)
+    if len(ims) == 0:
+        from ._errors import SeriesRuntimeError
+
+        raise SeriesRuntimeError(f"zero length imageseries ({entry.name!r} format)",
+                                 path=None if filename is None else os.fspath(filename)
+                                 if isinstance(filename, (str, os.PathLike)) else None)
+    return ims
 
 
 def write_series(ims, filename, format: str, **kwargs: Any) -> None:  # noqa: A002

@@ -1,21 +1,24 @@
-"""Any image format fabio reads (TIFF, CBF, compressed EDF, ...): whole-frame read, then crop.
+"""Any image format fabio reads (TIFF, CBF, ...): whole-frame read, then crop.
 
-Used where a positioned read of the ROI rows is not possible.  Errors name the file and frame.
+Used where a positioned read of the ROI rows is not possible.  Errors name the file and frame,
+and quote fabio's message cut to a bounded length.  A path that is not a regular file (a
+directory, a FIFO) is refused before fabio opens it (fabio would block on a FIFO).
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
 from ..errors import FrameReadError
+from .files import require_regular
+
+#: longest excerpt of fabio's own message quoted in an error
+_WHY_LIMIT = 200
 
 
 def _open(path: str, frame: int | None):
     import fabio
 
-    if not os.path.exists(path):
-        raise FrameReadError("file not found", path=path, frame=frame)
+    require_regular(path, frame)
     try:
         return fabio.open(path)
     except Exception as exc:  # fabio raises many types for unreadable files
@@ -24,8 +27,10 @@ def _open(path: str, frame: int | None):
 
 
 def _why(exc: BaseException) -> str:
-    """An exception's message, or its type when the message is empty."""
-    return str(exc) or type(exc).__name__
+    """An exception's message (cut to :data:`_WHY_LIMIT` characters), or its type when the
+    message is empty."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= _WHY_LIMIT else text[:_WHY_LIMIT] + "..."
 
 
 def probe(path: str) -> tuple[int, tuple[int, int], np.dtype]:
@@ -33,12 +38,15 @@ def probe(path: str) -> tuple[int, tuple[int, int], np.dtype]:
     img = _open(path, None)
     try:
         data = img.data
-        if data is None or data.ndim != 2:
-            raise FrameReadError(f"expected 2-D frames, got {None if data is None else data.shape}",
-                                 path=path)
-        return int(getattr(img, "nframes", 1) or 1), tuple(data.shape), data.dtype
+        nframes = int(getattr(img, "nframes", 1) or 1)
+    except Exception as exc:  # fabio reads lazily: a bad file may fail only here
+        raise FrameReadError(f"fabio cannot read it: {_why(exc)}", path=path) from None
     finally:
         _close(img)
+    if not isinstance(data, np.ndarray) or data.ndim != 2:
+        raise FrameReadError(f"expected 2-D frames, got {getattr(data, 'shape', None)}",
+                             path=path)
+    return nframes, tuple(data.shape), data.dtype
 
 
 def _close(img) -> None:

@@ -63,6 +63,9 @@ class Option:
     flag_help : str, optional
         ``--help`` text when the flag reads differently from the setting
         (``--no-composite``).
+    reader : bool
+        The option is a keyword of the input readers: it travels with the resolved inputs
+        (:func:`read_options`) to every image-series format that accepts it.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Option:
     faces: frozenset = MAP_FACES
     keyword: str | None = None
     flag_help: str | None = None
+    reader: bool = False
 
     def label(self, face: str) -> str:
         """How ``face`` spells this option."""
@@ -158,6 +162,12 @@ def _rings(value, ctx):
     return parse_rings(value)
 
 
+def _missing_chunks(value, ctx):
+    from ..imageseries.zarrseries import parse_missing_chunks
+
+    return parse_missing_chunks(value)
+
+
 def _background_pct(value, ctx):
     return None if value is None else F.parse_percent(value, "background_pct")
 
@@ -192,8 +202,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("stats", _stats, "pixel-wise statistics over all frames: max, min, mean, median, "
            "{percentile: Q}", faces=frozenset({JOB, STATS})),
     # corrections
-    Option("mask", _path_of("mask"), "mask image, nonzero = pixel excluded",
+    Option("mask", _path_of("mask"), "mask image (image file, .npy or file.h5:/path), "
+           "nonzero = pixel excluded",
            flags=("--mask",), section="corrections", faces=ALL),
+    Option("detector_mask", _bool("detector_mask"), "apply the detector's own pixel mask "
+           "(NeXus/Eiger pixel_mask) on top of mask", True, flags=("--no-detector-mask",),
+           cli={"action": "store_const", "const": False}, section="corrections", faces=ALL,
+           flag_help="do not apply the detector's own pixel mask (NeXus/Eiger pixel_mask)"),
     Option("dark", _path_of("dark"), "image subtracted first", flags=("--dark",),
            section="corrections"),
     Option("flat", _path_of("flat"), "image divided next", flags=("--flat",),
@@ -220,12 +235,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("on_error", _plain(F.parse_on_error), "unreadable frame: stop with an error "
            "(raise), or fill it with NaN and list it (fill)", "raise", flags=("--on-error",),
            cli={"choices": F.ON_ERROR}, faces=ALL),
+    Option("missing_chunks", _missing_chunks, "a zarr chunk never written: a bad frame "
+           "(error), or the array's fill value (fill-value: stores written with "
+           "write_empty_chunks=False)", "error", flags=("--missing-chunks",),
+           cli={"choices": ("error", "fill-value")}, faces=ALL, reader=True),
     Option("frames_per_chunk", _plain(F.parse_frames_per_chunk), "frames read by one task "
            "('auto': about 32 MiB)", "auto", flags=("--frames-per-chunk",),
            text=_auto_or_int),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def read_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The reader keywords among parsed ``values`` (options marked ``reader``) whose value
+    differs from the default: passed to the image-series formats that accept them."""
+    return {o.name: values[o.name] for o in OPTIONS
+            if o.reader and o.name in values and values[o.name] != o.default}
 
 
 def options_for(face: str) -> tuple[Option, ...]:

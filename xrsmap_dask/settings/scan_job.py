@@ -120,6 +120,7 @@ class StatsJob:
     mask: Any = None
     on_error: str = "raise"
     output: str | None = None
+    detector_mask: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "on_error", parse_on_error(self.on_error))
@@ -147,7 +148,8 @@ def corrections_from_values(values: Mapping[str, Any]) -> CorrectionSpec:
     return CorrectionSpec(mask=values.get("mask"), dark=values.get("dark"),
                           flat=values.get("flat"), background=bkg, norm=values.get("norm"),
                           dummy=values.get("dummy", 0.0),
-                          dtype=values.get("dtype", "float32"))
+                          dtype=values.get("dtype", "float32"),
+                          detector_mask=values.get("detector_mask", True))
 
 
 def scan_job_from_values(values: Mapping[str, Any], *, name: str, inputs: Any,
@@ -170,7 +172,7 @@ def stats_job_from_values(values: Mapping[str, Any], *, inputs: Any,
     """A :class:`StatsJob` from parsed option values."""
     return StatsJob(inputs=inputs, stats=tuple(values.get("stats") or ()), roi=_roi(values),
                     mask=values.get("mask"), on_error=values.get("on_error", "raise"),
-                    output=output)
+                    output=output, detector_mask=values.get("detector_mask", True))
 
 
 def scan_geometry(values: Mapping[str, Any]) -> ScanGeometry:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .fields import (STAT_NAMES, parse_background_method, parse_dtype, parse_dummy,
-                     parse_image, parse_norm, parse_percentiles, short)
+from .fields import (STAT_NAMES, parse_background_method, parse_bool, parse_dtype,
+                     parse_dummy, parse_image, parse_norm, parse_percentiles, short)
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,7 @@ class CorrectionSpec:
     norm: Any = None
     dummy: float = 0.0
     dtype: str = "float32"
+    detector_mask: bool = True
 
     def __post_init__(self):
         for name in ("mask", "dark", "flat"):
@@ -160,6 +161,8 @@ class CorrectionSpec:
         object.__setattr__(self, "norm", parse_norm(self.norm))
         object.__setattr__(self, "dummy", parse_dummy(self.dummy))
         object.__setattr__(self, "dtype", parse_dtype(self.dtype))
+        object.__setattr__(self, "detector_mask", parse_bool(self.detector_mask,
+                                                             "detector_mask"))
         if not isinstance(self.background, BackgroundSpec):
             raise InputError("must be a BackgroundSpec", argument="background")
 
@@ -169,7 +172,8 @@ class CorrectionSpec:
 
         return {"mask": source(self.mask), "dark": source(self.dark),
                 "flat": source(self.flat), "background": self.background.to_attrs(),
-                "norm": source(self.norm), "dummy": self.dummy, "dtype": self.dtype}
+                "norm": source(self.norm), "dummy": self.dummy, "dtype": self.dtype,
+                "detector_mask": self.detector_mask}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""Beamline HDF5 inputs through every face: an Eiger master (3 external-link data files,
+bitshuffle-LZ4) opens by its master path alone and by dataset path, from the CLI, a job spec
+and ``Mapper``; its pixel_mask is applied by default (``--no-detector-mask`` turns it off);
+``--mask file.h5:/path`` reads a mask from HDF5; stats take the masks (NaN there); ``info``
+shows datasets, chunks and filters.  References are plain numpy on h5py reads."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import hdf5plugin  # noqa: F401 - the reference reads need the filter
+import numpy as np
+import pytest
+import zarr
+
+from xrsmap_dask import Mapper, cli, synth
+
+NPT_Y, NPT_X, SHAPE = 3, 4, (24, 20)
+ROI = (2, 4, 17, 19)   # xrsmap inclusive: rows 4..19, cols 2..17 (16 x 16)
+
+
+@pytest.fixture(scope="module")
+def eiger(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eiger")
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 5000, (NPT_Y * NPT_X,) + SHAPE).astype(np.uint32)
+    pixel_mask = np.zeros(SHAPE, np.uint32)
+    pixel_mask[5, 3:9] = 1
+    pixel_mask[10:12, 10] = 4
+    master, data_files = synth.write_eiger_master(d, frames, 5, pixel_mask=pixel_mask)
+    user = np.zeros(SHAPE, np.uint8)
+    user[15:17, 4:6] = 1
+    with h5py.File(d / "masks.h5", "w") as f:
+        f["/user/mask"] = user
+    return {"dir": d, "master": master, "frames": frames, "pixel_mask": pixel_mask != 0,
+            "user": user != 0, "mask_h5": f"{d / 'masks.h5'}:/user/mask"}
+
+
+def reference(frames, excluded):
+    x = frames.astype(np.float64)
+    x[:, excluded] = 0
+    roi = x[:, 4:20, 2:18]
+    return roi.sum((1, 2)).reshape(NPT_Y, NPT_X), \
+        roi.reshape(-1, 4, 4, 4, 4).sum((2, 4)).reshape(NPT_Y, NPT_X, 4, 4)
+
+
+@pytest.mark.parametrize("source", ["master", "dataset"])
+def test_cli_maps_master_with_its_pixel_mask(eiger, tmp_path, source):
+    inp = eiger["master"] if source == "master" else f"{eiger['master']}:/entry/data"
+    out = tmp_path / "maps.zarr"
+    assert cli.main(["composite", inp, "--npt-y", str(NPT_Y), "--npt-x", str(NPT_X),
+                     "--roi", *map(str, ROI), "--binning", "4", "-o", str(out), "-q"]) == 0
+    g = zarr.open_group(str(out), mode="r")
+    sums, comp = reference(eiger["frames"], eiger["pixel_mask"])
+    np.testing.assert_array_equal(g["roi_sum"][...], sums)
+    np.testing.assert_allclose(g["composite"][...], comp, rtol=1e-6)
+
+
+def test_no_detector_mask_and_hdf5_user_mask(eiger, tmp_path):
+    out = tmp_path / "nomask.zarr"
+    assert cli.main(["composite", eiger["master"], "--npt-y", str(NPT_Y), "--npt-x",
+                     str(NPT_X), "--roi", *map(str, ROI), "--binning", "4",
+                     "--no-detector-mask", "-o", str(out), "-q"]) == 0
+    sums, _ = reference(eiger["frames"], np.zeros(SHAPE, bool))
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["roi_sum"][...], sums)
+    out = tmp_path / "both.zarr"
+    assert cli.main(["composite", eiger["master"], "--npt-y", str(NPT_Y), "--npt-x",
+                     str(NPT_X), "--roi", *map(str, ROI), "--mask", eiger["mask_h5"],
+                     "-o", str(out), "-q"]) == 0
+    sums, _ = reference(eiger["frames"], eiger["pixel_mask"] | eiger["user"])
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["roi_sum"][...], sums)
+
+
+def test_mapper_and_job_spec_on_the_master(eiger, tmp_path):
+    sums, comp = reference(eiger["frames"], eiger["pixel_mask"])
+    m = Mapper(NPT_X, NPT_Y)
+    for inp in (eiger["master"], f"{eiger['master']}:/entry/data"):
+        got_comp, got_sums = m.composite_map(inp, roi=ROI, binning=4)
+        np.testing.assert_array_equal(got_sums, sums)
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"output: {tmp_path / 's.zarr'}\nscans:\n  - name: e\n    inputs: "
+                    f"{eiger['master']}\n    mesh: [{NPT_Y}, {NPT_X}]\n    roi: {list(ROI)}\n"
+                    f"    binning: 4\n")
+    assert cli.main(["run", str(spec), "-q"]) == 0
+    g = zarr.open_group(str(tmp_path / "s.zarr" / "e"), mode="r")
+    np.testing.assert_array_equal(g["roi_sum"][...], sums)
+
+
+def test_stats_mask_gives_nan(eiger, tmp_path):
+    out = tmp_path / "stats.zarr"
+    assert cli.main(["stats", eiger["master"], "--stat", "max", "median", "--mask",
+                     eiger["mask_h5"], "-o", str(out), "-q"]) == 0
+    g = zarr.open_group(str(out), mode="r")
+    excluded = eiger["pixel_mask"] | eiger["user"]
+    for label, ref in (("max", eiger["frames"].max(0)),
+                       ("median", np.median(eiger["frames"], 0))):
+        got = g[label][...]
+        assert np.isnan(got[excluded]).all()
+        np.testing.assert_array_equal(got[~excluded], ref[~excluded])
+
+
+def test_info_shows_datasets_filters_and_mask(eiger, capsys):
+    assert cli.main(["info", eiger["master"], "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["frames"] == NPT_Y * NPT_X and d["kind"] == "nexus"
+    h5 = d["hdf5"]
+    assert len(h5["datasets"]) == 3 and all(x["chunks"][0] == 1 for x in h5["datasets"])
+    assert any("bitshuffle" in f.lower() or "32008" in f for f in h5["datasets"][0]["filters"])
+    assert h5["detector_mask"]["excluded"] == int(eiger["pixel_mask"].sum())
+    assert cli.main(["info", eiger["master"]]) == 0
+    text = capsys.readouterr().out
+    assert "detector mask" in text and "filters" in text

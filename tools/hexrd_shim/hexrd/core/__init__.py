@@ -1,0 +1,1 @@
+"""Shim package: see ``tools/hexrd_shim/hexrd/__init__.py``."""

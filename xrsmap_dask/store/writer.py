@@ -1,0 +1,256 @@
+"""Write an :class:`~xrsmap_dask.layout.OutputRequest` to a zarr group, resumably.
+
+Protocol (maps and statistics alike):
+
+1. check the path (not a file, not under a file, writable, no overlap with an input) and
+   take the output lock (:mod:`.lock`);
+2. prepare: create the group (attrs ``creating: True`` first), or reopen it if it holds the
+   same job (``job_digest``) and find which units are really done (:func:`.chunks.check_units`:
+   done record + chunk checksums; damaged units are redone); a different job is refused;
+3. check free space for the units left, then run one task per unit (compute, write, fsync,
+   checksum record, done record);
+4. finalize: summary attrs (e.g. bad frames), fsync of every file, consolidated metadata,
+   then ``complete: True`` last.
+
+``overwrite=True`` writes a new output beside the old one (``.<name>.xrsmap-new``, resumed
+if a previous overwrite was killed) and, once it is complete, swaps the entries this writer
+owns (the arrays of its layout, the records, ``zarr.json`` last) into place; anything else
+in the directory (another writer's group, a user's file) is left where it is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from .. import _graph
+from ..errors import InputError
+from ..layout import FORMAT_VERSION, OutputRequest
+from . import chunks as C
+from .paths import makedirs
+
+RECORDS = C.RECORD_NAMES
+#: arrays of a format-1 output (before chunk checksums)
+LEGACY_ARRAYS = ("composite", "roi_sum", "annulus_sum", "chunk_done", "ring", "ring_width")
+
+
+@dataclass
+class StoreResult:
+    """What a write did: ``computed_chunks`` the units computed now (``repaired``: those of
+    them that were done but damaged), ``skipped`` when the output was already complete."""
+
+    path: str
+    computed_chunks: list
+    nchunks: int
+    skipped: bool
+    bad_frames: list
+    repaired: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# reading what is there
+
+
+def read_attrs(path: str) -> dict | None:
+    """Group attrs of the zarr group at ``path`` (``{}`` if unreadable), None if none."""
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def is_ours(attrs: dict | None) -> bool:
+    return bool(attrs) and "xrsmap_dask_format" in attrs
+
+
+def owned_names(attrs: dict) -> set[str]:
+    """Directory entries an output of ours owns (its arrays, records and ``zarr.json``)."""
+    names = {"zarr.json"}
+    layout = attrs.get("layout")
+    if isinstance(layout, dict) and isinstance(layout.get("arrays"), dict):
+        names |= set(layout["arrays"]) | set(RECORDS)
+    elif attrs.get("xrsmap_dask_format") == 1:
+        names |= set(LEGACY_ARRAYS)
+    return names
+
+
+def _remove_owned(path: str, attrs: dict) -> None:
+    for name in owned_names(attrs):
+        p = os.path.join(path, name)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
+
+
+def _arrays_match(path: str, layout) -> bool:
+    """Whether every array of ``layout`` and both records exist as laid out."""
+    for a in layout.arrays:
+        try:
+            with open(os.path.join(path, a.name, "zarr.json"), encoding="utf-8") as f:
+                meta = json.load(f)
+            chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if list(meta.get("shape", [])) != list(a.shape) or list(chunks) != list(a.chunks):
+            return False
+    return all(os.path.exists(os.path.join(path, r, "zarr.json")) for r in RECORDS)
+
+
+def staging_path(real: str) -> str:
+    parent, name = os.path.split(real)
+    return os.path.join(parent, f".{name}.xrsmap-new")
+
+
+def trash_path(real: str) -> str:
+    parent, name = os.path.split(real)
+    return os.path.join(parent, f".{name}.xrsmap-old")
+
+
+# ---------------------------------------------------------------------------------------
+# prepare
+
+
+def _create(path: str, request: OutputRequest) -> None:
+    import zarr
+
+    makedirs(path)
+    layout_attrs = request.layout.to_attrs()
+    head = {"xrsmap_dask_format": FORMAT_VERSION, "output_kind": request.kind,
+            "creating": True, "layout": layout_attrs}
+    # mode 'a': never wipe entries that are not ours (zarr's 'w' deletes the directory)
+    group = zarr.open_group(store=path, mode="a", zarr_format=3)
+    group.attrs.put(head)
+    fixed = C.create_arrays(path, group, request.layout)
+    attrs = {**request.identity, **request.attrs, "xrsmap_dask_format": FORMAT_VERSION,
+             "output_kind": request.kind, "job_digest": request.job_digest(),
+             "layout": layout_attrs, "fixed_checksums": fixed, "complete": False}
+    if request.summarize is not None:
+        attrs["bad_frames"] = []
+    group.attrs.put(attrs)
+
+
+def _refuse_other_job(path: str, have: dict, shown: str) -> None:
+    if have.get("xrsmap_dask_format") != FORMAT_VERSION:
+        raise InputError(f"holds the output of a different job (written by an older "
+                         f"xrsmap-dask, format {have.get('xrsmap_dask_format')}); pass "
+                         f"overwrite=True to replace it", path=shown, argument="output")
+    raise InputError("holds the output of a different job (other inputs or settings); pass "
+                     "overwrite=True to replace it", path=shown, argument="output")
+
+
+def _resume_layout(request: OutputRequest, have: dict, shown: str) -> OutputRequest:
+    if have.get("layout") == request.layout.to_attrs():
+        return request
+    again = request.relayout(have) if request.relayout is not None else None
+    if again is not None and again.layout.to_attrs() == have.get("layout"):
+        return again   # resume in the partial output's chunk layout (same numbers)
+    raise InputError(f"holds a partial output written with frames_per_chunk="
+                     f"{have.get('frames_per_chunk')} (another chunk layout); resume with the "
+                     f"same frames_per_chunk, or pass overwrite=True", path=shown,
+                     argument="frames_per_chunk")
+
+
+def prepare(target: str, request: OutputRequest, *, shown: str, fresh_ok: bool):
+    """Create or reopen ``target``; ``(request, done, damaged, complete)``.
+
+    ``fresh_ok``: a group of ours holding another job may be replaced (our staging copy).
+    """
+    have = read_attrs(target)
+    if have is None:
+        if os.path.isdir(target) and os.listdir(target) and not fresh_ok:
+            raise InputError("exists and is not a zarr group; choose another output (nothing "
+                             "that is not an xrsmap-dask output is replaced)", path=shown,
+                             argument="output")
+        if fresh_ok and os.path.isdir(target):
+            shutil.rmtree(target)
+        _create(target, request)
+        return request, None, [], False
+    if not is_ours(have):
+        raise InputError("holds the output of a different job (a zarr group not written by "
+                         "xrsmap-dask); choose another output", path=shown, argument="output")
+    stale = have.get("creating") is True and "job_digest" not in have
+    if not stale and have.get("job_digest") != request.job_digest():
+        if not fresh_ok:
+            _refuse_other_job(target, have, shown)
+        stale = True
+    if not stale:
+        request = _resume_layout(request, have, shown)
+        stale = not _arrays_match(target, request.layout)
+    if stale:   # ours: killed while being created, replaced half way, or our staging copy
+        _remove_owned(target, have)
+        _create(target, request)
+        return request, None, [], False
+    done, damaged = C.check_units(target, request.layout)
+    return request, done, damaged, have.get("complete") is True and not damaged
+
+
+# ---------------------------------------------------------------------------------------
+# run and finalize
+
+
+def _gather(*done):
+    return list(done)
+
+
+def store_graph(target: str, request: OutputRequest, todo: list):
+    """A Delayed of one task per unit of ``todo`` (compute the unit inside the task, write
+    it, record it) and one gathering task; nothing else runs."""
+    layout = request.layout
+    g = _graph.Graph()
+    deps = []
+    if request.graph is not None:
+        g.include(request.graph)
+        deps = list(request.graph.layers)
+    name = _graph.layer_name(request.task_name, target, request.job_digest(), todo)
+    columns = layout.unit_arrays
+    tasks = {}
+    for u in todo:
+        names = tuple(layout.units[u])
+        tasks[(name, u)] = (C.write_unit, target, u, columns, names,
+                            tuple(layout.region(u, n) for n in names),
+                            tuple(layout.chunk_index(u, n) for n in names),
+                            request.unit_task(u))
+    g.add(name, tasks, deps)
+    gname = "store-all-" + name.split("-")[-1]
+    g.add(gname, {gname: (_gather,) + tuple((name, u) for u in todo)}, [name])
+    return g.delayed(gname)
+
+
+def run_units(target: str, request: OutputRequest, todo: list, scheduler=None,
+              **compute_kwargs) -> None:
+    """Compute and write the units ``todo`` (:func:`store_graph`)."""
+    import dask
+
+    if scheduler is not None:
+        compute_kwargs["scheduler"] = scheduler
+    dask.compute(store_graph(target, request, todo), **compute_kwargs)
+
+
+def finalize(target: str, request: OutputRequest) -> dict:
+    """Summary attrs, fsync, consolidation, then ``complete: True``; the summary attrs."""
+    import zarr
+
+    flags, readable = C.read_records(target, "chunk_done", request.layout.nunits, None)
+    missing = [int(u) for u in range(len(flags)) if not (readable[u] and flags[u] == 1)]
+    if missing:
+        raise RuntimeError(f"chunks {missing} of {target} were not written")
+    summary = {}
+    if request.summarize is not None:
+        summary = request.summarize({n: C.open_array(target, n, "r")[...]
+                                     for n in request.summary_arrays})
+    C.fsync_tree(target)
+    C.consolidate(target)
+    group = zarr.open_group(store=target, mode="r+")
+    if summary:
+        group.attrs.update(summary)
+    group.attrs.update({"complete": True})  # last: only now is the output whole
+    C.fsync_path(os.path.join(target, "zarr.json"))
+    C.fsync_path(target)
+    return summary
