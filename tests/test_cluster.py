@@ -525,3 +525,29 @@ def test_tls_cluster_accepts_our_client_and_refuses_a_plain_one():
     # and on the loopback interface TLS is off unless asked
     assert not ExecutionSpec(kind="local").wants_tls("127.0.0.1")
     assert ExecutionSpec(kind="local").wants_tls("0.0.0.0")
+
+
+def test_map_graph_travels_without_per_frame_buffers(scan):
+    """What the client sends a cluster: distributed pickles numpy arrays out of band, one
+    protocol frame each; the read tasks' per-frame tables must travel inside the pickle (at
+    most a few buffers per task, not one per array of every sub-read), and read the same."""
+    import pickle
+
+    from distributed.protocol.pickle import dumps, loads
+
+    from xrsmap_dask.maps import MapSpec, build_maps
+    from xrsmap_dask.scan import ScanGeometry
+
+    ims = from_files(scan.files)
+    block = ims.block_source(2, 9)
+    buffers: list = []
+    again = loads(dumps(block, buffer_callback=buffers.append), buffers=buffers)
+    assert buffers == []
+    np.testing.assert_array_equal(again.read(ROI), block.read(ROI))
+    assert pickle.loads(pickle.dumps(block)).read(ROI).tobytes() == block.read(ROI).tobytes()
+    maps = build_maps(ims, MapSpec(roi=ROI, binning=2), ScanGeometry(scan.npt_y, scan.npt_x),
+                      frames_per_chunk=3)
+    graph = dict(maps.composite.__dask_graph__())
+    buffers = []
+    dumps(graph, buffer_callback=buffers.append)
+    assert len(buffers) <= 2 * len(graph)
