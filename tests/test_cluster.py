@@ -551,3 +551,25 @@ def test_map_graph_travels_without_per_frame_buffers(scan):
     buffers = []
     dumps(graph, buffer_callback=buffers.append)
     assert len(buffers) <= 2 * len(graph)
+
+
+def test_killed_worker_of_our_local_cluster_is_restarted():
+    """Nannies hand dask's config to the worker processes they start: ours must pickle (the
+    executor's scheduler hook travels as None), so a killed worker comes back."""
+    import signal
+    import time
+
+    with execution(ExecutionSpec(kind="local", n_workers=1, dashboard=False), quiet=True) as ex:
+        ((_, pid),) = ex.client.run(os.getpid).items()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        new = {pid}
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if ex.client.nthreads():
+                new = set(ex.client.run(os.getpid).values())
+                if new and pid not in new:
+                    break
+        assert new and pid not in new, "the nanny did not restart its worker"
+        x = dask.array.arange(10, chunks=5).sum()
+        assert ex.compute(x) == (45,)
