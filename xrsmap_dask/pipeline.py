@@ -92,6 +92,10 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
     if corrections is None:
         corrections = load_corrections(job.corrections, ims.shape, scheduler)
     corrections = with_detector_mask(corrections, ims, job.corrections.detector_mask)
+    if corrections.invalid != job.invalid:
+        from dataclasses import replace
+
+        corrections = replace(corrections, invalid=job.invalid)
     spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
                    composite=job.composite, roi_sum=job.roi_sum)
     return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
@@ -105,14 +109,25 @@ def compute_maps(maps, scheduler=None) -> dict:
 
 
 # -- statistics ----------------------------------------------------------------------------
-def lazy_statistics(ims, requests, roi=None, on_error: str = "raise") -> dict:
+def invalid_rule(setting, ims):
+    """The invalid-pixel rule ``setting`` means for the series ``ims`` (its file dtype,
+    compared in the dtype its blocks are read in)."""
+    from .invalid import resolve_invalid
+
+    return resolve_invalid(setting, ims.dtype, ims.block_dtype())
+
+
+def lazy_statistics(ims, requests, roi=None, on_error: str = "raise",
+                    invalid="none") -> dict:
     """``{label: lazy image}`` of the requested statistics.  Under ``on_error='fill'``
-    unreadable frames are NaN and every statistic skips them (decided here, once)."""
+    unreadable frames are NaN and every statistic skips them (decided here, once); pixels
+    the ``invalid`` rule excludes are NaN in their frames and skipped likewise."""
     from . import stats as lazy_stats
 
     return lazy_stats.lazy_stats(ims, [s.name for s in requests if s.q is None],
                                  [s.q for s in requests if s.q is not None], roi=roi,
-                                 skipna=on_error == "fill")
+                                 skipna=on_error == "fill",
+                                 invalid=invalid_rule(invalid, ims))
 
 
 def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
@@ -126,7 +141,8 @@ def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = F
         res = write_statistics(ims, os.path.join(path, "stats"),
                                [s.name for s in job.stats if s.q is None],
                                [s.q for s in job.stats if s.q is not None],
-                               overwrite=overwrite, scheduler=executor.scheduler)
+                               overwrite=overwrite, scheduler=executor.scheduler,
+                               invalid=invalid_rule(job.invalid, ims))
     return not res.skipped
 
 
@@ -136,7 +152,7 @@ def run_stats(job: StatsJob, executor) -> tuple:
                       progress=executor.counter("reading headers"))
     roi = None if job.roi is None else job.roi.to_slices(ims.shape)
     mask = stats_mask(job.mask, ims, job.detector_mask)
-    lazy = lazy_statistics(ims, job.stats, roi, job.on_error)
+    lazy = lazy_statistics(ims, job.stats, roi, job.on_error, job.invalid)
     results = executor.compute(*lazy.values(),
                                label=f"{', '.join(lazy)} of {len(ims)} frames")
     if mask is not None:
