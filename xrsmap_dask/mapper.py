@@ -233,8 +233,10 @@ class Mapper:
             return compute_maps(maps, opts["scheduler"])
         import zarr
 
-        from .store import write_maps
+        from .pipeline import input_paths
+        from .store import check_output_path, write_maps
 
+        self._call(check_output_path, opts["output"], input_paths(in_files, ims))
         self.last_store = self._call(write_maps, maps, opts["output"], ims,
                                      overwrite=opts["overwrite"], scheduler=opts["scheduler"])
         group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")

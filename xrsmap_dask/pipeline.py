@@ -117,19 +117,6 @@ def invalid_rule(setting, ims):
     return resolve_invalid(setting, ims.dtype, ims.block_dtype())
 
 
-def lazy_statistics(ims, requests, roi=None, on_error: str = "raise",
-                    invalid="none") -> dict:
-    """``{label: lazy image}`` of the requested statistics.  Under ``on_error='fill'``
-    unreadable frames are NaN and every statistic skips them (decided here, once); pixels
-    the ``invalid`` rule excludes are NaN in their frames and skipped likewise."""
-    from . import stats as lazy_stats
-
-    return lazy_stats.lazy_stats(ims, [s.name for s in requests if s.q is None],
-                                 [s.q for s in requests if s.q is not None], roi=roi,
-                                 skipna=on_error == "fill",
-                                 invalid=invalid_rule(invalid, ims))
-
-
 def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
     """Write the scan's statistics to the group ``<path>/stats`` (tile by tile, under the
     output lock, resumably: :func:`xrsmap_dask.store.write_statistics`); False when they
@@ -146,19 +133,107 @@ def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = F
     return not res.skipped
 
 
-def run_stats(job: StatsJob, executor) -> tuple:
-    """Compute a :class:`StatsJob`: ``(ims, {label: image})`` (numpy images)."""
+def run_stats(job: StatsJob, executor, overwrite: bool = False) -> tuple:
+    """Compute a :class:`StatsJob` to its output: a ``.zarr`` output is written tile by
+    tile under the output lock, resumably (:func:`xrsmap_dask.store.write_statistics`); an
+    image file (``.edf``, ``.tif``, ``.npy``; one statistic) is written once computed, and
+    only then replaces an existing file.  Returns ``(ims, {label: image})`` (numpy)."""
+    from .stats import compute_statistics
+    from .store import check_output_path, write_statistics
+
     ims = open_series(job.inputs, on_error=job.on_error,
                       progress=executor.counter("reading headers"))
     roi = None if job.roi is None else job.roi.to_slices(ims.shape)
     mask = stats_mask(job.mask, ims, job.detector_mask)
-    lazy = lazy_statistics(ims, job.stats, roi, job.on_error, job.invalid)
-    results = executor.compute(*lazy.values(),
-                               label=f"{', '.join(lazy)} of {len(ims)} frames")
-    if mask is not None:
-        keep = mask if roi is None else mask[roi]
-        results = [masked_image(img, keep) for img in results]
-    return ims, dict(zip(lazy, results))
+    names = [s.name for s in job.stats if s.q is None]
+    qs = [s.q for s in job.stats if s.q is not None]
+    check_output_path(job.output, input_paths(job.inputs, ims))
+    executor._say(f"{', '.join(job.labels)} of {len(ims)} frames")
+    with executor.progress():
+        if job.output.rstrip("/").lower().endswith(".zarr"):
+            write_statistics(ims, job.output, names, qs, roi=roi, mask=mask,
+                             overwrite=overwrite, scheduler=executor.scheduler,
+                             invalid=invalid_rule(job.invalid, ims),
+                             attrs={"roi": None if job.roi is None else
+                                    list(job.roi.as_tuple())})
+            import zarr
+
+            group = zarr.open_group(job.output, mode="r")
+            return ims, {label: group[label][...] for label in job.labels}
+        images = compute_statistics(ims, names, qs, roi=roi, mask=mask,
+                                    invalid=invalid_rule(job.invalid, ims),
+                                    scheduler=executor.scheduler)
+    replace_output(job.output, lambda path: write_image(path, next(iter(images.values()))))
+    return ims, images
+
+
+def input_paths(inputs, ims=None) -> list[str]:
+    """Every file or directory a job reads (for the output-overlap check): the resolved
+    input paths, and the series' frame files."""
+    from .imageseries import split_inner_path
+    from .inputs import InputSpec
+
+    if isinstance(inputs, InputSpec):
+        paths = list(inputs.paths)
+    elif isinstance(inputs, (str, os.PathLike)):
+        paths = [split_inner_path(os.fspath(inputs))[0]]
+    elif isinstance(inputs, (list, tuple)):
+        paths = [os.fspath(p) for p in inputs]
+    else:
+        paths = []
+    if ims is not None and ims.filenames is not None:
+        paths.extend(dict.fromkeys(ims.filenames))
+    return paths
+
+
+def replace_output(path: str, write) -> None:
+    """Run ``write(path)`` so that an existing output at ``path`` is replaced only once the
+    new one is whole: the old one is moved aside first and put back if writing fails (a
+    partial new output is removed); an ``OSError`` (no space left, permission) is an
+    :class:`InputError` naming the path."""
+    import shutil
+
+    aside = None
+    if os.path.lexists(path):
+        aside = os.path.join(os.path.dirname(path) or ".",
+                             f".{os.path.basename(path)}.xrsmap-old-{os.getpid()}")
+        os.rename(path, aside)
+    try:
+        write(path)
+    except BaseException as exc:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+        if aside is not None:
+            os.rename(aside, path)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write the output: {exc.strerror or exc}", path=path,
+                             argument="output") from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside) if os.path.isdir(aside) and not os.path.islink(aside) \
+            else os.remove(aside)
+
+
+def write_image(path: str, img) -> None:
+    """Write one 2-D image: ``.npy`` (numpy), ``.edf``, ``.tif``/``.tiff`` (fabio)."""
+    low = path.lower()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if low.endswith(".npy"):
+        np.save(path, img, allow_pickle=False)
+    elif low.endswith(".edf"):
+        import fabio.edfimage
+
+        fabio.edfimage.EdfImage(data=img).write(path)
+    elif low.endswith((".tif", ".tiff")):
+        import fabio.tifimage
+
+        data = img.astype(np.float32) if img.dtype.kind == "f" else img
+        fabio.tifimage.TifImage(data=data).write(path)
+    else:
+        raise InputError("unknown image type; use .zarr, .npy, .edf or .tif", path=path,
+                         argument="output")
 
 
 def stats_mask(mask, ims, detector_mask: bool = True):
@@ -170,15 +245,6 @@ def stats_mask(mask, ims, detector_mask: bool = True):
     if corr.mask is not None:
         corr.check(ims.shape, len(ims))
     return corr.mask
-
-
-def masked_image(img, mask) -> np.ndarray:
-    """``img`` with the ``mask`` pixels (True) NaN: float64 for integer images (exact for
-    every count), float images keep their dtype."""
-    img = np.asarray(img)
-    out = img.astype(np.float64 if img.dtype.kind != "f" else img.dtype, copy=True)
-    out[..., mask] = np.nan
-    return out
 
 
 # -- one scan to its output ----------------------------------------------------------------
@@ -218,6 +284,9 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
     result = ScanResult(job.name, "failed", output=path)
     ims, maps = plan_scan(job, ims, executor.counter(f"{job.name}: reading headers"),
                           scheduler=executor.scheduler)
+    from .store import check_output_path
+
+    check_output_path(path, input_paths(job.inputs, ims))
     result.frames = len(ims)
     status = "skipped"
     bad: list = []
