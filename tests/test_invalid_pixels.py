@@ -10,6 +10,7 @@ is excluded show ``dummy``; ``none`` gives the plain sums back.
 from __future__ import annotations
 
 import json
+import warnings
 
 import fabio
 import fabio.cbfimage
@@ -277,6 +278,14 @@ def test_eiger_mapper_none_and_explicit_and_output(eiger, tmp_path):
         int(box_counts(eiger["excluded"]).sum())
 
 
+def test_eiger_on_a_local_cluster(eiger, cluster_client):
+    """The rule travels to worker processes with the kernel parameters."""
+    m = Mapper(NPT_X, NPT_Y, client=cluster_client)
+    got = m.maps(eiger["input"], roi=ROI, binning=B, rings=[RING])
+    check_maps(got, eiger["frames"], eiger["excluded"])
+    assert m.invalid["excluded_pixel_frames"] == int(box_counts(eiger["excluded"]).sum())
+
+
 def test_binning_one_shows_dummy_only_where_and_when_excluded(eiger):
     ims = imageseries.open(None, "array", data=eiger["frames"].copy())
     spec = MapSpec(roi=(ROWS, COLS), binning=1, composite=True, roi_sum=True)
@@ -384,6 +393,7 @@ def test_stats_cli_skip_excluded_pixels(pilatus, tmp_path):
         np.testing.assert_allclose(g[label][...], ref, rtol=1e-12, err_msg=label)
         assert np.isnan(g[label][16, 0])              # excluded in every frame
     assert g["max"].dtype == np.float64
+    assert g.attrs["invalid"]["rule"] == "auto: int32 negative values"
     # none: the plain statistics of the int32 data (the -1 / -2 included)
     out = tmp_path / "plain.edf"
     assert cli.main(["stats", pilatus["input"], "--stat", "min", "-o", str(out), "-q",
@@ -418,3 +428,26 @@ def test_job_spec_stats_and_fill(eiger, tmp_path):
                                        invalid=rule))
     assert not res["frame_unreadable"].any()        # tile 4 is rows 8-9: all gap
     assert np.isnan(res["max"][8:10]).all()
+
+
+def test_lazy_statistics_take_the_rule(pilatus):
+    """The library's lazy statistics (``stats.median(..., invalid=rule)`` and friends) on the
+    series and on a dask array: NaN-skipping statistics of the valid values."""
+    from xrsmap_dask import stats
+    from xrsmap_dask.inputs import open_series
+
+    ims = open_series(pilatus["files"])
+    rule = resolve_invalid("auto", ims.dtype)
+    x = nan_reference(pilatus["frames"], pilatus["excluded"])
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        refs = {"median": np.nanmedian(x, axis=0), "max": np.nanmax(x, axis=0),
+                "mean": np.nanmean(x, axis=0), "percentile_25": np.nanpercentile(x, 25, 0)}
+    for data in (ims, ims.to_dask(frames_per_chunk=5)):
+        lazy = stats.lazy_stats(data, ["median", "max", "mean"], [25], invalid=rule,
+                                memory_budget=2**20)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN pixels (gaps)
+            got = {k: v.compute(scheduler="sync") for k, v in lazy.items()}
+        for label, ref in refs.items():
+            np.testing.assert_allclose(got[label], ref, rtol=1e-12, err_msg=label)
+            assert got[label].dtype == np.float64

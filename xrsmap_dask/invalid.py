@@ -163,16 +163,8 @@ def _may_hold(block: np.ndarray, rule: InvalidRule) -> bool:
     return True
 
 
-def invalid_pixels(block: np.ndarray, rule: InvalidRule | None) -> np.ndarray | None:
-    """Boolean array of ``block``'s shape, True where the pixel holds an excluded value;
-    ``None`` when no pixel does (or the rule is empty).
-
-    ``block`` is compared as it is (raw integers, or the float blocks of
-    ``on_error='fill'``, where NaN never matches); values the block's dtype cannot hold
-    exactly are skipped.
-    """
-    if rule is None or not rule.active or block.size == 0 or not _may_hold(block, rule):
-        return None
+def _compare(block: np.ndarray, rule: InvalidRule) -> np.ndarray | None:
+    """Boolean ``block == value`` (or ``< 0``) over the rule's values the dtype holds."""
     dtype = block.dtype
     hit = None
     if rule.negative and dtype.kind != "u":
@@ -180,13 +172,31 @@ def invalid_pixels(block: np.ndarray, rule: InvalidRule | None) -> np.ndarray | 
     values = [np.asarray(v, dtype=dtype) for v in rule.values if _holds(dtype, v)]
     if len(values) > FEW_VALUES:
         more = np.isin(block, np.array(values, dtype=dtype))
-        hit = more if hit is None else hit | more
-    else:
-        for v in values:
-            if hit is None:
-                hit = block == v
-            else:
-                hit |= block == v
+        return more if hit is None else hit | more
+    for v in values:
+        if hit is None:
+            hit = block == v
+        else:
+            hit |= block == v
+    return hit
+
+
+def invalid_pixels(block: np.ndarray, rule: InvalidRule | None,
+                   precheck: bool = True) -> np.ndarray | None:
+    """Boolean array of ``block``'s shape, True where the pixel holds an excluded value;
+    ``None`` when no pixel does (or the rule is empty).
+
+    ``block`` is compared as it is (raw integers, or the float blocks of
+    ``on_error='fill'``, where NaN never matches); values the block's dtype cannot hold
+    exactly are skipped.  ``precheck``: first a range test (one reduction, no temporary)
+    that usually proves a clean block clean; pass False when excluded values are expected
+    (the previous block had some: module gaps are in every frame).
+    """
+    if rule is None or not rule.active or block.size == 0:
+        return None
+    if precheck and not _may_hold(block, rule):
+        return None
+    hit = _compare(block, rule)
     if hit is None or not hit.any():
         return None
     return hit
