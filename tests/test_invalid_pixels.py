@@ -58,20 +58,31 @@ def eiger(tmp_path_factory):
             "excluded": frames == ALL32}
 
 
+def write_frames(d, name: str, suffix: str, write, frame_of):
+    """``frame_of(i)`` written by ``write(path, img)`` as ``d/name_{i}.suffix``; (files,
+    frames as fabio reads them)."""
+    files = []
+    for i in range(N):
+        files.append(str(d / f"{name}_{i:05d}.{suffix}"))
+        write(files[-1], frame_of(i))
+    return files, np.stack([fabio.open(f).data for f in files])
+
+
 @pytest.fixture(scope="module")
 def pilatus(tmp_path_factory):
     d = tmp_path_factory.mktemp("pilatus")
     rng = np.random.default_rng(11)
-    files = []
-    for i in range(N):
+
+    def frame(i):
         img = rng.poisson(30, SHAPE).astype(np.int32)
         img[16:19, :] = -1               # module gap
         img[:, 6] = -1
         img[3, 4] = img[12, 15] = -2     # bad pixels
-        path = str(d / f"frame_{i:05d}.cbf")
-        fabio.cbfimage.CbfImage(data=img).write(path)
-        files.append(path)
-    frames = np.stack([fabio.open(f).data for f in files])
+        return img
+
+    files, frames = write_frames(d, "frame", "cbf",
+                                 lambda path, img: fabio.cbfimage.CbfImage(data=img).write(path),
+                                 frame)
     assert frames.dtype == np.int32
     return {"dir": d, "files": files, "input": str(d / "frame_*.cbf"), "frames": frames,
             "excluded": frames < 0}
@@ -81,14 +92,13 @@ def pilatus(tmp_path_factory):
 def saturated(tmp_path_factory):
     d = tmp_path_factory.mktemp("sat16")
     rng = np.random.default_rng(5)
-    files = []
-    for i in range(N):
+
+    def frame(i):
         img = rng.integers(0, 4000, SHAPE).astype(np.uint16)
         img[10, 4 + i] = 65535           # a saturated pixel
-        path = str(d / f"sat_{i:05d}.edf")
-        synth.write_edf(path, img)
-        files.append(path)
-    frames = np.stack([fabio.open(f).data for f in files])
+        return img
+
+    _, frames = write_frames(d, "sat", "edf", synth.write_edf, frame)
     return {"input": str(d / "sat_*.edf"), "frames": frames, "excluded": frames == 65535}
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..invalid import parse_invalid
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,6 @@ class Corrections:
     invalid: Any = "auto"
 
     def __post_init__(self):
-        from ..invalid import parse_invalid
-
         object.__setattr__(self, "invalid", parse_invalid(self.invalid))
         try:
             dtype = np.dtype(self.dtype)
