@@ -411,6 +411,7 @@ def test_stats_cli_skip_excluded_pixels(pilatus, tmp_path):
     np.testing.assert_array_equal(fabio.open(str(out)).data, pilatus["frames"].min(axis=0))
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")  # gap pixels, threads
 def test_job_spec_stats_and_fill(eiger, tmp_path):
     """Job-spec statistics (written tile by tile) skip the excluded pixels; under
     on_error='fill' a frame whose tile lies wholly in a gap is not taken for unreadable."""
