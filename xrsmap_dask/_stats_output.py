@@ -65,11 +65,29 @@ def _result_dtype(dtype, stat: str, q, method: str, skipna: bool) -> np.dtype:
                            skipna=skipna).dtype
 
 
+def invalid_result_dtype(dtype, stat: str, q, method: str, invalid) -> np.dtype:
+    """dtype of ``stat`` over frames of ``dtype`` under an active ``invalid`` rule: the
+    NaN-skipping statistic once excluded pixels may be NaN (integer results float64)."""
+    from .invalid import stat_dtype
+
+    return _result_dtype(stat_dtype(dtype, invalid), stat, q, method, True)
+
+
 def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, method: str,
-                skipna: bool, detect_bad: bool, batch: int, excluded=None) -> dict:
+                skipna: bool, detect_bad: bool, batch: int, excluded=None,
+                invalid=None) -> dict:
     """Unit task: read tile ``rows x cols`` of every frame once; every statistic of it
-    (NaN at the ``excluded`` pixels of the tile, when given)."""
+    (NaN at the ``excluded`` pixels of the tile, when given; pixels the ``invalid`` rule
+    excludes are NaN in their frames and skipped)."""
+    from .invalid import nan_invalid
+
     tile = read_band(ims, rows, cols, nframes, batch=batch)
+    flags = np.zeros((1, nframes), np.uint8)
+    if detect_bad and tile.dtype.kind == "f" and tile.size:
+        flags[0] = np.isnan(tile).all(axis=(1, 2))   # before excluded pixels become NaN
+    if invalid is not None:
+        tile = nan_invalid(tile, invalid)
+        skipna = True
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN pixels under fill
@@ -80,9 +98,6 @@ def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, metho
                                      skipna=skipna).astype(dtype, copy=False)
             if excluded is not None:
                 out[label][excluded] = np.nan
-    flags = np.zeros((1, nframes), np.uint8)
-    if detect_bad and tile.dtype.kind == "f" and tile.size:
-        flags[0] = np.isnan(tile).all(axis=(1, 2))
     out["frame_unreadable"] = flags
     return out
 
@@ -131,7 +146,7 @@ def _excluded(mask, ims, roi):
 def stats_output(data, names=(), percentiles=(), *, roi=None,
                  memory_budget: int | None = None, method: str = "linear", mask=None,
                  extra: dict | None = None,
-                 tile_shape: tuple[int, int] | None = None) -> OutputRequest:
+                 tile_shape: tuple[int, int] | None = None, invalid=None) -> OutputRequest:
     """The statistics ``names`` and ``percentiles`` of ``data`` (an image series, or what
     :func:`~xrsmap_dask.imageseries.as_imageseries` takes) as an
     :class:`~xrsmap_dask.layout.OutputRequest`: one ``(row, col)`` image per statistic over
@@ -139,8 +154,11 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     nonzero = excluded) makes those pixels NaN in every image (integer statistics become
     float64 then).  ``tile_shape`` forces the tiles (to resume an output); ``extra`` joins
     the identity.  Values equal :func:`xrsmap_dask.stats.median` and friends; ``skipna``
-    follows :func:`skipna_for`.
+    follows :func:`skipna_for`.  ``invalid`` (an :class:`~xrsmap_dask.invalid.InvalidRule`):
+    pixels holding its values are NaN in their frames and every statistic skips them
+    (integer statistics become float64).
     """
+    from .invalid import active_rule
     from .stats import READ_BATCH, _as_input, _check_method, _is_dask
 
     ims = _as_input(data)
@@ -156,12 +174,16 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     hw = roi_shape((rows, cols))
     dtype = np.dtype(ims.block_dtype())
     skipna = skipna_for(ims)
-    dtypes = [_result_dtype(dtype, stat, q, method, skipna) for _, stat, q in plan]
+    invalid = active_rule(invalid)
+    dtypes = [_result_dtype(dtype, stat, q, method, skipna) if invalid is None else
+              invalid_result_dtype(dtype, stat, q, method, invalid) for _, stat, q in plan]
     excluded = _excluded(mask, ims, (rows, cols))
     if excluded is not None:
         dtypes = [d if d.kind == "f" else np.dtype("float64") for d in dtypes]
+    # an excluded pixel turns an integer tile into a float64 copy beside it
+    itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
     tile = tuple(tile_shape) if tile_shape else \
-        _tile_shape(ims, nframes, hw, dtype.itemsize, memory_budget, len(plan))
+        _tile_shape(ims, nframes, hw, itemsize, memory_budget, len(plan))
     layout = _layout(plan, dtypes, hw, tile, nframes)
     skey = f"imageseries-{ims.token}"
 
@@ -170,7 +192,8 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
         trows = slice(rows.start + r.start, rows.start + r.stop)
         tcols = slice(cols.start + c.start, cols.start + c.stop)
         return (_stats_tile, skey, trows, tcols, nframes, plan, dtypes, method, skipna,
-                skipna, READ_BATCH, None if excluded is None else excluded[trows, tcols])
+                skipna, READ_BATCH, None if excluded is None else excluded[trows, tcols],
+                invalid)
 
     def summarize(arrays: dict) -> dict:
         flagged = np.flatnonzero(np.asarray(arrays["frame_unreadable"]).any(axis=0))
@@ -182,12 +205,15 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
         except (KeyError, TypeError):
             return None
         return stats_output(ims, names, percentiles, roi=roi, memory_budget=memory_budget,
-                            method=method, mask=mask, extra=extra, tile_shape=tuple(chunks))
+                            method=method, mask=mask, extra=extra, tile_shape=tuple(chunks),
+                            invalid=invalid)
 
     from dask.highlevelgraph import HighLevelGraph
 
     return OutputRequest(layout, unit_task, HighLevelGraph({skey: {skey: ims}}, {skey: set()}),
-                         _identity(ims, plan, method, skipna, (rows, cols), excluded, extra),
+                         _identity(ims, plan, method, skipna, (rows, cols), excluded,
+                                   extra if invalid is None else
+                                   {"invalid": invalid.to_attrs(), **(extra or {})}),
                          _attrs(tile), summarize, ("frame_unreadable",), relayout,
                          tuple(ims.filenames or ()), kind="stats",
                          task_name="stats-tile-write")
@@ -218,14 +244,14 @@ def _attrs(tile) -> dict:
 
 def compute_statistics(data, names=(), percentiles=(), *, roi=None,
                        memory_budget: int | None = None, method: str = "linear", mask=None,
-                       **compute_kwargs) -> dict:
+                       invalid=None, **compute_kwargs) -> dict:
     """``{label: image}`` (numpy) of :func:`stats_output`'s statistics, without writing
     them (one read of every tile for all statistics; ``compute_kwargs`` go to
     ``dask.compute``)."""
     from ._graph import compute_request
 
     request = stats_output(data, names, percentiles, roi=roi, memory_budget=memory_budget,
-                           method=method, mask=mask)
+                           method=method, mask=mask, invalid=invalid)
     out = compute_request(request, "stats-tile", **compute_kwargs)
     out.pop("frame_unreadable")
     return out

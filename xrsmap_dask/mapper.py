@@ -107,7 +107,9 @@ class Mapper:
     one read pass), ``overwrite``, ``frames_per_chunk``, ``on_error`` ('raise' | 'fill'),
     ``roi_origin`` ('upper' | 'lower'), ``norm`` (one value per frame),
     ``detector_mask`` (False: ignore the input's own pixel mask), ``missing_chunks``
-    ('error' | 'fill-value', zarr inputs).
+    ('error' | 'fill-value', zarr inputs), ``invalid`` ('auto' | 'none' | values: pixels
+    holding a detector's reserved values are excluded in their frames; 'auto' = the
+    all-ones value of unsigned data, negative values of signed data; see :attr:`invalid`).
     """
 
     def __init__(self, npt_x: int, npt_y: int, mask=None, dummy=0, back_files=None,
@@ -115,14 +117,15 @@ class Mapper:
                  scan=None, scheduler=None, client=None, output=None, overwrite: bool = False,
                  frames_per_chunk: int | str = "auto", on_error: str = "raise",
                  roi_origin: str = "upper", norm=None, allow_incomplete: bool = False,
-               missing_chunks: str = "error", detector_mask: bool = True):
+               missing_chunks: str = "error", detector_mask: bool = True,
+                 invalid="auto"):
         self.npt_x, self.npt_y = npt_x, npt_y
         raw = {"npt_x": npt_x, "npt_y": npt_y, "mask": mask, "dark": dark, "flat": flat,
                "dummy": 0 if dummy is None else dummy, "dtype": dtype,
                "frames_per_chunk": frames_per_chunk, "on_error": on_error,
                "roi_origin": roi_origin, "norm": norm, "allow_incomplete": allow_incomplete,
                "missing_chunks": missing_chunks, "detector_mask": detector_mask,
-               **_background_values(background, back_files)}
+               "invalid": invalid, **_background_values(background, back_files)}
         self._values: dict = {}
         self._values = self._parse(raw)
         self.scan: ScanGeometry = self._scan(scan)
@@ -178,6 +181,13 @@ class Mapper:
             return [tuple(b) for b in self.last_store.bad_frames]
         return [] if self.last_maps is None else list(self.last_maps.bad_frames)
 
+    @property
+    def invalid(self) -> dict | None:
+        """The invalid-pixel rule and counts of the last call (the ``invalid`` attrs an
+        output records: ``rule``, ``excluded_values``, ``excluded_pixel_frames``,
+        ``frames_with_excluded``, ``excluded_positions``...); None before any call."""
+        return None if self.last_maps is None else self.last_maps.invalid_summary
+
     def _opts(self, kw: dict) -> dict:
         unknown = set(kw) - set(_PER_CALL) - {"client", "scan"}
         if unknown:
@@ -230,6 +240,7 @@ class Mapper:
         self.last_store = self._call(write_maps, maps, opts["output"], ims,
                                      overwrite=opts["overwrite"], scheduler=opts["scheduler"])
         group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")
+        maps.invalid_summary = group.attrs.get("invalid")
         return {name: group[name][:] for name in maps.arrays()}
 
     def composite_map(self, in_files, roi=None, binning=None, **kw):

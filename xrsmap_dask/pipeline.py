@@ -92,6 +92,10 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
     if corrections is None:
         corrections = load_corrections(job.corrections, ims.shape, scheduler)
     corrections = with_detector_mask(corrections, ims, job.corrections.detector_mask)
+    if corrections.invalid != job.invalid:
+        from dataclasses import replace
+
+        corrections = replace(corrections, invalid=job.invalid)
     spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
                    composite=job.composite, roi_sum=job.roi_sum)
     return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
@@ -105,6 +109,14 @@ def compute_maps(maps, scheduler=None) -> dict:
 
 
 # -- statistics ----------------------------------------------------------------------------
+def invalid_rule(setting, ims):
+    """The invalid-pixel rule ``setting`` means for the series ``ims`` (its file dtype,
+    compared in the dtype its blocks are read in)."""
+    from .invalid import resolve_invalid
+
+    return resolve_invalid(setting, ims.dtype, ims.block_dtype())
+
+
 def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
     """Write the scan's statistics to the group ``<path>/stats`` (tile by tile, under the
     output lock, resumably: :func:`xrsmap_dask.store.write_statistics`); False when they
@@ -116,7 +128,8 @@ def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = F
         res = write_statistics(ims, os.path.join(path, "stats"),
                                [s.name for s in job.stats if s.q is None],
                                [s.q for s in job.stats if s.q is not None],
-                               overwrite=overwrite, scheduler=executor.scheduler)
+                               overwrite=overwrite, scheduler=executor.scheduler,
+                               invalid=invalid_rule(job.invalid, ims))
     return not res.skipped
 
 
@@ -140,6 +153,7 @@ def run_stats(job: StatsJob, executor, overwrite: bool = False) -> tuple:
         if job.output.rstrip("/").lower().endswith(".zarr"):
             write_statistics(ims, job.output, names, qs, roi=roi, mask=mask,
                              overwrite=overwrite, scheduler=executor.scheduler,
+                             invalid=invalid_rule(job.invalid, ims),
                              attrs={"roi": None if job.roi is None else
                                     list(job.roi.as_tuple())})
             import zarr
@@ -147,6 +161,7 @@ def run_stats(job: StatsJob, executor, overwrite: bool = False) -> tuple:
             group = zarr.open_group(job.output, mode="r")
             return ims, {label: group[label][...] for label in job.labels}
         images = compute_statistics(ims, names, qs, roi=roi, mask=mask,
+                                    invalid=invalid_rule(job.invalid, ims),
                                     scheduler=executor.scheduler)
     replace_output(job.output, lambda path: write_image(path, next(iter(images.values()))))
     return ims, images

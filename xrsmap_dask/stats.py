@@ -56,6 +56,7 @@ integers; floats equal ``np.mean`` to rounding, the summation order differs).
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,7 @@ from ._stats_inputs import (_as_input, _budget, _check_method, _is_dask, _thread
 from .errors import InputError
 from .imageseries.base import ImageSeries
 from .imageseries.stats import read_band
+from .invalid import active_rule, nan_invalid, stat_dtype
 from .roi import normalize_roi, roi_shape
 
 #: default memory budget: this fraction of the machine's (or the smallest worker's) memory
@@ -129,14 +131,24 @@ def _offsets(chunks) -> list[int]:
 
 # -- task bodies (plain numpy, picklable arguments) --------------------------------------------
 def _series_tile(ims: ImageSeries, rows: slice, cols: slice, nframes: int, stat: str, q,
-                 method: str, skipna: bool, batch: int) -> np.ndarray:
-    """Read the tile ``rows x cols`` of every frame and reduce it over frames."""
+                 method: str, skipna: bool, batch: int, invalid=None) -> np.ndarray:
+    """Read the tile ``rows x cols`` of every frame and reduce it over frames (pixels the
+    ``invalid`` rule excludes are NaN in their frames; then ``skipna`` is true)."""
     tile = read_band(ims, rows, cols, nframes, batch=batch)
-    return K.stat_tile(tile, stat, q, method=method, skipna=skipna)
+    return _block_stat(tile, stat, q, method, skipna, invalid)
 
 
-def _block_stat(block: np.ndarray, stat: str, q, method: str, skipna: bool) -> np.ndarray:
-    return K.stat_tile(block, stat, q, method=method, skipna=skipna)
+def _block_stat(block: np.ndarray, stat: str, q, method: str, skipna: bool,
+                invalid=None) -> np.ndarray:
+    if invalid is None:
+        return K.stat_tile(block, stat, q, method=method, skipna=skipna)
+    dtype = invalid_result_dtype(block.dtype, stat, q, method, invalid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # pixels excluded in every frame
+        return K.stat_tile(nan_invalid(block, invalid), stat, q, method=method,
+                           skipna=True).astype(dtype, copy=False)
+
+
 
 
 class _Deferred:
@@ -147,7 +159,8 @@ class _Deferred:
         self.array = array
 
 
-def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool) -> np.ndarray:
+def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool,
+              invalid=None) -> np.ndarray:
     """Compute ``x[:, tile]`` one frame chunk at a time (sync scheduler) into one buffer."""
     import dask
 
@@ -158,12 +171,14 @@ def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool) -> 
         (blk,) = dask.compute(sub.blocks[k], scheduler="sync")
         out[start:start + n] = blk
         start += n
-    return K.stat_tile(out, stat, q, method=method, skipna=skipna)
+    return _block_stat(out, stat, q, method, skipna, invalid)
 
 
 # -- graph builders ----------------------------------------------------------------------------
-def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
+def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
+                    invalid=None):
     method = _check_method(method)
+    invalid = active_rule(invalid)
     src = _as_input(data)
     budget = _budget(memory_budget)
     threads = _threads()
@@ -184,9 +199,12 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
     if nframes == 0:
         raise InputError("no frames to reduce", argument="data")
     res_dtype = K.quantile_result_dtype(dtype, q if q is not None or method == "linear"
-                                        else 50.0, method, skipna)
+                                        else 50.0, method, skipna) if invalid is None \
+        else invalid_result_dtype(dtype, stat, q, method, invalid)
     hw = roi_shape((rows, cols))
-    rchunks, cchunks = plan_tiles(nframes, hw, dtype.itemsize, budget, threads, nq)
+    # an excluded pixel turns an integer tile into a float64 copy beside it
+    itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
+    rchunks, cchunks = plan_tiles(nframes, hw, itemsize, budget, threads, nq)
 
     if _is_dask(src):
         fits = (builtins.max(x.chunks[1]) * builtins.max(x.chunks[2])
@@ -194,14 +212,15 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
         if fits:
             merged = x.rechunk({0: -1})
             if listq:
-                return merged.map_blocks(_block_stat, stat, q, method, skipna,
+                return merged.map_blocks(_block_stat, stat, q, method, skipna, invalid,
                                          chunks=((nq,),) + merged.chunks[1:],
                                          dtype=res_dtype, name=f"{stat}-tile")
-            return merged.map_blocks(_block_stat, stat, q, method, skipna, drop_axis=0,
-                                     dtype=res_dtype, name=f"{stat}-tile")
+            return merged.map_blocks(_block_stat, stat, q, method, skipna, invalid,
+                                     drop_axis=0, dtype=res_dtype, name=f"{stat}-tile")
     name = layer_name(
         f"{stat}-tile", src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
-        cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str)
+        cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str,
+        None if invalid is None else invalid.to_attrs())
     dsk: dict[Any, Any] = {}
     series_key = None
     if not _is_dask(src):
@@ -213,10 +232,10 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
             tcols = slice(cols.start + c0, cols.start + c0 + cw)
             if series_key is not None:
                 task = (_series_tile, series_key, trows, tcols, nframes, stat, q, method,
-                        skipna, READ_BATCH)
+                        skipna, READ_BATCH, invalid)
             else:
                 sub = _Deferred(x[:, r0:r0 + rh, c0:c0 + cw])
-                task = (_dask_tile, sub, stat, q, method, skipna)
+                task = (_dask_tile, sub, stat, q, method, skipna, invalid)
             key = (name, 0, i, j) if listq else (name, i, j)
             dsk[key] = task
     chunks = ((nq,), rchunks, cchunks) if listq else (rchunks, cchunks)
@@ -224,7 +243,7 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi):
 
 
 def median(data, *, memory_budget: int | None = None, method: str = "linear",
-           skipna: bool = False, roi=None):
+           skipna: bool = False, roi=None, invalid=None):
     """Lazy exact pixel-wise median over frames, ``(rows, cols)``.
 
     Parameters
@@ -240,13 +259,17 @@ def median(data, *, memory_budget: int | None = None, method: str = "linear",
         ``np.nanmedian`` semantics (NaNs ignored; an all-NaN pixel is NaN).
     roi : (slice, slice), optional
         numpy style, stop exclusive.
+    invalid : InvalidRule, optional
+        Invalid-pixel rule (:func:`xrsmap_dask.invalid.resolve_invalid`): the pixels
+        holding its values are NaN in their frames and skipped (``np.nanmedian`` of the
+        rest; NaN where a pixel is excluded in every frame); integer data give float64.
     """
     return _quantile_graph(data, "median", None, memory_budget=memory_budget, method=method,
-                           skipna=skipna, roi=roi)
+                           skipna=skipna, roi=roi, invalid=invalid)
 
 
 def percentile(data, q, *, memory_budget: int | None = None, method: str = "linear",
-               skipna: bool = False, roi=None):
+               skipna: bool = False, roi=None, invalid=None):
     """Lazy exact pixel-wise percentile(s) ``q`` (in [0, 100]) over frames.
 
     ``q`` a number -> ``(rows, cols)``; a list -> ``(len(q), rows, cols)``.  Equal to
@@ -256,50 +279,64 @@ def percentile(data, q, *, memory_budget: int | None = None, method: str = "line
     """
     q = K.percentiles_argument(q, "q")
     return _quantile_graph(data, "percentile", q, memory_budget=memory_budget, method=method,
-                           skipna=skipna, roi=roi)
+                           skipna=skipna, roi=roi, invalid=invalid)
 
 
-def _frames_lazy(data, memory_budget, roi):
-    """(frames, roi rows, roi cols) dask array with frame chunks sized from the budget."""
+def _frames_lazy(data, memory_budget, roi, invalid=None):
+    """(frames, roi rows, roi cols) dask array with frame chunks sized from the budget;
+    with an active ``invalid`` rule, excluded pixels NaN (integer data as float64)."""
     src = _as_input(data)
+    invalid = active_rule(invalid)
     if _is_dask(src):
         rows, cols = normalize_roi(roi, src.shape[1:])
-        return src[:, rows, cols]
+        return _nan_blocks(src[:, rows, cols], invalid)
     rows, cols = normalize_roi(roi, src.shape)
     budget = _budget(memory_budget)
     h, w = roi_shape((rows, cols))
-    itemsize = np.dtype(src.block_dtype()).itemsize
+    dtype = np.dtype(src.block_dtype())
+    itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
     # a block, its reduction temporaries and the tree's partial results: ~4 blocks per thread
     per_chunk = budget // (4 * _threads())
     fpc = int(builtins.max(1, builtins.min(len(src), per_chunk // builtins.max(1, h * w * itemsize))))
-    return src.to_dask(roi=(rows, cols), frames_per_chunk=fpc)
+    return _nan_blocks(src.to_dask(roi=(rows, cols), frames_per_chunk=fpc), invalid)
+
+
+def _nan_blocks(x, invalid):
+    if invalid is None:
+        return x
+    dtype = stat_dtype(x.dtype, invalid)
+    return x.map_blocks(nan_invalid, invalid, dtype, dtype=dtype, name="invalid-nan")
 
 
 def max(data, *, memory_budget: int | None = None, skipna: bool = False,  # noqa: A001
-        roi=None):
-    """Lazy pixel-wise maximum over frames (dtype kept; ``np.nanmax`` with ``skipna``)."""
-    import dask.array as da
-
-    x = _frames_lazy(data, memory_budget, roi)
-    return (da.nanmax if skipna else da.max)(x, axis=0)
+        roi=None, invalid=None):
+    """Lazy pixel-wise maximum over frames (dtype kept; ``np.nanmax`` with ``skipna``;
+    ``invalid`` as :func:`median`)."""
+    return _reduce("max", data, memory_budget, skipna, roi, invalid)
 
 
 def min(data, *, memory_budget: int | None = None, skipna: bool = False,  # noqa: A001
-        roi=None):
-    """Lazy pixel-wise minimum over frames (dtype kept; ``np.nanmin`` with ``skipna``)."""
-    import dask.array as da
-
-    x = _frames_lazy(data, memory_budget, roi)
-    return (da.nanmin if skipna else da.min)(x, axis=0)
+        roi=None, invalid=None):
+    """Lazy pixel-wise minimum over frames (dtype kept; ``np.nanmin`` with ``skipna``;
+    ``invalid`` as :func:`median`)."""
+    return _reduce("min", data, memory_budget, skipna, roi, invalid)
 
 
-def mean(data, *, memory_budget: int | None = None, skipna: bool = False, roi=None):
+def mean(data, *, memory_budget: int | None = None, skipna: bool = False, roi=None,
+         invalid=None):
     """Lazy pixel-wise mean over frames (float64 for integers; ``np.nanmean`` with
-    ``skipna``)."""
+    ``skipna``; ``invalid`` as :func:`median`)."""
+    return _reduce("mean", data, memory_budget, skipna, roi, invalid)
+
+
+def _reduce(stat: str, data, memory_budget, skipna: bool, roi, invalid):
     import dask.array as da
 
-    x = _frames_lazy(data, memory_budget, roi)
-    return (da.nanmean if skipna else da.mean)(x, axis=0)
+    x = _frames_lazy(data, memory_budget, roi, invalid)
+    nan = skipna or active_rule(invalid) is not None
+    func = {"max": (da.max, da.nanmax), "min": (da.min, da.nanmin),
+            "mean": (da.mean, da.nanmean)}[stat][nan]
+    return func(x, axis=0)
 
 
 BACKGROUND_METHODS = ("mean", "median", "percentile")
@@ -343,12 +380,12 @@ def stat_label(name: str, q: float | None = None) -> str:
 
 
 def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False,
-               memory_budget: int | None = None) -> dict:
+               memory_budget: int | None = None, invalid=None) -> dict:
     """``{label: lazy image}`` for the statistics ``names`` (``'median'``, ``'max'``,
     ``'min'``, ``'mean'``) and ``percentiles`` (each in [0, 100]) of ``data``, in that order;
     labels as :func:`stat_label`.  Arguments as :func:`median`."""
     funcs = {"median": median, "max": max, "min": min, "mean": mean}
-    kw = dict(roi=roi, skipna=skipna, memory_budget=memory_budget)
+    kw = dict(roi=roi, skipna=skipna, memory_budget=memory_budget, invalid=invalid)
     out = {}
     for name in names:
         if name not in funcs:
@@ -361,4 +398,5 @@ def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False
     return out
 
 
-from ._stats_output import compute_statistics, skipna_for, stats_output  # noqa: E402
+from ._stats_output import (compute_statistics, invalid_result_dtype,  # noqa: E402
+                            skipna_for, stats_output)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._graph import Graph, compute_units, token
+from ..invalid import InvalidRule, resolve_invalid
 from ..roi import RoiSlices, roi_shape
 from ..scan import ScanGeometry
 from .kernels import KernelParams, UnitMaps, reduce_block, ring_mask
@@ -81,7 +82,7 @@ def _ring_pixels(plan: MapPlan, mask):
 
 
 def kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections,
-                  detect_bad: bool) -> KernelParams:
+                  detect_bad: bool, invalid: InvalidRule | None = None) -> KernelParams:
     """What every unit task needs besides its frames (corrections cropped to the box)."""
     box = plan.box
     oy, ox = box[0].start, box[1].start
@@ -101,7 +102,8 @@ def kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections,
                         ring_rows, ring_cols, ring_starts, crop(corr.dark), crop(corr.flat),
                         crop(corr.background), mask,
                         _dead_bins(mask, roi, plan.binning, plan.binned_shape),
-                        corr.dummy, corr.dtype, detect_bad)
+                        corr.dummy, corr.dtype, detect_bad,
+                        invalid=invalid if invalid is not None and invalid.active else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,8 +126,8 @@ def _read_reduce_unit(sources, read_box: RoiSlices, params: KernelParams, norm, 
         block = src.read(read_box) if buf is None else src.read(read_box, out=buf[:n])
         if params.crop_cols is not None:
             block = block[:, :, params.crop_cols]
-        unit.place(reduce_block(block, params, None if norm is None else norm[k:k + n]),
-                   points[k:k + n])
+        unit.place(reduce_block(block, params, None if norm is None else norm[k:k + n],
+                                owned=buf is not None), points[k:k + n])
         k += n
     return unit.blocks(tuple(region_shape))
 
@@ -191,6 +193,10 @@ class Maps:
     unit_deps: list
     series: object
     fuse_reads: bool = True
+    #: the invalid-pixel rule resolved for the series' dtype
+    invalid_rule: InvalidRule | None = None
+    #: ``invalid`` attrs (rule and counts) of the last :meth:`compute`
+    invalid_summary: dict | None = None
 
     @property
     def unfilled(self) -> int:
@@ -203,14 +209,20 @@ class Maps:
 
     def layout(self):
         """The :class:`~xrsmap_dask.layout.OutputLayout` (arrays and unit regions)."""
-        return self.plan.output_layout(self.spec.composite, self.spec.roi_sum,
-                                       self.corrections.dtype)
+        from .output import with_invalid_arrays
+
+        return with_invalid_arrays(
+            self.plan.output_layout(self.spec.composite, self.spec.roi_sum,
+                                    self.corrections.dtype), self.invalid_rule)
 
     def compute(self, flags: bool = False, **compute_kwargs) -> dict:
         """The maps as numpy arrays (``dask.compute`` of the unit tasks alone, assembled
         here); ``flags=True`` adds ``frame_unreadable`` ``(npt_y, npt_x)`` uint8."""
+        from .output import invalid_summary
+
         keys = [(self.unit_name, u) for u in range(self.plan.nchunks)]
         out = compute_units(self.layout(), self.graph.hlg(), keys, **compute_kwargs)
+        self.invalid_summary = invalid_summary(self, out)
         names = MAP_NAMES + (("frame_unreadable",) if flags else ())
         return {k: v for k, v in out.items() if k in names}
 
@@ -232,9 +244,10 @@ class Maps:
         return map_request(self, self.series if ims is None else ims, attrs)
 
 
-def _token(ims, plan: MapPlan, spec: MapSpec, corr: Corrections, fuse: bool) -> str:
+def _token(ims, plan: MapPlan, spec: MapSpec, corr: Corrections, fuse: bool,
+           rule: InvalidRule) -> str:
     box = plan.box
-    return token(ims.token, box[0].start, box[0].stop, box[1].start, box[1].stop,
+    return token(ims.token, rule.to_attrs(), box[0].start, box[0].stop, box[1].start, box[1].stop,
                       plan.frames_per_chunk, plan.chunk_shape, fuse,
                       spec.roi and (spec.roi[0].start, spec.roi[0].stop,
                                     spec.roi[1].start, spec.roi[1].stop),
@@ -299,8 +312,9 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     """
     corr = corrections if corrections is not None else Corrections()
     plan = plan_maps(ims, spec, scan, corr, frames_per_chunk, chunk_shape)
-    params = kernel_params(plan, spec, corr, detect_bad=ims.on_error == "fill")
-    tok = _token(ims, plan, spec, corr, fuse_reads)
+    rule = resolve_invalid(corr.invalid, ims.dtype, ims.block_dtype())
+    params = kernel_params(plan, spec, corr, detect_bad=ims.on_error == "fill", invalid=rule)
+    tok = _token(ims, plan, spec, corr, fuse_reads, rule)
     g = Graph()
     tasks, deps = _unit_tasks(ims, plan, params, f"map-params-{tok}", corr, g, tok,
                               fuse_reads)
@@ -308,7 +322,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
                   {(f"map-reduce-{tok}", u): t for u, t in enumerate(tasks)}, deps)
     arrays = {}
     layout = plan.output_layout(spec.composite, spec.roi_sum, corr.dtype)
-    for a in layout.arrays:
+    for a in layout.arrays:  # the maps (bookkeeping arrays are the store's business)
         if a.name not in MAP_NAMES:
             continue
         name = f"{a.name.replace('_', '-')}-{tok}"
@@ -318,7 +332,8 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
         chunks = tuple(_split(n, c) for n, c in zip(a.shape, a.chunks))
         arrays[a.name] = g.array(name, chunks, a.dtype)
     return Maps(arrays.get("composite"), arrays.get("roi_sum"), arrays.get("annulus_sum"),
-                plan, spec, corr, list(ims.bad_frames), g, uname, tasks, deps, ims, fuse_reads)
+                plan, spec, corr, list(ims.bad_frames), g, uname, tasks, deps, ims, fuse_reads,
+                rule)
 
 
 def _split(n: int, c: int) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..invalid import InvalidRule, invalid_pixels
 from ..roi import RoiSlices
 from .settings import Ring
 
@@ -78,6 +79,7 @@ class KernelParams:
     dtype: str
     detect_bad: bool               # blocks are float with NaN frames for unreadable ones
     crop_cols: slice | None = None  # blocks read wider than the box: its columns in them
+    invalid: InvalidRule | None = None  # per-frame exclusion of reserved values
 
     @property
     def nrings(self) -> int:
@@ -145,13 +147,18 @@ class FrameResults:
     """Per-frame results of one block of ``n`` frames (``None``: not asked for).
 
     ``composite`` ``(n, fy, fx)``, ``roi_sum`` ``(n,)`` float64, ``annulus`` ``(n, nrings)``
-    float64, ``bad`` ``(n,)`` bool: the frame could not be read (it was all NaN).
+    float64, ``bad`` ``(n,)`` bool: the frame could not be read (it was all NaN);
+    ``invalid`` ``(n,)`` int64: pixels of the box excluded by the invalid-pixel rule in each
+    frame, ``invalid_union`` ``(box rows, box cols)`` bool: excluded in any frame (``None``
+    when none was).
     """
 
     composite: np.ndarray | None
     roi_sum: np.ndarray | None
     annulus: np.ndarray | None
     bad: np.ndarray
+    invalid: np.ndarray | None = None
+    invalid_union: np.ndarray | None = None
 
 
 def _bad_frames(block: np.ndarray, p: KernelParams) -> np.ndarray:
@@ -163,11 +170,87 @@ def _bad_frames(block: np.ndarray, p: KernelParams) -> np.ndarray:
     return bad
 
 
-def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None) -> FrameResults:
-    """Per-frame results of one read block ``(n, box rows, box cols)``; ``norm`` ``(n,)``."""
+#: bytes of a block the invalid-pixel rule checks at a time (its passes stay in the CPU cache)
+INVALID_PIECE_BYTES = 2 * 2**20
+
+
+@dataclass(eq=False)
+class Excluded:
+    """What the invalid-pixel rule excluded in a block of ``n`` frames: ``counts`` ``(n,)``
+    pixels per frame, ``union`` ``(rows, cols)`` excluded in any frame, ``dead``
+    ``(n, fy, fx)`` binned pixels wholly excluded in a frame (with the mask; None: none)."""
+
+    counts: np.ndarray
+    union: np.ndarray
+    dead: np.ndarray | None = None
+
+
+def _exclude_invalid(block: np.ndarray, x: np.ndarray, p: KernelParams, owned: bool):
+    """``(x, Excluded or None)``: ``x`` with the pixels holding excluded values set to 0.
+
+    Values are compared on the raw ``block`` (exact, before any float cast), a few frames
+    (:data:`INVALID_PIECE_BYTES`) at a time so that the comparison, zeroing, counting and
+    bin checks of a piece run while it is in the CPU cache.  ``x`` is copied first when it
+    is the caller's ``block`` and not ``owned``.
+    """
+    n = len(block)
+    step = max(1, INVALID_PIECE_BYTES // max(1, block[0].nbytes)) if n else 1
+    found, seen = None, False
+    for i in range(0, n, step):
+        # a piece after one with excluded pixels (module gaps) is compared at once
+        hit = invalid_pixels(block[i:i + step], p.invalid, precheck=not seen)
+        seen = hit is not None
+        if hit is None:
+            continue
+        if found is None:
+            found = Excluded(np.zeros(n, np.int64), np.zeros(block.shape[1:], bool))
+            x = block.copy() if x is block and not owned else x
+        k = slice(i, i + len(hit))
+        np.copyto(x[k], 0, where=hit)
+        found.counts[k] = [np.count_nonzero(f) for f in hit]    # popcount per frame
+        union = hit.any(axis=0)
+        found.union |= union
+        dead = _dead_per_frame(hit, union, p) if p.do_composite else None
+        if dead is not None:
+            if found.dead is None:
+                found.dead = np.zeros((n,) + tuple(p.binned_shape), bool)
+            found.dead[k] = dead
+    return x, found
+
+
+def _bins_all(excl: np.ndarray, b: int, binned_shape) -> np.ndarray:
+    """(..., fy, fx) bool: ``b x b`` bins of ``excl`` (..., rows, cols) whose every pixel is
+    True; rows of a bin first, then its columns (contiguous: 8x faster than both at once)."""
+    if b == 1:
+        return excl
+    lead, (fy, fx) = excl.shape[:-2], binned_shape
+    return excl.reshape(lead + (fy, b, -1)).all(axis=-2) \
+        .reshape(lead + (fy, fx, b)).all(axis=-1)
+
+
+def _dead_per_frame(hit: np.ndarray, union: np.ndarray, p: KernelParams):
+    """(n, fy, fx) bool: binned pixels whose every pixel is excluded in that frame (by the
+    invalid rule or the mask); None when none can be (checked on the block's union first:
+    module gaps narrower than a bin never kill one)."""
+    mask = None if p.mask is None else p.mask[p.roi]
+    cand = union[p.roi] if mask is None else union[p.roi] | mask
+    if not _bins_all(cand, p.binning, p.binned_shape).any():
+        return None
+    excl = hit[:, p.roi[0], p.roi[1]]
+    return _bins_all(excl if mask is None else excl | mask, p.binning, p.binned_shape)
+
+
+def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None,
+                 owned: bool = False) -> FrameResults:
+    """Per-frame results of one read block ``(n, box rows, box cols)``; ``norm`` ``(n,)``.
+
+    ``owned``: the caller's own buffer, which the kernel may overwrite (zeroing excluded
+    pixels in place instead of in a copy).
+    """
     bad = _bad_frames(block, p)
     x = apply_corrections(block, p.dark, p.flat, p.background, p.mask, p.dtype) \
         if p.pixelwise else block
+    x, found = _exclude_invalid(block, x, p, owned)
     comp = roi = ann = None
     if p.do_composite or p.do_roi_sum:
         r = x[:, p.roi[0], p.roi[1]]
@@ -182,6 +265,8 @@ def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None) ->
             comp = binned.astype(p.dtype, copy=False)
             if p.dead_bins is not None:
                 comp[:, p.dead_bins] = p.dummy
+            if found is not None and found.dead is not None:
+                comp[found.dead] = p.dummy
             comp[bad] = p.dummy
     if p.ring_rows is not None:
         vals = x[:, p.ring_rows, p.ring_cols]
@@ -195,20 +280,27 @@ def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None) ->
         roi[bad] = np.nan
     if ann is not None:
         ann[bad] = np.nan
-    return FrameResults(comp, roi, ann, bad)
+    res = FrameResults(comp, roi, ann, bad)
+    if found is not None:
+        res.invalid, res.invalid_union = found.counts, found.union
+    return res
 
 
 @dataclass(eq=False)
 class UnitMaps:
     """The maps of one write unit: ``npoints`` scan points (the unit's region, C order).
 
-    Points no frame reaches stay NaN (``frame_unreadable`` 0 there).
+    Points no frame reaches stay NaN (``frame_unreadable`` 0 there).  With an active
+    invalid-pixel rule, ``invalid`` counts the excluded pixels of each point's frame and
+    ``union`` marks the box pixels excluded in any frame of the unit.
     """
 
     composite: np.ndarray | None      # (npoints, fy, fx)
     roi_sum: np.ndarray | None        # (npoints,)
     annulus: np.ndarray | None        # (npoints, nrings)
     bad: np.ndarray                   # (npoints,) uint8
+    invalid: np.ndarray | None = None  # (npoints,) uint32
+    union: np.ndarray | None = None    # (box rows, box cols) bool, once a pixel was excluded
 
     @classmethod
     def empty(cls, npoints: int, p: KernelParams) -> "UnitMaps":
@@ -218,7 +310,9 @@ class UnitMaps:
         return cls(nan((npoints,) + tuple(p.binned_shape), p.dtype) if p.do_composite else None,
                    nan(npoints, np.float64) if p.do_roi_sum else None,
                    nan((npoints, p.nrings), np.float64) if p.nrings else None,
-                   np.zeros(npoints, np.uint8))
+                   np.zeros(npoints, np.uint8),
+                   np.zeros(npoints, np.uint32)
+                   if p.invalid is not None and p.invalid.active else None)
 
     def place(self, res: FrameResults, points: np.ndarray) -> None:
         """Put the results of a block's frames at their points (indices into the region)."""
@@ -227,6 +321,12 @@ class UnitMaps:
             if mine is not None:
                 mine[points] = theirs
         self.bad[points] = res.bad
+        if self.invalid is not None and res.invalid is not None:
+            self.invalid[points] = res.invalid
+            if self.union is None:
+                self.union = res.invalid_union.copy()
+            else:
+                self.union |= res.invalid_union
 
     def blocks(self, region_shape: tuple[int, int]) -> dict:
         """``{array name: block}`` over the region ``(rows, cols)`` of the map."""
@@ -239,4 +339,32 @@ class UnitMaps:
             out["annulus_sum"] = np.ascontiguousarray(
                 np.moveaxis(self.annulus.reshape(region_shape + (-1,)), -1, 0))
         out["frame_unreadable"] = self.bad.reshape(region_shape)
+        if self.invalid is not None:
+            out["invalid_pixels"] = self.invalid.reshape(region_shape)
+            out["invalid_union"] = union_record(self.union)
         return out
+
+
+#: excluded positions a write unit lists explicitly (beyond: their count and digest only)
+UNION_POSITIONS = 64
+
+
+def union_record(union: np.ndarray | None) -> np.ndarray:
+    """``(1, 2 + UNION_POSITIONS)`` int64 record of the box pixels a unit excluded in any
+    frame: ``[count, digest, positions...]``.  ``digest``: 63 bits of a BLAKE2b digest of
+    where they are (units excluding the same pixels share it); ``positions``: their flat
+    indices in the box (row-major), when there are at most :data:`UNION_POSITIONS`, padded
+    with -1.  All zeros but the -1 padding when the unit excluded nothing."""
+    import hashlib
+
+    rec = np.full((1, 2 + UNION_POSITIONS), -1, np.int64)
+    rec[0, :2] = 0
+    if union is None or not union.any():
+        return rec
+    flat = np.flatnonzero(union)
+    digest = hashlib.blake2b(np.packbits(union).tobytes(), digest_size=8).digest()
+    rec[0, 0] = len(flat)
+    rec[0, 1] = int.from_bytes(digest, "little") >> 1
+    if len(flat) <= UNION_POSITIONS:
+        rec[0, 2:2 + len(flat)] = flat
+    return rec

@@ -12,11 +12,12 @@ applied (nonzero = excluded), per-frame ``norm`` divided.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from ..invalid import parse_invalid
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,12 @@ class Corrections:
         Composite value of excluded pixels and of unreadable frames.
     dtype : str
         Working and composite dtype (``'float32'`` as xrsmap).
+    invalid : 'auto', 'none' or values
+        Invalid-pixel rule (:mod:`xrsmap_dask.invalid`): pixels holding a detector's
+        reserved values are excluded in the frames that hold them, as masked pixels are in
+        every frame.  ``'auto'`` (default): the all-ones value of unsigned integer data,
+        negative values of signed integer data, nothing for floats; resolved against the
+        series' dtype by :func:`~xrsmap_dask.maps.build_maps`.
     """
 
     dark: np.ndarray | None = None
@@ -112,8 +119,10 @@ class Corrections:
     norm: np.ndarray | None = None
     dummy: float = 0.0
     dtype: str = "float32"
+    invalid: Any = "auto"
 
     def __post_init__(self):
+        object.__setattr__(self, "invalid", parse_invalid(self.invalid))
         try:
             dtype = np.dtype(self.dtype)
         except TypeError:
@@ -178,7 +187,9 @@ class Corrections:
         """JSON-able summary: which corrections are set, with a digest of each array."""
         import hashlib
 
-        out: dict = {"dummy": self.dummy, "dtype": self.dtype}
+        out: dict = {"dummy": self.dummy, "dtype": self.dtype,
+                      "invalid": list(self.invalid) if isinstance(self.invalid, tuple)
+                      else self.invalid}
         for name in ("dark", "flat", "background", "mask", "norm"):
             arr = getattr(self, name)
             out[name] = None if arr is None else {

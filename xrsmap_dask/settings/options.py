@@ -168,6 +168,19 @@ def _missing_chunks(value, ctx):
     return parse_missing_chunks(value)
 
 
+def _invalid(value, ctx):
+    from ..invalid import parse_invalid
+
+    return parse_invalid(value)
+
+
+def _invalid_text(texts) -> Any:
+    """``--invalid auto`` / ``none`` / ``V [V ...]`` (ints, or floats) as the YAML value."""
+    if len(texts) == 1 and texts[0] in ("auto", "none"):
+        return texts[0]
+    return [_int(t) if isinstance(_int(t), int) else _float(t) for t in texts]
+
+
 def _background_pct(value, ctx):
     return None if value is None else F.parse_percent(value, "background_pct")
 
@@ -209,6 +222,11 @@ OPTIONS: tuple[Option, ...] = (
            "(NeXus/Eiger pixel_mask) on top of mask", True, flags=("--no-detector-mask",),
            cli={"action": "store_const", "const": False}, section="corrections", faces=ALL,
            flag_help="do not apply the detector's own pixel mask (NeXus/Eiger pixel_mask)"),
+    Option("invalid", _invalid, "pixels holding a detector's reserved values, excluded in "
+           "the frames holding them: auto (unsigned data: the dtype's all-ones value, e.g. "
+           "Eiger gaps 4294967295, saturated uint16 65535 too; signed: negative values, "
+           "Pilatus -1/-2; float: none), none, or the values", "auto", flags=("--invalid",),
+           text=_invalid_text, cli={"nargs": "+", "metavar": "auto|none|V"}, faces=ALL),
     Option("dark", _path_of("dark"), "image subtracted first", flags=("--dark",),
            section="corrections"),
     Option("flat", _path_of("flat"), "image divided next", flags=("--flat",),

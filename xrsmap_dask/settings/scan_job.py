@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..invalid import parse_invalid
 from ..roi import RoiSlices, check_binning, check_xrsmap_roi, xrsmap_roi_to_slices
 from ..scan import ScanGeometry
 from .fields import parse_on_error, parse_roi_origin
@@ -60,7 +61,8 @@ class ScanJob:
     ``inputs`` is a resolved :class:`~xrsmap_dask.inputs.InputSpec` (or, from Python, an
     image series); ``scan`` the map geometry ``(npt_y, npt_x)``; ``roi`` the xrsmap ROI
     (``None`` = whole frame); ``rings`` :class:`~xrsmap_dask.maps.Ring`; ``output`` the
-    zarr store and ``group`` the group in it (``None`` for in-memory maps).
+    zarr store and ``group`` the group in it (``None`` for in-memory maps); ``invalid`` the
+    invalid-pixel rule (``'auto'``, ``'none'`` or values, :mod:`xrsmap_dask.invalid`).
     """
 
     name: str
@@ -77,9 +79,11 @@ class ScanJob:
     frames_per_chunk: int | str = "auto"
     output: str | None = None
     group: str | None = None
+    invalid: Any = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "on_error", parse_on_error(self.on_error))
+        object.__setattr__(self, "invalid", parse_invalid(self.invalid))
         if self.roi is not None and (self.composite or self.roi_sum):
             self.roi.check_binning(self.binning)
         if not (self.composite or self.roi_sum or self.rings or self.stats):
@@ -112,7 +116,8 @@ class ScanJob:
 
 @dataclass(frozen=True, eq=False)
 class StatsJob:
-    """Pixel-wise statistics over all frames of ``inputs`` (optionally in ``roi``)."""
+    """Pixel-wise statistics over all frames of ``inputs`` (optionally in ``roi``);
+    ``invalid``: the invalid-pixel rule (excluded pixels are NaN in their frames)."""
 
     inputs: Any
     stats: tuple[StatRequest, ...]
@@ -121,9 +126,11 @@ class StatsJob:
     on_error: str = "raise"
     output: str | None = None
     detector_mask: bool = True
+    invalid: Any = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "on_error", parse_on_error(self.on_error))
+        object.__setattr__(self, "invalid", parse_invalid(self.invalid))
         if not self.stats:
             raise InputError("give at least one statistic", argument="stats")
 
@@ -164,7 +171,7 @@ def scan_job_from_values(values: Mapping[str, Any], *, name: str, inputs: Any,
                    corrections=corrections_from_values(values),
                    on_error=values.get("on_error", "raise"),
                    frames_per_chunk=values.get("frames_per_chunk", "auto"),
-                   output=output, group=group)
+                   output=output, group=group, invalid=values.get("invalid", "auto"))
 
 
 def stats_job_from_values(values: Mapping[str, Any], *, inputs: Any,
@@ -172,7 +179,8 @@ def stats_job_from_values(values: Mapping[str, Any], *, inputs: Any,
     """A :class:`StatsJob` from parsed option values."""
     return StatsJob(inputs=inputs, stats=tuple(values.get("stats") or ()), roi=_roi(values),
                     mask=values.get("mask"), on_error=values.get("on_error", "raise"),
-                    output=output, detector_mask=values.get("detector_mask", True))
+                    output=output, detector_mask=values.get("detector_mask", True),
+                    invalid=values.get("invalid", "auto"))
 
 
 def scan_geometry(values: Mapping[str, Any]) -> ScanGeometry:

@@ -76,7 +76,7 @@ def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,
 
 def write_statistics(ims, path, names=(), percentiles=(), *, roi=None, mask=None,
                      memory_budget: int | None = None, overwrite: bool = False,
-                     scheduler=None, attrs: dict | None = None,
+                     scheduler=None, attrs: dict | None = None, invalid=None,
                      **compute_kwargs) -> StoreResult:
     """The one entry point for pixel-wise statistics outputs (CLI ``stats`` and job specs).
 
@@ -86,12 +86,14 @@ def write_statistics(ims, path, names=(), percentiles=(), *, roi=None, mask=None
     ``ims.on_error == 'fill'`` every statistic skips the frames that could not be read and
     they are listed in ``bad_frames`` (see :func:`xrsmap_dask.stats.stats_output`).
     ``mask`` (frame shape, nonzero = excluded): those pixels are NaN in every image.
-    ``attrs`` are extra JSON-able attrs (part of the identity).
+    ``attrs`` are extra JSON-able attrs (part of the identity).  ``invalid``: an
+    invalid-pixel rule (:class:`xrsmap_dask.invalid.InvalidRule`): pixels holding its values
+    are NaN in their frames and every statistic skips them.
     """
     from ..stats import stats_output
 
     request = stats_output(ims, names, percentiles, roi=roi, mask=mask,
-                           memory_budget=memory_budget, extra=attrs)
+                           memory_budget=memory_budget, extra=attrs, invalid=invalid)
     return write_output(request, path, overwrite=overwrite, scheduler=scheduler,
                         **compute_kwargs)
 
