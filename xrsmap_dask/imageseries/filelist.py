@@ -388,12 +388,6 @@ class FileFramesBlock(BlockSource):
         return (_unpickle_block, (self.first_frame, self.paths, arrays, self.shape,
                                   self.file_dtype, self.dtype, self.bad, self.on_error))
 
-
-def _unpickle_block(first_frame, paths, arrays, shape, file_dtype, dtype, bad, on_error):
-    kinds, offsets, big_endian, file_sizes = (np.frombuffer(b, dtype=d) for d, b in arrays)
-    return FileFramesBlock(first_frame, paths, kinds, offsets, big_endian, file_sizes, shape,
-                           file_dtype, dtype, bad, on_error)
-
     def _edf_block(self, parsed: dict, i: int, kind: int, frame: int):
         """(decompressed bytes or None, info) of the EDF block of frame ``i``, the file's
         headers parsed again (once per block read) and checked against those seen at open."""
@@ -414,6 +408,13 @@ def _unpickle_block(first_frame, paths, arrays, shape, file_dtype, dtype, bad, o
                 (kind == ZBLOCK and info.file_size != int(self.file_sizes[i])):
             raise FrameReadError("file changed since it was opened", path=path, frame=frame)
         return data, info
+
+
+
+def _unpickle_block(first_frame, paths, arrays, shape, file_dtype, dtype, bad, on_error):
+    kinds, offsets, big_endian, file_sizes = (np.frombuffer(b, dtype=d) for d, b in arrays)
+    return FileFramesBlock(first_frame, paths, kinds, offsets, big_endian, file_sizes, shape,
+                           file_dtype, dtype, bad, on_error)
 
 
 def from_files(paths: Sequence, **kwargs) -> FileListImageSeries:
