@@ -62,6 +62,89 @@ def with_detector_mask(corrections, ims, use: bool = True):
     return replace(corrections, mask=mask)
 
 
+# -- geometry and coordinates ----------------------------------------------------------------
+def radial_spec(job: ScanJob):
+    """The :class:`~xrsmap_dask.maps.RadialSpec` of a job whose rings or bins go through a
+    detector geometry (a PONI file, read here with pyFAI; or pixels around the centre),
+    else ``None`` (pixel rings are today's annuli)."""
+    from .geometry import PixelGeometry, load_poni
+    from .maps import RadialSpec
+
+    g = job.geometry
+    if not g.wanted or not (job.rings or g.radial_bins):
+        return None
+    if g.poni is not None:
+        geo = load_poni(g.poni)
+        positions = [r.position for r in job.rings]
+    else:
+        geo = PixelGeometry(*(g.centre or (job.rings[0].cen_y, job.rings[0].cen_x)))
+        positions = [r.radius for r in job.rings]
+    return RadialSpec(geo, g.unit, positions, [r.width for r in job.rings], g.radial_bins,
+                      g.radial_range, g.chi, g.solid_angle, g.polarization)
+
+
+def read_motor_positions(value) -> tuple[np.ndarray, str | None, tuple[str, str]]:
+    """``(positions (frames, 2), units or None, (y name, x name))`` from what
+    :func:`xrsmap_dask.maps.coords.parse_motor_positions` accepted: a ``(frames, 2)``
+    array, a ``.npy`` file, a ``.csv``/``.txt`` table (two columns y, x; an optional header
+    line names them) or two HDF5 datasets ``(file.h5:/y, file.h5:/x)`` (their ``units``
+    attrs name the units)."""
+    if isinstance(value, np.ndarray):
+        return value, None, ("y", "x")
+    if isinstance(value, tuple):
+        import h5py
+
+        cols, units, names = [], set(), []
+        for spec in value:
+            path, _, dset = spec.rpartition(":")
+            try:
+                with h5py.File(path, "r") as f:
+                    ds = f[dset]
+                    cols.append(np.asarray(ds[()], dtype=np.float64).ravel())
+                    u = ds.attrs.get("units")
+            except (OSError, KeyError, ValueError, TypeError) as exc:
+                raise InputError(f"cannot read motor positions: {exc}", path=spec,
+                                 argument="motor_positions") from None
+            units.add(u.decode() if isinstance(u, bytes) else u)
+            names.append(dset.rstrip("/").rsplit("/", 1)[-1])
+        if len(cols[0]) != len(cols[1]):
+            raise InputError(f"the y and x datasets hold {len(cols[0])} and {len(cols[1])} "
+                             "positions", argument="motor_positions")
+        units.discard(None)
+        return np.stack(cols, axis=1), units.pop() if len(units) == 1 else None, tuple(names)
+    return _read_position_table(value)
+
+
+def _read_position_table(path: str):
+    try:
+        if path.lower().endswith(".npy"):
+            return np.load(path, allow_pickle=False), None, ("y", "x")
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+        sep = "," if "," in first else None
+        head = [t.strip() for t in first.split(sep)]
+        try:
+            [float(t) for t in head]
+            names, skip = ("y", "x"), 0
+        except ValueError:
+            names, skip = tuple(head[:2]), 1
+        return np.loadtxt(path, delimiter=sep, skiprows=skip, ndmin=2), None, names
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read motor positions: {exc}", path=path,
+                         argument="motor_positions") from None
+
+
+def scan_axes(job: ScanJob):
+    """The :class:`~xrsmap_dask.maps.ScanAxes` of a job (motor positions read now)."""
+    from .maps import ScanAxes
+
+    a = job.axes
+    if a.motor_positions is None:
+        return ScanAxes(a.step, a.origin, a.position_units)
+    positions, units, names = read_motor_positions(a.motor_positions)
+    return ScanAxes(units=a.position_units or units, positions=positions, names=names)
+
+
 # -- maps --------------------------------------------------------------------------------
 def check_frame_count(job: ScanJob, ims) -> int:
     """Points of the scan no frame reaches (0 for a complete scan); a frame count that does
@@ -92,9 +175,12 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
     if corrections is None:
         corrections = load_corrections(job.corrections, ims.shape, scheduler)
     corrections = with_detector_mask(corrections, ims, job.corrections.detector_mask)
-    spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
-                   composite=job.composite, roi_sum=job.roi_sum)
-    return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
+    radial = radial_spec(job)
+    spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning,
+                   rings=() if radial is not None else job.rings, composite=job.composite,
+                   roi_sum=job.roi_sum, radial=radial)
+    return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk,
+                           axes=scan_axes(job))
 
 
 def compute_maps(maps, scheduler=None) -> dict:
@@ -165,6 +251,32 @@ def masked_image(img, mask) -> np.ndarray:
     return out
 
 
+# -- NeXus ---------------------------------------------------------------------------------
+def export_nexus(jobs, results) -> list[str]:
+    """Export the complete map groups of ``jobs`` to their NeXus files (``job.nexus``; jobs
+    sharing a file get one NXentry each, named by their group, a single job ``entry``).
+    A file is (re)written when one of its scans was computed now or it does not exist;
+    scans that failed are left out.  Returns the files written."""
+    from .nexus_export import export_entries
+    from .store import read_attrs
+
+    files: dict = {}
+    for job, res in zip(jobs, results):
+        if job.nexus is not None:
+            files.setdefault(job.nexus, []).append((job, res))
+    written = []
+    for path, members in files.items():
+        done = [(j, r) for j, r in members if (read_attrs(j.output_path) or {}).get(
+            "complete") is True and j.has_maps]
+        fresh = any(r.status in ("done", "resumed") for _, r in members)
+        if not done or (os.path.exists(path) and not fresh):
+            continue
+        entries = {"entry" if len(members) == 1 else (j.group or j.name): j.output_path
+                   for j, _ in done}
+        written.append(export_entries(entries, path, overwrite=True))
+    return written
+
+
 # -- one scan to its output ----------------------------------------------------------------
 @dataclass
 class ScanResult:
@@ -225,10 +337,13 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
                 status == "skipped":
             status = "resumed" if maps is not None else "done"
     if maps is None:
+        from .store import consolidate, read_attrs, update_attrs
+
         group = zarr.open_group(store=path, mode="r+")
-        if group.attrs.get("complete") is not True:
-            group.attrs.update({"bad_frames": bad, "scan_name": job.name})
-            group.attrs.update({"complete": True})
+        if read_attrs(path).get("complete") is not True:
+            update_attrs(group, {"bad_frames": bad, "scan_name": job.name})
+            consolidate(path)
+            update_attrs(group, {"complete": True})
     result.status = status
     result.bad_frames = len(bad)
     result.retries = executor.retries - faults_before

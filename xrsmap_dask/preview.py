@@ -300,9 +300,17 @@ def _open(path):
         raise InputError(f"not a zarr group: {exc}", path=os.fspath(path)) from None
 
 
+def _attrs(group) -> dict:
+    """The group's attrs, decoded (the store keeps structured attrs as JSON strings)."""
+    from .layout import decode_attrs
+
+    return decode_attrs(dict(group.attrs))
+
+
 def _dead_bins(group, mask: np.ndarray | None, tile: tuple[int, int]) -> np.ndarray | None:
     """(fy, fx) True where every source pixel of a binned composite pixel is masked."""
-    roi, b = group.attrs.get("roi"), int(group.attrs.get("binning") or 1)
+    attrs = _attrs(group)
+    roi, b = attrs.get("roi"), int(attrs.get("binning") or 1)
     if mask is None or not isinstance(roi, dict):
         return None
     m = mask[slice(*roi["rows"]), slice(*roi["cols"])]
@@ -328,11 +336,12 @@ def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE,
         maps["sum"] = np.asarray(group["roi_sum"][...])
     if "annulus_sum" in names:
         ann = np.asarray(group["annulus_sum"][...])
-        rings = group.attrs.get("rings") or []
-        for k in range(ann.shape[0]):
-            label = annulus_label(rings[k]["radius"], rings[k]["width"]) \
-                if k < len(rings) else f"annulus {k}"
+        for k, label in enumerate(_ring_labels(group, ann.shape[0])):
             maps[label] = ann[k]
+    if "radial" in names:
+        with warnings.catch_warnings():      # points whose every bin is NaN stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            maps["radial, mean of all bins"] = np.nanmean(np.asarray(group["radial"][...]), 0)
     comp = None
     if "composite" in names:
         arr = group["composite"]
@@ -347,10 +356,24 @@ def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE,
             lines.append(reduce_tiles(line, f))
         comp = np.concatenate(lines)
     if not maps and comp is None:
-        raise InputError("holds no roi_sum, annulus_sum or composite array (is it a map "
+        raise InputError("holds no roi_sum, annulus_sum, radial or composite array (is it a map "
                          "group? for a survey store give the scan's group, e.g. "
                          "survey.zarr/scan1)", path=os.fspath(path))
     return maps, comp
+
+
+def _ring_labels(group, n: int) -> list[str]:
+    """Panel names of the rings: pixel rings from the job's ``rings`` attr, rings in a
+    unit from the ``ring`` coordinate and its units."""
+    rings = _attrs(group).get("rings") or []
+    if len(rings) == n:
+        return [annulus_label(r["radius"], r["width"]) for r in rings]
+    if "ring" in set(group.array_keys()):
+        pos, units = group["ring"][...], group["ring"].attrs.get("units", "")
+        width = group["ring_width"][...] if "ring_width" in set(group.array_keys()) else None
+        return [f"ring {p:g}" + ("" if width is None else f" w={width[k]:g}") + f" {units}"
+                for k, p in enumerate(pos)]
+    return [f"annulus {k}" for k in range(n)]
 
 
 def read_image_group(path, mask=None) -> dict[str, np.ndarray]:
@@ -358,24 +381,37 @@ def read_image_group(path, mask=None) -> dict[str, np.ndarray]:
     with ``mask`` its masked pixels are NaN."""
     group = _open(path)
     mask = load_mask(mask)
+    skip = set(str(group.attrs.get("coordinates", "")).split()) | {"roi_sum"}
     out = {}
     for name, arr in sorted(group.arrays()):
-        if arr.ndim != 2 or name == "roi_sum":
+        if arr.ndim != 2 or name in skip or arr.attrs.get("bookkeeping"):
             continue
         img = np.array(arr[...], dtype=np.float64)
         if mask is not None:
-            if mask.shape != img.shape:
-                raise InputError(f"shape {mask.shape} differs from the images' {img.shape}",
-                                 argument="mask")
-            img[mask] = np.nan
+            img[_image_mask(group, mask, img.shape)] = np.nan
         out[name] = img
     return out
+
+
+def _image_mask(group, mask: np.ndarray, shape) -> np.ndarray:
+    """The frame ``mask`` cut to images of ``shape`` (a ROI of the frame, placed by the
+    group's ``det_y``/``det_x`` coordinates when it has them)."""
+    if mask.shape == tuple(shape):
+        return mask
+    names = set(group.array_keys())
+    if {"det_y", "det_x"} <= names:
+        y0, x0 = (int(round(float(group[d][0]))) for d in ("det_y", "det_x"))
+        cut = mask[y0:y0 + shape[0], x0:x0 + shape[1]]
+        if cut.shape == tuple(shape):
+            return cut
+    raise InputError(f"shape {mask.shape} differs from the images' {tuple(shape)}",
+                     argument="mask")
 
 
 def _group_labels(path) -> dict[str, tuple[str, str]]:
     """(long name, units) per array from the store's attrs, where it has them."""
     group = _open(path)
-    units = group.attrs.get("units")
+    units = _attrs(group).get("units")
     out = {}
     for name, arr in group.arrays():
         a = dict(arr.attrs)

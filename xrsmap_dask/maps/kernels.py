@@ -78,10 +78,29 @@ class KernelParams:
     dtype: str
     detect_bad: bool               # blocks are float with NaN frames for unreadable ones
     crop_cols: slice | None = None  # blocks read wider than the box: its columns in them
+    radial: object = None          # RadialKernel (rings in a unit, radial bins), or None
 
     @property
     def nrings(self) -> int:
-        return 0 if self.ring_starts is None else len(self.ring_starts)
+        if self.ring_starts is None:
+            return 0 if self.radial is None or self.radial.rings is None else \
+                self.radial.rings.ngroups
+        return len(self.ring_starts)
+
+    @property
+    def nbins(self) -> int:
+        return 0 if self.radial is None or self.radial.bins is None else \
+            self.radial.bins.ngroups
+
+    @property
+    def needs_corrected(self) -> bool:
+        """Whether blocks are corrected pixel by pixel before reducing.  Radial tables
+        exclude masked pixels themselves: with only a mask and only radial maps the raw
+        block is reduced (laid as read, no copy)."""
+        if not self.pixelwise:
+            return False
+        return self.do_composite or self.do_roi_sum or self.ring_rows is not None or \
+            any(a is not None for a in (self.dark, self.flat, self.background))
 
     @property
     def pixelwise(self) -> bool:
@@ -145,13 +164,15 @@ class FrameResults:
     """Per-frame results of one block of ``n`` frames (``None``: not asked for).
 
     ``composite`` ``(n, fy, fx)``, ``roi_sum`` ``(n,)`` float64, ``annulus`` ``(n, nrings)``
-    float64, ``bad`` ``(n,)`` bool: the frame could not be read (it was all NaN).
+    float64, ``bad`` ``(n,)`` bool: the frame could not be read (it was all NaN);
+    ``radial`` ``(n, nbins)`` float64 bin means.
     """
 
     composite: np.ndarray | None
     roi_sum: np.ndarray | None
     annulus: np.ndarray | None
     bad: np.ndarray
+    radial: np.ndarray | None = None
 
 
 def _bad_frames(block: np.ndarray, p: KernelParams) -> np.ndarray:
@@ -164,11 +185,15 @@ def _bad_frames(block: np.ndarray, p: KernelParams) -> np.ndarray:
 
 
 def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None) -> FrameResults:
-    """Per-frame results of one read block ``(n, box rows, box cols)``; ``norm`` ``(n,)``."""
+    """Per-frame results of one read block ``(n, box rows, box cols)`` (or, with
+    ``p.crop_cols``, whole rows holding the box); ``norm`` ``(n,)``."""
+    read = block
+    if p.crop_cols is not None:
+        block = block[:, :, p.crop_cols]
     bad = _bad_frames(block, p)
     x = apply_corrections(block, p.dark, p.flat, p.background, p.mask, p.dtype) \
-        if p.pixelwise else block
-    comp = roi = ann = None
+        if p.needs_corrected else block
+    comp = roi = ann = rad = None
     if p.do_composite or p.do_roi_sum:
         r = x[:, p.roi[0], p.roi[1]]
         if not p.do_composite:
@@ -186,16 +211,23 @@ def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None) ->
     if p.ring_rows is not None:
         vals = x[:, p.ring_rows, p.ring_cols]
         ann = np.add.reduceat(vals, p.ring_starts, axis=1, dtype=np.float64)
+    if p.radial is not None:
+        from .radial import geometry_sums
+
+        unit_rings, rad = geometry_sums(x if p.needs_corrected else read, p.radial)
+        ann = unit_rings if ann is None else ann
     if norm is not None:
         if roi is not None:
             roi /= norm
-        if ann is not None:
-            ann /= norm[:, None]
+        for a in (ann, rad):
+            if a is not None:
+                a /= norm[:, None]
     if roi is not None:
         roi[bad] = np.nan
-    if ann is not None:
-        ann[bad] = np.nan
-    return FrameResults(comp, roi, ann, bad)
+    for a in (ann, rad):
+        if a is not None:
+            a[bad] = np.nan
+    return FrameResults(comp, roi, ann, bad, rad)
 
 
 @dataclass(eq=False)
@@ -209,6 +241,7 @@ class UnitMaps:
     roi_sum: np.ndarray | None        # (npoints,)
     annulus: np.ndarray | None        # (npoints, nrings)
     bad: np.ndarray                   # (npoints,) uint8
+    radial: np.ndarray | None = None  # (npoints, nbins)
 
     @classmethod
     def empty(cls, npoints: int, p: KernelParams) -> "UnitMaps":
@@ -218,12 +251,13 @@ class UnitMaps:
         return cls(nan((npoints,) + tuple(p.binned_shape), p.dtype) if p.do_composite else None,
                    nan(npoints, np.float64) if p.do_roi_sum else None,
                    nan((npoints, p.nrings), np.float64) if p.nrings else None,
-                   np.zeros(npoints, np.uint8))
+                   np.zeros(npoints, np.uint8),
+                   nan((npoints, p.nbins), np.float64) if p.nbins else None)
 
     def place(self, res: FrameResults, points: np.ndarray) -> None:
         """Put the results of a block's frames at their points (indices into the region)."""
         for mine, theirs in ((self.composite, res.composite), (self.roi_sum, res.roi_sum),
-                             (self.annulus, res.annulus)):
+                             (self.annulus, res.annulus), (self.radial, res.radial)):
             if mine is not None:
                 mine[points] = theirs
         self.bad[points] = res.bad
@@ -235,8 +269,9 @@ class UnitMaps:
             out["composite"] = self.composite.reshape(region_shape + self.composite.shape[1:])
         if self.roi_sum is not None:
             out["roi_sum"] = self.roi_sum.reshape(region_shape)
-        if self.annulus is not None:
-            out["annulus_sum"] = np.ascontiguousarray(
-                np.moveaxis(self.annulus.reshape(region_shape + (-1,)), -1, 0))
+        for name, per_point in (("annulus_sum", self.annulus), ("radial", self.radial)):
+            if per_point is not None:
+                out[name] = np.ascontiguousarray(
+                    np.moveaxis(per_point.reshape(region_shape + (-1,)), -1, 0))
         out["frame_unreadable"] = self.bad.reshape(region_shape)
         return out

@@ -37,6 +37,10 @@ def job_identity(maps, ims, extra: dict | None = None) -> dict:
         "inputs_digest": inputs_digest(ims),
         "on_error": ims.on_error,
     }
+    if maps.spec.radial is not None:
+        ident["radial"] = maps.spec.radial.to_attrs()
+    if maps.axes is not None and maps.axes.given:
+        ident["scan_axes"] = maps.axes.to_attrs()
     ident.update(extra or {})
     return jsonable(ident)
 
@@ -73,7 +77,7 @@ def map_request(maps, ims, extra: dict | None = None) -> OutputRequest:
         except (KeyError, TypeError, ValueError):
             return None
         again = build_maps(ims, maps.spec, plan.scan, maps.corrections, fpc, maps.fuse_reads,
-                           chunk_shape=tuple(chunks))
+                           chunk_shape=tuple(chunks), axes=maps.axes)
         return map_request(again, ims, extra)
 
     return OutputRequest(

@@ -52,6 +52,33 @@ class Ring:
         return self.radius + self.width / 2
 
 
+@dataclass(frozen=True)
+class UnitRing:
+    """A ring without a centre: ``position +- width / 2`` in the radial unit of the job's
+    detector geometry (a PONI file places it on the detector; without one, the job's
+    centre ``cen_y``/``cen_x`` makes it a pixel :class:`Ring`)."""
+
+    position: float
+    width: float
+
+    def __post_init__(self):
+        for name in ("position", "width"):
+            try:
+                value = float(getattr(self, name))
+            except (TypeError, ValueError):
+                raise InputError(f"must be a number, got {getattr(self, name)!r}",
+                                 argument=name) from None
+            if not np.isfinite(value):
+                raise InputError(f"must be finite, got {value}", argument=name)
+            object.__setattr__(self, name, value)
+        if self.width < 0:
+            raise InputError(f"must be >= 0, got {self.width}", argument="width")
+
+    def centred(self, cen_y: float, cen_x: float) -> Ring:
+        """The pixel ring of this position and width around ``(cen_y, cen_x)``."""
+        return Ring(cen_y, cen_x, self.position, self.width)
+
+
 def rings(cen_y: float, cen_x: float, radii, width) -> tuple[Ring, ...]:
     """Rings sharing a centre: ``radii`` a number or a list, ``width`` one or one per ring."""
     radii = np.atleast_1d(np.asarray(radii, dtype=float))
@@ -190,10 +217,14 @@ class Corrections:
 
 @dataclass(frozen=True, eq=False)
 class MapSpec:
-    """What to compute: ROI + binning (composite and/or ROI sum) and rings.
+    """What to compute: ROI + binning (composite and/or ROI sum), rings and radial bins.
 
     ``roi`` is numpy style ``(slice(y0, y1), slice(x0, x1))`` (stop exclusive, rows from the
-    top; ``None`` = whole frame); ``binning`` a positive int dividing both ROI sides.
+    top; ``None`` = whole frame); ``binning`` a positive int dividing both ROI sides;
+    ``rings`` pixel rings (:class:`Ring`); ``radial`` a
+    :class:`~xrsmap_dask.maps.radial.RadialSpec`: rings in a physical unit and/or radial
+    bins from a detector geometry (a PONI file).  Rings are either pixel rings or rings of
+    ``radial``, not both (they share the output ``annulus_sum``).
     """
 
     roi: tuple | None = None
@@ -201,6 +232,7 @@ class MapSpec:
     rings: tuple = ()
     composite: bool = True
     roi_sum: bool = True
+    radial: object = None
 
     def __post_init__(self):
         b = self.binning if self.binning is not None else 1
@@ -212,6 +244,15 @@ class MapSpec:
             if not isinstance(r, Ring):
                 raise InputError(f"expected Ring objects, got {r!r}", argument="rings")
         object.__setattr__(self, "rings", rs)
-        if not (self.composite or self.roi_sum or rs):
+        if self.radial is not None:
+            from .radial import RadialSpec
+
+            if not isinstance(self.radial, RadialSpec):
+                raise InputError(f"expected a RadialSpec, got {self.radial!r}",
+                                 argument="radial")
+            if rs and self.radial.nrings:
+                raise InputError("rings are given either in pixels around a centre or in the "
+                                 "radial unit of the geometry, not both", argument="rings")
+        if not (self.composite or self.roi_sum or rs or self.radial is not None):
             raise InputError("nothing to compute: no composite, no roi_sum and no rings",
                              argument="spec")

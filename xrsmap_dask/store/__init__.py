@@ -36,12 +36,13 @@ from .output import write_output
 from .paths import check_free_space, check_output_path, check_writable
 from .chunks import consolidate
 from .verify import OutputCheck, VerifyReport, verify
-from .writer import StoreResult
+from .writer import StoreResult, read_attrs, update_attrs
 
 __all__ = ["write_maps", "write_stats", "write_statistics", "write_output", "open_maps",
            "verify", "check_output_path", "check_writable", "check_free_space",
            "real_output_path", "OutputLock", "OutputLockedError", "StoreResult",
-           "VerifyReport", "OutputCheck", "inputs_digest", "consolidate"]
+           "VerifyReport", "OutputCheck", "inputs_digest", "consolidate", "read_attrs",
+           "update_attrs"]
 
 
 def write_maps(maps, path, ims, *, overwrite: bool = False, scheduler=None,
@@ -100,24 +101,31 @@ def _image_unit(label: str, image):
     return {label: image}
 
 
-def write_stats(path, images: dict, attrs: dict | None = None) -> StoreResult:
+def write_stats(path, images: dict, attrs: dict | None = None,
+                origin: tuple[int, int] = (0, 0), units: str = "counts") -> StoreResult:
     """Write already computed images ``{label: (rows, cols) array}`` as the zarr group
-    ``path``, replacing an output of ours: one array per label, dims ``(row, col)``, group
-    attrs ``stats`` (the labels) and ``attrs``; same protocol as every output (lock,
-    checksums, ``complete`` last).  Prefer :func:`write_statistics`, which computes and
-    writes tile by tile."""
+    ``path``, replacing an output of ours: one array per label, dims ``(det_y, det_x)``
+    with their coordinates (detector pixels; ``origin`` is the frame pixel ``(row, col)``
+    of image pixel ``(0, 0)``, e.g. a ROI's corner), group attrs ``stats`` (the labels)
+    and ``attrs``; same protocol as every output (lock, checksums, ``complete`` last).
+    Prefer :func:`write_statistics`, which computes and writes tile by tile."""
     import numpy as np
 
     from .. import __version__
+    from ..layout import DETECTOR_DIMS, detector_axes
 
     images = {str(k): np.asarray(v) for k, v in images.items()}
-    arrays = tuple(ArraySpec(label, ("row", "col"), img.shape, img.shape, img.dtype,
-                             np.nan if img.dtype.kind == "f" else 0)
+    arrays = tuple(ArraySpec(label, DETECTOR_DIMS, img.shape, img.shape, img.dtype,
+                             np.nan if img.dtype.kind == "f" else 0,
+                             attrs={"long_name": f"{label} of the frames", "units": units})
                    for label, img in images.items())
-    units = tuple({a.name: (slice(0, a.shape[0]), slice(0, a.shape[1]))} for a in arrays)
+    units_ = tuple({a.name: (slice(0, a.shape[0]), slice(0, a.shape[1]))} for a in arrays)
+    if arrays:
+        (h, w), (y0, x0) = arrays[0].shape, (int(v) for v in origin)
+        arrays += tuple(detector_axes(slice(y0, y0 + h), slice(x0, x0 + w)))
     labels = list(images)
     request = OutputRequest(
-        OutputLayout(arrays, units), lambda u: (_image_unit, labels[u], images[labels[u]]),
+        OutputLayout(arrays, units_), lambda u: (_image_unit, labels[u], images[labels[u]]),
         identity=jsonable({**(attrs or {}), "stats": labels}),
         attrs={"xrsmap_dask_version": __version__, "date": datetime.datetime.now(
             datetime.timezone.utc).isoformat(timespec="seconds")}, kind="stats")

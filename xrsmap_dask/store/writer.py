@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from .. import _graph
 from ..errors import InputError
-from ..layout import FORMAT_VERSION, OutputRequest
+from ..layout import FORMAT_VERSION, OutputRequest, decode_attrs, encode_attrs
 from . import chunks as C
-from .paths import makedirs
+from .paths import check_free_space, makedirs
 
 RECORDS = C.RECORD_NAMES
 #: arrays of a format-1 output (before chunk checksums)
@@ -53,7 +53,9 @@ class StoreResult:
 
 
 def read_attrs(path: str) -> dict | None:
-    """Group attrs of the zarr group at ``path`` (``{}`` if unreadable), None if none."""
+    """Group attrs of the zarr group at ``path``, decoded (structured attrs are stored as
+    JSON strings, :func:`~xrsmap_dask.layout.decode_attrs`); ``{}`` if unreadable, None if
+    there is no group."""
     try:
         with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
             meta = json.load(f)
@@ -62,7 +64,22 @@ def read_attrs(path: str) -> dict | None:
     except (OSError, ValueError):
         return {}
     attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
-    return attrs if isinstance(attrs, dict) else {}
+    return decode_attrs(attrs) if isinstance(attrs, dict) else {}
+
+
+def update_attrs(group, attrs: dict) -> None:
+    """Update the attrs of an open zarr group, encoded as :func:`encode_attrs` says."""
+    group.attrs.update(encode_attrs(attrs, dict(group.attrs)))
+
+
+def coordinate_names(layout) -> str:
+    """The group attr ``coordinates`` (names separated by spaces): the arrays xarray shows
+    as coordinates rather than data variables -- fixed arrays not named as a dimension
+    (``ring_width``), bookkeeping arrays (``frame_unreadable``) and the records."""
+    dims = {d for a in layout.arrays for d in a.dims}
+    names = [a.name for a in layout.arrays
+             if a.name not in dims and (a.values is not None or a.attrs.get("bookkeeping"))]
+    return " ".join(names + list(RECORDS))
 
 
 def is_ours(attrs: dict | None) -> bool:
@@ -120,20 +137,24 @@ def trash_path(real: str) -> str:
 def _create(path: str, request: OutputRequest) -> None:
     import zarr
 
+    # room for the whole output before its first file (metadata and coordinates included)
+    check_free_space(path, sum(request.layout.unit_nbytes(u)
+                               for u in range(request.layout.nunits)))
     makedirs(path)
     layout_attrs = request.layout.to_attrs()
     head = {"xrsmap_dask_format": FORMAT_VERSION, "output_kind": request.kind,
             "creating": True, "layout": layout_attrs}
     # mode 'a': never wipe entries that are not ours (zarr's 'w' deletes the directory)
     group = zarr.open_group(store=path, mode="a", zarr_format=3)
-    group.attrs.put(head)
+    group.attrs.put(encode_attrs(head))
     fixed = C.create_arrays(path, group, request.layout)
     attrs = {**request.identity, **request.attrs, "xrsmap_dask_format": FORMAT_VERSION,
              "output_kind": request.kind, "job_digest": request.job_digest(),
-             "layout": layout_attrs, "fixed_checksums": fixed, "complete": False}
+             "layout": layout_attrs, "fixed_checksums": fixed,
+             "coordinates": coordinate_names(request.layout), "complete": False}
     if request.summarize is not None:
         attrs["bad_frames"] = []
-    group.attrs.put(attrs)
+    group.attrs.put(encode_attrs(attrs))
 
 
 def _refuse_other_job(path: str, have: dict, shown: str) -> None:
@@ -249,8 +270,8 @@ def finalize(target: str, request: OutputRequest) -> dict:
     C.consolidate(target)
     group = zarr.open_group(store=target, mode="r+")
     if summary:
-        group.attrs.update(summary)
-    group.attrs.update({"complete": True})  # last: only now is the output whole
+        update_attrs(group, summary)
+    update_attrs(group, {"complete": True})  # last: only now is the output whole
     C.fsync_path(os.path.join(target, "zarr.json"))
     C.fsync_path(target)
     return summary
