@@ -240,10 +240,13 @@ class Mapper:
         import zarr
 
         from .nexus_export import export
+        from .pipeline import input_paths
         from .settings.specs import nexus_output
-        from .store import write_maps
+        from .store import check_output_path, write_maps
 
         path, nexus = nexus_output(opts["output"])
+        for target in (path, nexus) if nexus else (path,):
+            self._call(check_output_path, target, input_paths(in_files, ims))
         self.last_store = self._call(write_maps, maps, path, ims,
                                      overwrite=opts["overwrite"], scheduler=opts["scheduler"])
         if nexus is not None and (not self.last_store.skipped or not os.path.exists(nexus)):

@@ -1,6 +1,7 @@
 """NeXus/HDF5 export of a zarr map group, for silx, PyMca and other NeXus viewers.
 
     export("maps.zarr", "maps.nxs")
+    export_entries({"scan1": "survey.zarr/scan1", "scan2": "survey.zarr/scan2"}, "s.nxs")
 
 Zarr stays the working (resumable) format; the NeXus file is a complete copy of its maps::
 
@@ -12,17 +13,18 @@ Zarr stays the working (resumable) format; the NeXus file is a complete copy of 
                                        bad frames
     /entry/<map>             NXdata    @signal=<map> @axes=[one name per dim] @<dim>_indices
       <map>                  the map, same dtype and values as in zarr, @long_name @units
-      <dim>                  its coordinate: the store's coordinate array of that name when
-                             there is one (with its attrs), else computed: ``y``/``x`` scan
-                             point index, ``roi_y``/``roi_x`` the detector pixel at the centre
-                             of each binned ROI pixel, ``row``/``col`` detector pixel index
-      <aux>                  other 1-D arrays along a dim of the map (``ring_width``), with
+      <dim>                  its coordinate: the store's coordinate array of that name (with
+                             its attrs: ``y``/``x`` positions, ``det_y``/``det_x`` detector
+                             pixels, ``ring``, ``bin``), else computed for outputs written
+                             before the store held coordinates (point indices, pixels)
+      <aux>                  the group's other coordinates along dims of the map
+                             (``ring_width``, ``radial_count``, ``y_position``), with
                              @<aux>_indices as NeXus allows for extra coordinates
 
-Attrs that are dicts, nested lists or ``None`` are written as JSON strings (HDF5 and netCDF
-attrs hold only scalars, strings and 1-D arrays): :func:`plain_attrs`, which also makes
-``xarray.open_zarr(path).to_netcdf(...)`` work when applied to a dataset's attrs.
-Bookkeeping arrays (``chunk_done``, names starting with ``_``) are not exported.
+Attrs that are dicts, nested lists, ``None`` or bools are written as JSON strings (HDF5 and
+netCDF attrs hold only scalars, strings and 1-D arrays): :func:`plain_attrs`; the store's
+own attrs (JSON strings listed in ``json_attrs``) are decoded first.  Bookkeeping arrays
+(``chunk_*``, ``frame_unreadable``, names starting with ``_``) are not exported.
 
 The file is written as ``<nexus_path>.part-<random>`` and renamed when complete; an existing
 output is refused unless ``overwrite=True``; the zarr group is only read, and an incomplete

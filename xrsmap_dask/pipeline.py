@@ -62,89 +62,6 @@ def with_detector_mask(corrections, ims, use: bool = True):
     return replace(corrections, mask=mask)
 
 
-# -- geometry and coordinates ----------------------------------------------------------------
-def radial_spec(job: ScanJob):
-    """The :class:`~xrsmap_dask.maps.RadialSpec` of a job whose rings or bins go through a
-    detector geometry (a PONI file, read here with pyFAI; or pixels around the centre),
-    else ``None`` (pixel rings are today's annuli)."""
-    from .geometry import PixelGeometry, load_poni
-    from .maps import RadialSpec
-
-    g = job.geometry
-    if not g.wanted or not (job.rings or g.radial_bins):
-        return None
-    if g.poni is not None:
-        geo = load_poni(g.poni)
-        positions = [r.position for r in job.rings]
-    else:
-        geo = PixelGeometry(*(g.centre or (job.rings[0].cen_y, job.rings[0].cen_x)))
-        positions = [r.radius for r in job.rings]
-    return RadialSpec(geo, g.unit, positions, [r.width for r in job.rings], g.radial_bins,
-                      g.radial_range, g.chi, g.solid_angle, g.polarization)
-
-
-def read_motor_positions(value) -> tuple[np.ndarray, str | None, tuple[str, str]]:
-    """``(positions (frames, 2), units or None, (y name, x name))`` from what
-    :func:`xrsmap_dask.maps.coords.parse_motor_positions` accepted: a ``(frames, 2)``
-    array, a ``.npy`` file, a ``.csv``/``.txt`` table (two columns y, x; an optional header
-    line names them) or two HDF5 datasets ``(file.h5:/y, file.h5:/x)`` (their ``units``
-    attrs name the units)."""
-    if isinstance(value, np.ndarray):
-        return value, None, ("y", "x")
-    if isinstance(value, tuple):
-        import h5py
-
-        cols, units, names = [], set(), []
-        for spec in value:
-            path, _, dset = spec.rpartition(":")
-            try:
-                with h5py.File(path, "r") as f:
-                    ds = f[dset]
-                    cols.append(np.asarray(ds[()], dtype=np.float64).ravel())
-                    u = ds.attrs.get("units")
-            except (OSError, KeyError, ValueError, TypeError) as exc:
-                raise InputError(f"cannot read motor positions: {exc}", path=spec,
-                                 argument="motor_positions") from None
-            units.add(u.decode() if isinstance(u, bytes) else u)
-            names.append(dset.rstrip("/").rsplit("/", 1)[-1])
-        if len(cols[0]) != len(cols[1]):
-            raise InputError(f"the y and x datasets hold {len(cols[0])} and {len(cols[1])} "
-                             "positions", argument="motor_positions")
-        units.discard(None)
-        return np.stack(cols, axis=1), units.pop() if len(units) == 1 else None, tuple(names)
-    return _read_position_table(value)
-
-
-def _read_position_table(path: str):
-    try:
-        if path.lower().endswith(".npy"):
-            return np.load(path, allow_pickle=False), None, ("y", "x")
-        with open(path, encoding="utf-8") as f:
-            first = f.readline()
-        sep = "," if "," in first else None
-        head = [t.strip() for t in first.split(sep)]
-        try:
-            [float(t) for t in head]
-            names, skip = ("y", "x"), 0
-        except ValueError:
-            names, skip = tuple(head[:2]), 1
-        return np.loadtxt(path, delimiter=sep, skiprows=skip, ndmin=2), None, names
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read motor positions: {exc}", path=path,
-                         argument="motor_positions") from None
-
-
-def scan_axes(job: ScanJob):
-    """The :class:`~xrsmap_dask.maps.ScanAxes` of a job (motor positions read now)."""
-    from .maps import ScanAxes
-
-    a = job.axes
-    if a.motor_positions is None:
-        return ScanAxes(a.step, a.origin, a.position_units)
-    positions, units, names = read_motor_positions(a.motor_positions)
-    return ScanAxes(units=a.position_units or units, positions=positions, names=names)
-
-
 # -- maps --------------------------------------------------------------------------------
 def check_frame_count(job: ScanJob, ims) -> int:
     """Points of the scan no frame reaches (0 for a complete scan); a frame count that does
@@ -175,6 +92,8 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
     if corrections is None:
         corrections = load_corrections(job.corrections, ims.shape, scheduler)
     corrections = with_detector_mask(corrections, ims, job.corrections.detector_mask)
+    from .job_geometry import radial_spec, scan_axes
+
     radial = radial_spec(job)
     spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning,
                    rings=() if radial is not None else job.rings, composite=job.composite,
@@ -191,16 +110,6 @@ def compute_maps(maps, scheduler=None) -> dict:
 
 
 # -- statistics ----------------------------------------------------------------------------
-def lazy_statistics(ims, requests, roi=None, on_error: str = "raise") -> dict:
-    """``{label: lazy image}`` of the requested statistics.  Under ``on_error='fill'``
-    unreadable frames are NaN and every statistic skips them (decided here, once)."""
-    from . import stats as lazy_stats
-
-    return lazy_stats.lazy_stats(ims, [s.name for s in requests if s.q is None],
-                                 [s.q for s in requests if s.q is not None], roi=roi,
-                                 skipna=on_error == "fill")
-
-
 def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = False) -> bool:
     """Write the scan's statistics to the group ``<path>/stats`` (tile by tile, under the
     output lock, resumably: :func:`xrsmap_dask.store.write_statistics`); False when they
@@ -216,19 +125,105 @@ def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = F
     return not res.skipped
 
 
-def run_stats(job: StatsJob, executor) -> tuple:
-    """Compute a :class:`StatsJob`: ``(ims, {label: image})`` (numpy images)."""
+def run_stats(job: StatsJob, executor, overwrite: bool = False) -> tuple:
+    """Compute a :class:`StatsJob` to its output: a ``.zarr`` output is written tile by
+    tile under the output lock, resumably (:func:`xrsmap_dask.store.write_statistics`); an
+    image file (``.edf``, ``.tif``, ``.npy``; one statistic) is written once computed, and
+    only then replaces an existing file.  Returns ``(ims, {label: image})`` (numpy)."""
+    from .stats import compute_statistics
+    from .store import check_output_path, write_statistics
+
     ims = open_series(job.inputs, on_error=job.on_error,
                       progress=executor.counter("reading headers"))
     roi = None if job.roi is None else job.roi.to_slices(ims.shape)
     mask = stats_mask(job.mask, ims, job.detector_mask)
-    lazy = lazy_statistics(ims, job.stats, roi, job.on_error)
-    results = executor.compute(*lazy.values(),
-                               label=f"{', '.join(lazy)} of {len(ims)} frames")
-    if mask is not None:
-        keep = mask if roi is None else mask[roi]
-        results = [masked_image(img, keep) for img in results]
-    return ims, dict(zip(lazy, results))
+    names = [s.name for s in job.stats if s.q is None]
+    qs = [s.q for s in job.stats if s.q is not None]
+    check_output_path(job.output, input_paths(job.inputs, ims))
+    executor._say(f"{', '.join(job.labels)} of {len(ims)} frames")
+    with executor.progress():
+        if job.output.rstrip("/").lower().endswith(".zarr"):
+            write_statistics(ims, job.output, names, qs, roi=roi, mask=mask,
+                             overwrite=overwrite, scheduler=executor.scheduler,
+                             attrs={"roi": None if job.roi is None else
+                                    list(job.roi.as_tuple())})
+            import zarr
+
+            group = zarr.open_group(job.output, mode="r")
+            return ims, {label: group[label][...] for label in job.labels}
+        images = compute_statistics(ims, names, qs, roi=roi, mask=mask,
+                                    scheduler=executor.scheduler)
+    replace_output(job.output, lambda path: write_image(path, next(iter(images.values()))))
+    return ims, images
+
+
+def input_paths(inputs, ims=None) -> list[str]:
+    """Every file or directory a job reads (for the output-overlap check): the resolved
+    input paths, and the series' frame files."""
+    from .imageseries import split_inner_path
+    from .inputs import InputSpec
+
+    if isinstance(inputs, InputSpec):
+        paths = list(inputs.paths)
+    elif isinstance(inputs, (str, os.PathLike)):
+        paths = [split_inner_path(os.fspath(inputs))[0]]
+    elif isinstance(inputs, (list, tuple)):
+        paths = [os.fspath(p) for p in inputs]
+    else:
+        paths = []
+    if ims is not None and ims.filenames is not None:
+        paths.extend(dict.fromkeys(ims.filenames))
+    return paths
+
+
+def replace_output(path: str, write) -> None:
+    """Run ``write(path)`` so that an existing output at ``path`` is replaced only once the
+    new one is whole: the old one is moved aside first and put back if writing fails (a
+    partial new output is removed); an ``OSError`` (no space left, permission) is an
+    :class:`InputError` naming the path."""
+    import shutil
+
+    aside = None
+    if os.path.lexists(path):
+        aside = os.path.join(os.path.dirname(path) or ".",
+                             f".{os.path.basename(path)}.xrsmap-old-{os.getpid()}")
+        os.rename(path, aside)
+    try:
+        write(path)
+    except BaseException as exc:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+        if aside is not None:
+            os.rename(aside, path)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write the output: {exc.strerror or exc}", path=path,
+                             argument="output") from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside) if os.path.isdir(aside) and not os.path.islink(aside) \
+            else os.remove(aside)
+
+
+def write_image(path: str, img) -> None:
+    """Write one 2-D image: ``.npy`` (numpy), ``.edf``, ``.tif``/``.tiff`` (fabio)."""
+    low = path.lower()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if low.endswith(".npy"):
+        np.save(path, img, allow_pickle=False)
+    elif low.endswith(".edf"):
+        import fabio.edfimage
+
+        fabio.edfimage.EdfImage(data=img).write(path)
+    elif low.endswith((".tif", ".tiff")):
+        import fabio.tifimage
+
+        data = img.astype(np.float32) if img.dtype.kind == "f" else img
+        fabio.tifimage.TifImage(data=data).write(path)
+    else:
+        raise InputError("unknown image type; use .zarr, .npy, .edf or .tif", path=path,
+                         argument="output")
 
 
 def stats_mask(mask, ims, detector_mask: bool = True):
@@ -240,15 +235,6 @@ def stats_mask(mask, ims, detector_mask: bool = True):
     if corr.mask is not None:
         corr.check(ims.shape, len(ims))
     return corr.mask
-
-
-def masked_image(img, mask) -> np.ndarray:
-    """``img`` with the ``mask`` pixels (True) NaN: float64 for integer images (exact for
-    every count), float images keep their dtype."""
-    img = np.asarray(img)
-    out = img.astype(np.float64 if img.dtype.kind != "f" else img.dtype, copy=True)
-    out[..., mask] = np.nan
-    return out
 
 
 # -- NeXus ---------------------------------------------------------------------------------
@@ -314,6 +300,10 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
     result = ScanResult(job.name, "failed", output=path)
     ims, maps = plan_scan(job, ims, executor.counter(f"{job.name}: reading headers"),
                           scheduler=executor.scheduler)
+    from .store import check_output_path
+
+    for target in (path, job.nexus) if job.nexus else (path,):
+        check_output_path(target, input_paths(job.inputs, ims))
     result.frames = len(ims)
     status = "skipped"
     bad: list = []

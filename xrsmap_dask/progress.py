@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+import numpy as np
+
 
 def text_counter(label: str, *, quiet: bool = False, stream: TextIO | None = None,
                  min_total: int = 1000):
@@ -30,10 +32,15 @@ def text_counter(label: str, *, quiet: bool = False, stream: TextIO | None = Non
 
 
 class ProgressSeries:
-    """Wraps an ImageSeries so block and frame reads advance a text progress bar."""
+    """Wraps an ImageSeries so that its block and frame reads advance a text bar and first
+    call ``before_read(nbytes)`` (e.g. a free-space guard of the output being written:
+    raising there stops a writer cleanly, before the data reach it)."""
 
-    def __new__(cls, ims, bar):
+    def __new__(cls, ims, bar, before_read=None):
         from .imageseries.base import BlockSource, ImageSeries
+
+        frame_bytes = ims.shape[0] * ims.shape[1] * np.dtype(ims.dtype).itemsize
+        guard = before_read or (lambda nbytes: None)
 
         class CountingBlock(BlockSource):
             def __init__(self, inner):
@@ -41,6 +48,7 @@ class ProgressSeries:
                 self.nframes = inner.nframes
 
             def read(self, roi):
+                guard(self.nframes * frame_bytes)
                 out = self.inner.read(roi)
                 bar.update(len(out))
                 return out
@@ -58,6 +66,7 @@ class ProgressSeries:
                 return len(ims)
 
             def _read_region(self, j, rows, cols):
+                guard(frame_bytes)
                 out = ims._read_region(j, rows, cols)
                 bar.update(1)
                 return out

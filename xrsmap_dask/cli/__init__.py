@@ -1,8 +1,9 @@
 """The ``xrsmap-dask`` command line.
 
 Subcommands: ``composite``, ``annulus``, ``radial``, ``stats``, ``convert``, ``info``,
-``run``, ``preview``, ``export``.  Every one that computes accepts the scheduler options (``--scheduler
-threads|processes|pathos|local|slurm|pbs|ADDRESS|SCHEDULER_FILE``, ``--workers``, ...), shows
+``run``, ``preview``, ``export``, ``verify``.  Every one that computes accepts the scheduler
+options (``--scheduler threads|processes|pathos|local|slurm|pbs|ADDRESS|SCHEDULER_FILE``,
+``--workers``, ...), shows
 a progress bar on stderr (``--quiet`` for none) and exits with 0 (success), 1 (an error while
 running, or a scan of a job failed) or 2 (bad usage or bad input: one clear line naming the
 flag, file or frame, no traceback; ``--debug`` shows it).  SIGTERM (batch time limit,
@@ -21,8 +22,8 @@ from typing import Sequence
 from ..errors import InputError
 from ..settings import relabel
 from ..settings.options import MAPS
-from .commands import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, execution_spec,
-                       write_image)
+from ..pipeline import write_image
+from .commands import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, execution_spec
 from .parser import PROG, build_parser
 
 __all__ = ["main", "build_parser", "execution_spec", "write_image", "EXIT_OK", "EXIT_ERROR",

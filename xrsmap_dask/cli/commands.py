@@ -12,6 +12,8 @@ from ..settings import Context, options_for, parse_values
 from ..settings.options import MAPS, STATS, read_options
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: formats whose size is known before writing (frames stored as they are)
+UNCOMPRESSED_FORMATS = ("raw-image", "image-files")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -107,8 +109,6 @@ def cmd_maps(args) -> int:
 # -- stats ------------------------------------------------------------------------------------
 def cmd_stats(args) -> int:
     """``stats``: pixel-wise statistics to a zarr group or one image file."""
-    import numpy as np
-
     from ..cluster import execution
     from ..inputs import resolve_inputs
     from ..pipeline import run_stats
@@ -121,63 +121,32 @@ def cmd_stats(args) -> int:
     values["stats"] = parse_stats(wanted)
     inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill",
                             options=read_options(values))
-    job = stats_job_from_values(values, inputs=inputs, output=args.output)
-    out = args.output
-    to_zarr = out.rstrip("/").lower().endswith(".zarr")
+    job = stats_job_from_values(values, inputs=inputs, output=os.path.abspath(args.output))
+    to_zarr = job.output.rstrip("/").lower().endswith(".zarr")
     if not to_zarr and len(job.labels) != 1:
         raise InputError(f"an image file holds one statistic, got {len(job.labels)} "
                          f"({', '.join(job.labels)}); write to a .zarr for several",
                          argument="output")
-    _refuse_existing(out, args.overwrite)
+    if not to_zarr:
+        _refuse_existing(job.output, args.overwrite)
     with execution(execution_spec(args), quiet=args.quiet) as ex:
-        ims, images = run_stats(job, ex)
-    if to_zarr:
-        import shutil
-
-        from ..store import write_stats
-
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        roi = None if job.roi is None else job.roi.to_slices(ims.shape)
-        write_stats(out, images, {"nframes": len(ims),
-                                  "roi": list(job.roi.as_tuple()) if job.roi else None,
-                                  "bad_frames": [list(b) for b in ims.bad_frames]},
-                    origin=(0, 0) if roi is None else (roi[0].start, roi[1].start))
-    else:
-        write_image(out, np.asarray(next(iter(images.values()))))
+        ims, images = run_stats(job, ex, overwrite=args.overwrite)
     first = next(iter(images.values()))
-    say(args, f"wrote {', '.join(images)} ({first.shape[0]} x {first.shape[1]}) -> {out}")
+    say(args, f"wrote {', '.join(images)} ({first.shape[0]} x {first.shape[1]}) -> "
+              f"{args.output}")
     return EXIT_OK
-
-
-def write_image(path: str, img) -> None:
-    """Write one 2-D image: ``.npy`` (numpy), ``.edf``, ``.tif``/``.tiff`` (fabio)."""
-    import numpy as np
-
-    low = path.lower()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if low.endswith(".npy"):
-        np.save(path, img, allow_pickle=False)
-    elif low.endswith(".edf"):
-        import fabio.edfimage
-
-        fabio.edfimage.EdfImage(data=img).write(path)
-    elif low.endswith((".tif", ".tiff")):
-        import fabio.tifimage
-
-        data = img.astype(np.float32) if img.dtype.kind == "f" else img
-        fabio.tifimage.TifImage(data=data).write(path)
-    else:
-        raise InputError("unknown image type; use .zarr, .npy, .edf or .tif", path=path,
-                         argument="output")
 
 
 # -- convert, info, run, preview --------------------------------------------------------------
 def cmd_convert(args) -> int:
-    """``convert``: any readable input to any writable imageseries format."""
+    """``convert``: any readable input to any writable imageseries format.  The output may
+    not be or hold an input; with ``--overwrite`` an existing output is replaced only once
+    the new one is whole."""
     from .. import imageseries
     from ..inputs import open_series, resolve_inputs
+    from ..pipeline import input_paths, replace_output
     from ..progress import ProgressSeries, TextBar
+    from ..store import check_output_path, check_writable
 
     values = settings_values(args, STATS)
     fmts = imageseries.formats()
@@ -185,28 +154,49 @@ def cmd_convert(args) -> int:
         writable = sorted(k for k, e in fmts.items() if e.can_write)
         raise InputError(f"cannot write {args.format!r}; writable formats: "
                          f"{', '.join(writable)}", argument="format")
-    out = args.output
+    out = os.path.abspath(args.output)
     _refuse_existing(out, args.overwrite)
-    ims = open_series(resolve_inputs(args.inputs, options=read_options(values)),
-                      on_error=values["on_error"],
+    spec = resolve_inputs(args.inputs, options=read_options(values))
+    ims = open_series(spec, on_error=values["on_error"],
                       progress=_counter(args, "reading headers"))
+    check_output_path(out, input_paths(spec, ims))
+    check_writable(out, directory=args.format == "zarr")
+    from ..store import check_free_space
+
+    if args.format in UNCOMPRESSED_FORMATS or (args.format == "hdf5" and args.gzip == 0):
+        # the size is known: refuse before writing anything
+        check_free_space(out, len(ims) * ims.shape[0] * ims.shape[1] * ims.dtype.itemsize)
+
+    def guard(nbytes: int) -> None:
+        # before each block reaches the writer: room for it uncompressed (a writer that
+        # meets a full disk mid-file can crash, HDF5 does), so a full disk stops cleanly
+        check_free_space(out, nbytes)
+
     kw = {name: getattr(args, name) for name in ("path", "threshold", "style", "gzip")
           if getattr(args, name) is not None}
     if args.format == "frame-cache" and "threshold" not in kw:
         raise InputError("frame-cache needs @{threshold} (pixels above it are stored)",
                          argument="threshold")
-    if os.path.exists(out) and args.overwrite:
-        import shutil
-
-        shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
     bar = TextBar(len(ims), quiet=args.quiet)
     try:
-        imageseries.write(ProgressSeries(ims, bar), out, args.format, **kw)
+        replace_output(out, lambda path: imageseries.write(ProgressSeries(ims, bar, guard),
+                                                           path, args.format, **kw))
     finally:
         bar.close()
     say(args, f"wrote {len(ims)} frames ({ims.shape[0]} x {ims.shape[1]} {ims.dtype}) -> "
               f"{out} [{args.format}]")
     return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    """``verify``: check outputs (every chunk present and unchanged since written,
+    complete); exit 0 when all are whole, 1 otherwise."""
+    from ..store import verify
+
+    report = verify(args.output)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_ERROR
 
 
 def _counter(args, label: str):
@@ -274,10 +264,10 @@ def cmd_export(args) -> int:
     if attrs.get("output_kind", "maps") == "maps" and "xrsmap_dask_format" in attrs:
         entries = {"entry": args.group}
     else:
-        entries = {name: os.path.join(args.group, name)
-                   for name in sorted(os.listdir(args.group))
-                   if (read_attrs(os.path.join(args.group, name)) or {}).get("complete") is True
-                   and read_attrs(os.path.join(args.group, name)).get("output_kind") == "maps"}
+        subs = {name: os.path.join(args.group, name) for name in sorted(os.listdir(args.group))}
+        entries = {name: path for name, path in subs.items()
+                   if (read_attrs(path) or {}).get("complete") is True
+                   and read_attrs(path).get("output_kind") == "maps"}
         if not entries:
             raise InputError("holds no complete map group (is it a map group or a survey "
                              "store?)", path=args.group, argument="group")

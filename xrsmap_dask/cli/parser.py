@@ -10,7 +10,7 @@ import argparse
 from ..settings import options_for
 from ..settings.options import MAPS, STATS
 from .commands import (cmd_convert, cmd_export, cmd_info, cmd_maps, cmd_preview, cmd_run,
-                       cmd_stats)
+                       cmd_stats, cmd_verify)
 
 PROG = "xrsmap-dask"
 
@@ -337,6 +337,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "verify", formatter_class=_Formatter,
+        help="check that outputs are whole: complete, every chunk present and unchanged",
+        description="Check every xrsmap-dask output at or below OUTPUT (a map or statistics "
+                    "group, or a survey store) without its inputs: complete, every array "
+                    "there, every chunk present with the checksum recorded when it was "
+                    "written.  Exit 0 when all are whole, 1 otherwise (a rerun of the job "
+                    "redoes exactly the damaged chunks).",
+        epilog="example:\n  xrsmap-dask verify demo_output/maps.zarr")
+    p.add_argument("output", metavar="OUTPUT")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

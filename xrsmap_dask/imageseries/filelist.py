@@ -163,6 +163,51 @@ def _native(dtype: np.dtype) -> np.dtype:
     return dtype.newbyteorder("=")
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """The layout most frames share (not blindly the first file's), a file showing it, and
+    how many frames an unreadable file is taken to hold (as many as most complete files)."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    path: str
+    usual_frames: int
+
+
+def _reference_layout(probed: list) -> _Reference:
+    good = [p for p in probed if p.shape is not None]
+    if not good:
+        first = probed[0]
+        raise FrameReadError(first.error, path=first.path, frame=first.error_frame)
+    votes = Counter()
+    for p in good:
+        votes[p.layout] += len(p.kinds)
+    (shape, dtype), _ = votes.most_common(1)[0]
+    path = next(p.path for p in good if p.layout == (shape, dtype))
+    usual = Counter(len(p.kinds) for p in good if p.error is None).most_common(1)
+    return _Reference(shape, dtype, path, usual[0][0] if usual else 1)
+
+
+def _file_frames(p, ref: _Reference, empty_frames: int, stop: int | None):
+    """``(error, kinds, offsets)`` of the frames a probed file contributes (unreadable
+    frames of kind ``BAD`` with ``error`` saying why), after ``empty_frames`` and up to
+    ``stop`` frames."""
+    error = p.error
+    if p.shape is not None and p.layout != (ref.shape, ref.dtype):
+        error = (f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} differs "
+                 f"from the series' {ref.shape[0]} x {ref.shape[1]} {ref.dtype} (e.g. "
+                 f"{ref.path})")
+        kinds, offsets = (BAD,) * len(p.kinds), (0,) * len(p.kinds)
+    elif p.shape is None:
+        n = ref.usual_frames
+        kinds, offsets = (BAD,) * n, (0,) * n
+        if n > 1:
+            error += f" (counted as {n} frames, as most files hold)"
+    else:
+        kinds, offsets = p.kinds, p.offsets
+    return error, kinds[empty_frames:stop], offsets[empty_frames:stop]
+
+
 class FileListImageSeries(ImageSeries):
     """Frames of a list of image files, in list order (all frames of each file in turn).
 
@@ -201,80 +246,47 @@ class FileListImageSeries(ImageSeries):
             if int(value) < 0:
                 raise InputError(f"must be >= 0, got {value}", argument=name)
         probed = _probe_files(paths, progress)
-        good = [p for p in probed if p.shape is not None]
-        if not good:
-            first = probed[0]
-            raise FrameReadError(first.error, path=first.path, frame=first.error_frame)
-        # the reference layout is the one most frames share (not blindly the first file's)
-        votes = Counter()
-        for p in good:
-            votes[p.layout] += len(p.kinds)
-        (ref_shape, ref_dtype), _ = votes.most_common(1)[0]
-        ref_path = next(p.path for p in good if p.layout == (ref_shape, ref_dtype))
-        # an unreadable file is taken to hold as many frames as most complete files do
-        usual = Counter(len(p.kinds) for p in good if p.error is None).most_common(1)
-        usual_frames = usual[0][0] if usual else 1
-        self._shape = ref_shape
-        self._file_dtype = ref_dtype
-        self._dtype = np.dtype(dtype) if dtype is not None else ref_dtype
+        ref = _reference_layout(probed)
+        self._shape, self._file_dtype = ref.shape, ref.dtype
+        self._dtype = np.dtype(dtype) if dtype is not None else ref.dtype
         self._metadata = as_metadata(meta)
-
-        frame_paths: list[str] = []
-        kinds: list[int] = []
-        offsets: list[int] = []
-        big_endian: list[bool] = []
-        sizes: list[int] = []
+        table: dict[str, list] = {k: [] for k in ("paths", "kinds", "offsets", "big", "sizes")}
         self.bad_frames: list[tuple[int, str, str]] = []
-        reasons: dict[int, str] = {}
         stop = empty_frames + max_file_frames if max_file_frames else None
         for p in probed:
-            if max_total_frames and len(frame_paths) >= max_total_frames:
+            n = len(table["paths"])
+            if max_total_frames and n >= max_total_frames:
                 break
-            error = p.error
-            if p.shape is not None and p.layout != (ref_shape, ref_dtype):
-                error = (
-                    f"frame shape/dtype {p.shape[0]} x {p.shape[1]} {_native(p.dtype)} differs "
-                    f"from the series' {ref_shape[0]} x {ref_shape[1]} {ref_dtype} (e.g. "
-                    f"{ref_path})")
-                file_kinds, file_offsets = (BAD,) * len(p.kinds), (0,) * len(p.kinds)
-            elif p.shape is None:
-                n = usual_frames
-                file_kinds, file_offsets = (BAD,) * n, (0,) * n
-                if n > 1:
-                    error += f" (counted as {n} frames, as most files hold)"
-            else:
-                file_kinds, file_offsets = p.kinds, p.offsets
-            file_kinds, file_offsets = file_kinds[empty_frames:stop], file_offsets[empty_frames:stop]
+            error, file_kinds, file_offsets = _file_frames(p, ref, empty_frames, stop)
             first_bad = next((k for k, kind in enumerate(file_kinds) if kind == BAD), None)
             if first_bad is not None and self.on_error == "raise" and \
-                    (not max_total_frames or len(frame_paths) + first_bad < max_total_frames):
-                raise FrameReadError(error, path=p.path, frame=len(frame_paths) + first_bad)
-            is_big = p.dtype is not None and p.dtype.byteorder == ">"
-            for kind, off in zip(file_kinds, file_offsets):
+                    (not max_total_frames or n + first_bad < max_total_frames):
+                raise FrameReadError(error, path=p.path, frame=n + first_bad)
+            for k, (kind, off) in enumerate(zip(file_kinds, file_offsets)):
                 if kind == BAD:
-                    reasons[len(frame_paths)] = error
-                    self.bad_frames.append((len(frame_paths), p.path, error))
-                frame_paths.append(p.path)
-                kinds.append(kind)
-                offsets.append(off)
-                big_endian.append(is_big)
-                sizes.append(p.size)
+                    self.bad_frames.append((n + k, p.path, error))
+                for key, value in zip(table, (p.path, kind, off, p.dtype is not None and
+                                              p.dtype.byteorder == ">", p.size)):
+                    table[key].append(value)
+        self._set_frames(table, max_total_frames)
+
+    def _set_frames(self, table: dict, max_total_frames: int) -> None:
+        """Keep the per-frame table (at most ``max_total_frames`` frames) and the token."""
         if max_total_frames:
-            for seq in (frame_paths, kinds, offsets, big_endian, sizes):
+            for seq in table.values():
                 del seq[max_total_frames:]
             self.bad_frames = [b for b in self.bad_frames if b[0] < max_total_frames]
-        if not frame_paths:
+        if not table["paths"]:
             raise InputError("the files hold no frames after empty-frames/max-frames",
                              argument="paths")
-        self._paths = frame_paths
-        self._kinds = np.asarray(kinds, dtype=np.int8)
-        self._offsets = np.asarray(offsets, dtype=np.int64)
-        self._big_endian = np.asarray(big_endian, dtype=bool)
-        self._file_sizes = np.asarray(sizes, dtype=np.int64)
-        self._bad_reason = {i: reason for i, reason in reasons.items()
-                            if not max_total_frames or i < max_total_frames}
+        self._paths = table["paths"]
+        self._kinds = np.asarray(table["kinds"], dtype=np.int8)
+        self._offsets = np.asarray(table["offsets"], dtype=np.int64)
+        self._big_endian = np.asarray(table["big"], dtype=bool)
+        self._file_sizes = np.asarray(table["sizes"], dtype=np.int64)
+        self._bad_reason = {i: reason for i, _, reason in self.bad_frames}
         digest = hashlib.sha1()
-        for path, kind, off in zip(frame_paths, kinds, offsets):
+        for path, kind, off in zip(self._paths, table["kinds"], table["offsets"]):
             digest.update(f"{path}\0{kind}\0{off}\0".encode())
         digest.update(f"{self._dtype}{self._shape}".encode())
         self._token = digest.hexdigest()

@@ -5,7 +5,7 @@ A map ``(npt_y, npt_x)`` gets the 1-D coordinates ``y`` ``(npt_y,)`` and ``x``
 work), from, in this order of preference:
 
 * measured motor positions, one ``(y, x)`` per frame (a table file or HDF5 datasets, read
-  by :func:`xrsmap_dask.pipeline.read_motor_positions`): ``y[i]`` is the mean measured y of
+  by :func:`xrsmap_dask.job_geometry.read_motor_positions`): ``y[i]`` is the mean measured y of
   the frames of map row ``i``, ``x[j]`` the mean measured x of map column ``j`` (rows or
   columns without any frame are filled on the straight line through the others); the
   measured positions themselves are kept as the 2-D coordinates ``y_position`` and
@@ -129,6 +129,8 @@ class ScanAxes:
             else:
                 origin = (self.origin or (0.0, 0.0))[k]
                 values = origin + self.step[k] * np.arange(n, dtype=np.float64)
+                # nominal positions: 0.6, not 0.6000000000000001 (so .sel(x=0.6) finds it)
+                values = np.array([float(f"{v:.12g}") for v in values])
                 attrs = {"long_name": f"scan position {dim} (nominal: origin + index x step)",
                          "units": self.units}
             out.append(_fixed(dim, (dim,), values, attrs))

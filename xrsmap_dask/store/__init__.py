@@ -2,22 +2,29 @@
 
 One zarr v3 group per output.  A map output holds
 
-* ``composite`` ``(y, x, roi_y, roi_x)`` (float32 by default), ``roi_sum`` ``(y, x)``
-  float64, ``annulus_sum`` ``(ring, y, x)`` float64 (those asked for), with rings ``ring``
-  (radii) and ``ring_width`` along ``ring`` (pixels);
+* ``composite`` ``(y, x, det_y, det_x)`` (float32 by default), ``roi_sum`` ``(y, x)``
+  float64, ``annulus_sum`` ``(ring, y, x)`` and ``radial`` ``(bin, y, x)`` float64 (those
+  asked for), with their coordinates written once: ``y``/``x`` (scan positions),
+  ``det_y``/``det_x`` (detector pixels), ``ring``/``ring_width``, ``bin``/``radial_count``;
 * ``frame_unreadable`` ``(y, x)`` uint8: 1 where the frame of the scan point could not be
   read (``on_error='fill'``);
 
-a statistics output holds one ``(row, col)`` image per statistic (``median``, ``max``,
-``percentile_5``, ...) and ``frame_unreadable`` ``(tile, frame)`` uint8.  Both hold the
-records ``chunk_index`` (which chunks each write unit writes), ``chunk_checksum``
-(blake2b-64 of every chunk file, recorded when written, as two int32 words) and
-``chunk_done`` (1 per finished unit, written last), all with the attr ``bookkeeping: true``, every array with ``dimension_names`` so ``xarray.open_zarr(path)``
-opens it with named dims.  Group attrs: the job's identity (ROI, binning, rings, scan,
-corrections, statistics, a digest of the inputs, ...) and its ``job_digest``, ``layout``,
-``output_kind`` (``maps``/``stats``), ``xrsmap_dask_format`` (2), the package version and
-date, ``bad_frames`` ``[index, file, reason]`` and ``complete``: set to ``True`` last, once
-every unit is done, every file fsynced and the metadata consolidated.
+a statistics output holds one ``(det_y, det_x)`` image per statistic (``median``, ``max``,
+``percentile_5``, ...) with ``det_y``/``det_x``, and ``frame_unreadable`` ``(tile, frame)``
+uint8.  Every map and image has ``long_name`` and ``units``.  Both hold the records
+``chunk_index`` (which chunks each write unit writes), ``chunk_checksum`` (blake2b-64 of
+every chunk file, recorded when written, as two int32 words) and ``chunk_done`` (1 per
+finished unit, written last), all with the attr ``bookkeeping: 1``, every array with
+``dimension_names``, the group attr ``coordinates`` naming what xarray shows as
+coordinates, so ``xarray.open_zarr(path)`` opens it with named, labelled dims and only the
+maps as data variables.  Group attrs: the job's identity (ROI, binning, rings, radial
+bins, scan, corrections, statistics, a digest of the inputs, ...) and its ``job_digest``,
+``layout``, ``output_kind`` (``maps``/``stats``), ``xrsmap_dask_format`` (2), the package
+version and date, ``bad_frames`` ``[index, file, reason]`` and ``complete``: set to true
+last, once every unit is done, every file fsynced and the metadata consolidated.  Attrs
+that netCDF cannot hold (dicts, ``None``, bools, lists of strings) are JSON strings named
+in ``json_attrs`` (:func:`xrsmap_dask.layout.encode_attrs`), so ``to_netcdf`` takes the
+group as it is; :func:`read_attrs` decodes them.
 
 Resume: rerunning the same job computes only the units not done, and redoes a done unit
 whose chunk file is missing or altered; a complete output is left alone (unless damaged, or
