@@ -259,9 +259,9 @@ def _unit_tasks(ims, plan: MapPlan, params: KernelParams, pkey: str, corr: Corre
         # block, no copy, and let the kernel see the box's columns as a view
         read_box = (box[0], slice(0, int(ims.shape[1])))
         params = replace(params, crop_cols=box[1])
-        if params.radial is not None and not params.needs_corrected:
+        if plan.radial is not None and not params.needs_corrected:
             # the radial tables read the raw block: lay them on the whole rows read
-            params = replace(params, radial=params.radial.relaid(read_box))
+            params = replace(params, radial=plan.radial.kernel(read_box))
     h, w = roi_shape(read_box)
     per = max(1, FUSED_READ_BYTES // (h * w * np.dtype(ims.block_dtype()).itemsize)) \
         if ims.filenames is not None else None

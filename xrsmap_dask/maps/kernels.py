@@ -83,14 +83,12 @@ class KernelParams:
     @property
     def nrings(self) -> int:
         if self.ring_starts is None:
-            return 0 if self.radial is None or self.radial.rings is None else \
-                self.radial.rings.ngroups
+            return 0 if self.radial is None else self.radial.nrings
         return len(self.ring_starts)
 
     @property
     def nbins(self) -> int:
-        return 0 if self.radial is None or self.radial.bins is None else \
-            self.radial.bins.ngroups
+        return 0 if self.radial is None else self.radial.nbins
 
     @property
     def needs_corrected(self) -> bool:

@@ -29,7 +29,7 @@ and means.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -154,33 +154,47 @@ class RadialTables:
         return 0 if self.bins is None else self.bins.nbins
 
     def kernel(self, box: RoiSlices) -> "RadialKernel":
-        """The tables laid on blocks of ``box`` (which holds :attr:`box`)."""
-        return RadialKernel(None if self.rings is None else self.rings.groups.reindex(box),
-                            None if self.bins is None else self.bins.groups.reindex(box))
+        """The tables laid on blocks of ``box`` (which holds :attr:`box`): the rings as a
+        pixel list, the bins as runs of consecutive pixels."""
+        rings = None if self.rings is None else self.rings.groups.reindex(box)
+        if self.bins is None:
+            return RadialKernel(rings, None, None, None)
+        groups = self.bins.groups
+        return RadialKernel(rings, R.RunTable.from_groups(groups.reindex(box)), groups.norm,
+                            groups.count)
 
 
 @dataclass(frozen=True, eq=False)
 class RadialKernel:
-    """What a reduce task needs: the ring and bin tables laid on its blocks."""
+    """What a reduce task needs: the ring table (pixel lists) and the bin table (runs) laid
+    on its blocks, and each bin's normalisation (sum of the pixels' weights) and count."""
 
     rings: R.PixelGroups | None
-    bins: R.PixelGroups | None
+    bins: R.RunTable | None
+    bin_norm: np.ndarray | None
+    bin_count: np.ndarray | None
 
-    def relaid(self, box: RoiSlices) -> "RadialKernel":
-        """The same tables laid on blocks of ``box`` (e.g. whole-row reads)."""
-        return replace(self, rings=None if self.rings is None else self.rings.reindex(box),
-                       bins=None if self.bins is None else self.bins.reindex(box))
+    @property
+    def nrings(self) -> int:
+        return 0 if self.rings is None else self.rings.ngroups
+
+    @property
+    def nbins(self) -> int:
+        return 0 if self.bins is None else self.bins.ngroups
 
 
 def geometry_sums(block: np.ndarray, k: RadialKernel) -> tuple[np.ndarray | None,
                                                               np.ndarray | None]:
     """``(ring sums (n, nrings), bin means (n, nbins))`` of a block ``(n, rows, cols)`` laid
-    as ``k``'s tables (``None`` for what is not asked); float64, NaN where a frame is NaN."""
+    as ``k``'s tables (``None`` for what is not asked); float64, NaN where a frame is NaN
+    and for bins without pixels."""
     rings = None if k.rings is None else R.group_sums(block, k.rings)
-    bins = None
+    means = None
     if k.bins is not None:
-        bins = R.group_means(R.group_sums(block, k.bins), k.bins)
-    return rings, bins
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = R.run_sums(block, k.bins) / k.bin_norm
+        means[:, k.bin_count == 0] = np.nan
+    return rings, means
 
 
 def radial_arrays(tables: RadialTables, map_shape, chunk_shape, units: str) -> list[ArraySpec]:
