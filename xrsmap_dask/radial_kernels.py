@@ -25,6 +25,16 @@ def _accumulator(dtype: np.dtype):
     return np.uint64 if kind in "ub" else np.int64 if kind == "i" else np.float64
 
 
+def _frames(block, layout) -> np.ndarray:
+    """``block`` as ``(n, rows, cols)`` (one frame too), checked against a table's layout."""
+    block = np.asarray(block)
+    if block.ndim == 2:
+        block = block[None]
+    if block.shape[1:] != tuple(layout):
+        raise ValueError(f"blocks of {block.shape[1:]} pixels for a table laid on {layout}")
+    return block
+
+
 def group_sums(block: np.ndarray, groups) -> np.ndarray:
     """Sum of each group's pixels in each frame: ``(n, ngroups)`` float64.
 
@@ -32,12 +42,7 @@ def group_sums(block: np.ndarray, groups) -> np.ndarray:
     ``groups.layout``.  Integer frames are summed exactly (64-bit integers), floats in
     float64; a NaN pixel makes its groups NaN for that frame (mask it); empty groups are 0.
     """
-    block = np.asarray(block)
-    if block.ndim == 2:
-        block = block[None]
-    if block.shape[1:] != groups.layout:
-        raise ValueError(f"blocks of {block.shape[1:]} pixels for a table laid on "
-                         f"{groups.layout}")
+    block = _frames(block, groups.layout)
     n = len(block)
     out = np.zeros((n, groups.ngroups))
     if not len(groups.pixels) or not n:
@@ -107,12 +112,7 @@ def run_sums(block: np.ndarray, runs: RunTable) -> np.ndarray:
     ``runs`` (the block ``(n, rows, cols)`` laid as ``runs.layout``).  Integer frames are
     summed exactly (64-bit integers, then float64 below 2**53); a NaN pixel makes its group
     NaN for that frame (a NaN in no group is ignored); as :func:`group_sums`."""
-    block = np.asarray(block)
-    if block.ndim == 2:
-        block = block[None]
-    if block.shape[1:] != runs.layout:
-        raise ValueError(f"blocks of {block.shape[1:]} pixels for a table laid on "
-                         f"{runs.layout}")
+    block = _frames(block, runs.layout)
     n = len(block)
     out = np.zeros((n, runs.ngroups))
     if not n:

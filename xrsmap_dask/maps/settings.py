@@ -19,6 +19,20 @@ import numpy as np
 from ..errors import InputError
 
 
+def _finite_fields(obj, names) -> None:
+    """Set the fields ``names`` of a frozen dataclass to floats, refusing non-numbers and
+    non-finite values (:class:`InputError` naming the field)."""
+    for name in names:
+        try:
+            value = float(getattr(obj, name))
+        except (TypeError, ValueError):
+            raise InputError(f"must be a number, got {getattr(obj, name)!r}",
+                             argument=name) from None
+        if not np.isfinite(value):
+            raise InputError(f"must be finite, got {value}", argument=name)
+        object.__setattr__(obj, name, value)
+
+
 @dataclass(frozen=True)
 class Ring:
     """One annulus: centre ``(cen_y, cen_x)``, ``radius`` and full ``width`` in pixels."""
@@ -29,15 +43,7 @@ class Ring:
     width: float
 
     def __post_init__(self):
-        for name in ("cen_y", "cen_x", "radius", "width"):
-            try:
-                value = float(getattr(self, name))
-            except (TypeError, ValueError):
-                raise InputError(f"must be a number, got {getattr(self, name)!r}",
-                                 argument=name) from None
-            if not np.isfinite(value):
-                raise InputError(f"must be finite, got {value}", argument=name)
-            object.__setattr__(self, name, value)
+        _finite_fields(self, ("cen_y", "cen_x", "radius", "width"))
         if self.radius < 0:
             raise InputError(f"must be >= 0, got {self.radius}", argument="radius")
         if self.width < 0:
@@ -62,15 +68,7 @@ class UnitRing:
     width: float
 
     def __post_init__(self):
-        for name in ("position", "width"):
-            try:
-                value = float(getattr(self, name))
-            except (TypeError, ValueError):
-                raise InputError(f"must be a number, got {getattr(self, name)!r}",
-                                 argument=name) from None
-            if not np.isfinite(value):
-                raise InputError(f"must be finite, got {value}", argument=name)
-            object.__setattr__(self, name, value)
+        _finite_fields(self, ("position", "width"))
         if self.width < 0:
             raise InputError(f"must be >= 0, got {self.width}", argument="width")
 
