@@ -48,15 +48,20 @@ def group_sums(block: np.ndarray, groups) -> np.ndarray:
     if not len(groups.pixels) or not n:
         return out
     flat = block.reshape(n, -1)
-    acc = _accumulator(block.dtype)
+    acc = np.dtype(_accumulator(block.dtype))
     buf = _scratch("gather", len(groups.pixels), block.dtype)
-    seg = _scratch("segments", len(groups.seg_starts), acc)
+    wide = _scratch("gather-wide", len(groups.pixels), acc) if acc != block.dtype else buf
     for i in range(n):
         # mode='clip' writes straight into buf (the default 'raise' buffers a copy)
         np.take(flat[i], groups.pixels, out=buf, mode="clip")
-        np.add.reduceat(buf, groups.seg_starts, dtype=acc, out=seg)
-        out[i, groups.seg_groups] = seg
+        if wide is not buf:
+            np.copyto(wide, buf, casting="unsafe")
+        out[i, groups.seg_groups] = np.add.reduceat(wide, groups.seg_starts)
     return out
+
+
+#: pixels a run-table chunk holds (whole rows): widened to 64 bits (2 MiB) it stays cached
+CHUNK_PIXELS = 2**18
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,29 +72,56 @@ class RunTable:
     short runs (a row crossing an annulus).  ``starts`` (intp, increasing, ``starts[0] ==
     0``) are the first flat pixel of every run, the runs tiling the whole block;
     ``run_group`` the group of each run (``ngroups`` for pixels in no group: masked, out of
-    range).  A frame's group sums are then one ``np.add.reduceat`` over the frame as it lies
-    in memory (no index array streamed per frame, unlike a gather or ``np.bincount``) and a
-    ``np.bincount`` over the runs.  A few hundred kB for a 1024 x 1024 frame, where a
-    pixel list is 8 MB: cheap to ship to workers.
+    range).  A frame's group sums are then ``np.add.reduceat`` over the frame as it lies in
+    memory (no index array streamed per frame, unlike a gather or ``np.bincount``) and a
+    ``np.bincount`` over the runs.  The frame is taken in chunks of whole rows
+    (``chunk_rows``; a run never crosses a chunk), each widened to 64 bits into a buffer
+    that stays in the CPU cache before its runs are added; ``chunk_runs`` are the index
+    of each chunk's first run (and the number of runs last) and ``local_starts`` the runs'
+    starts within their chunk.  The run sums then go to their groups through ``order`` (the
+    runs of every group, group after group), ``group_first`` (where each group's runs begin
+    in it) and ``present`` (the groups with runs): a take and a reduceat, like the pixels of
+    :func:`group_sums`.  A few hundred kB for a 1024 x 1024 frame, where a pixel list is 8
+    MB: cheap to ship to workers.
     """
 
     layout: tuple[int, int]
     starts: np.ndarray
     run_group: np.ndarray
     ngroups: int
+    chunk_rows: int
+    chunk_runs: np.ndarray
+    local_starts: np.ndarray
+    order: np.ndarray
+    group_first: np.ndarray
+    present: np.ndarray
 
     @classmethod
     def from_groups(cls, groups) -> "RunTable":
         """The runs of disjoint ``groups`` (a pixel in several groups is an error)."""
-        index = np.full(groups.layout[0] * groups.layout[1], groups.ngroups, np.intp)
+        h, w = groups.layout
+        index = np.full(h * w, groups.ngroups, np.intp)
         ends = np.r_[groups.seg_starts[1:], len(groups.pixels)].astype(np.intp)
         for start, end, g in zip(groups.seg_starts, ends, groups.seg_groups):
             index[groups.pixels[start:end]] = g
         if int(np.bincount(index, minlength=groups.ngroups + 1)[:groups.ngroups].sum()) != \
                 len(groups.pixels):
             raise ValueError("a run table needs disjoint groups")
-        starts = np.r_[0, np.flatnonzero(np.diff(index)) + 1].astype(np.intp)
-        return cls(groups.layout, starts, index[starts], groups.ngroups)
+        rows = max(1, CHUNK_PIXELS // max(w, 1))
+        chunk_starts = np.arange(0, h, rows, dtype=np.intp) * w
+        starts = np.union1d(np.r_[0, np.flatnonzero(np.diff(index)) + 1], chunk_starts)
+        starts = starts.astype(np.intp)
+        chunk_runs = np.r_[np.searchsorted(starts, chunk_starts), len(starts)].astype(np.intp)
+        chunk_of_run = np.repeat(np.arange(len(chunk_starts)), np.diff(chunk_runs))
+        run_group = index[starts]
+        kept = np.flatnonzero(run_group < groups.ngroups)
+        order = kept[np.argsort(run_group[kept], kind="stable")].astype(np.intp)
+        grouped = run_group[order]
+        first = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(order) \
+            else np.zeros(0, np.intp)
+        return cls((h, w), starts, run_group, groups.ngroups, rows, chunk_runs,
+                   (starts - chunk_starts[chunk_of_run]).astype(np.intp), order,
+                   first.astype(np.intp), grouped[first].astype(np.intp))
 
 
 #: per-thread scratch buffers of the kernels (a new 8 MB array per frame costs page faults)
@@ -119,12 +151,23 @@ def run_sums(block: np.ndarray, runs: RunTable) -> np.ndarray:
         return out
     flat = block.reshape(n, -1)
     acc = np.dtype(_accumulator(block.dtype))
+    chunk = runs.chunk_rows * runs.layout[1]
+    wide = _scratch("chunk", chunk, acc)
     sums = _scratch("runs", len(runs.starts), acc)
     for i in range(n):
-        # one pass over the frame as it lies in memory, widened on the fly (buffered)
-        np.add.reduceat(flat[i], runs.starts, dtype=acc, out=sums)
-        out[i] = np.bincount(runs.run_group, weights=sums,
-                             minlength=runs.ngroups + 1)[:runs.ngroups]
+        frame = flat[i]
+        for c in range(len(runs.chunk_runs) - 1):
+            lo, hi = runs.chunk_runs[c], runs.chunk_runs[c + 1]
+            part = frame[c * chunk:(c + 1) * chunk]
+            piece = wide[:len(part)]
+            np.copyto(piece, part, casting="unsafe")   # widened in the cache, then added
+            # 64-bit input, no out= and no dtype=: only then does numpy's reduceat release
+            # the GIL (2.x holds it with either, and for 8-32-bit integers it upcasts), so
+            # several threads reduce at once
+            sums[lo:hi] = np.add.reduceat(piece, runs.local_starts[lo:hi])
+        if len(runs.order):
+            out[i, runs.present] = np.add.reduceat(np.take(sums, runs.order),
+                                                   runs.group_first)
     return out
 
 
