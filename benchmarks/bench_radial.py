@@ -12,8 +12,9 @@ profiles, each in its own process (peak RSS its own), warm page cache, several r
   ``Maps.compute()`` on dask's threaded scheduler -- per round the headers are read and the
   bin table is built (:func:`xrsmap_dask.radial.make_radial_bins`; the baselines get their
   bin index for free, outside the timing), then one task per write unit reads its frames a
-  few at a time into a reused buffer and reduces each piece with the take + reduceat kernel
-  (:func:`~xrsmap_dask.radial.group_sums`) while it is in the CPU cache;
+  few at a time into a reused buffer and reduces each piece while it is in the CPU cache
+  with the run-table kernel (:func:`~xrsmap_dask.radial.run_sums`: one reduceat over the
+  frame's runs of consecutive same-bin pixels, thread-parallel);
 * ``bincount``: one thread; per file ``io.edf.read_edf_headers`` for the data offset, one
   ``os.pread`` of the frame, ``np.bincount(bin_index, weights=frame)`` with the same bins
   and mask, divided by the per-bin pixel count;
