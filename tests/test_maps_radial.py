@@ -190,6 +190,16 @@ def test_radial_command_nexus_output_and_job_spec(data, tmp_path):
     with h5py.File(tmp_path / "survey.nxs", "r") as f:
         assert sorted(k for k in f if f[k].attrs.get("NX_class") == "NXentry") == ["a", "b"]
         np.testing.assert_array_equal(f["a/radial/radial"][()], cli_maps["radial"])
+    # the export command: a survey store (one NXentry per complete scan), a map group
+    assert cli.main(["export", str(tmp_path / "survey.nxs.zarr"), str(tmp_path / "e.nxs"),
+                     "-q"]) == 0
+    assert cli.main(["export", str(tmp_path / "radial.nxs.zarr"), str(tmp_path / "e1.nxs"),
+                     "-q"]) == 0
+    with h5py.File(tmp_path / "e.nxs", "r") as f, h5py.File(tmp_path / "e1.nxs", "r") as g:
+        assert sorted(f) == ["a", "b"] and list(g) == ["entry"]
+        np.testing.assert_array_equal(f["b/radial/radial"][()], g["entry/radial/radial"][()])
+    assert cli.main(["export", str(tmp_path / "radial.nxs.zarr"), str(tmp_path / "e1.nxs"),
+                     "-q"]) == 2                       # exists: --overwrite replaces it
     mapped = Mapper(NX, NY, mask=scan.mask_file, poni=scan.poni_file).radial_map(
         scan.files, 30)[1]
     np.testing.assert_array_equal(mapped, cli_maps["radial"])

@@ -46,9 +46,9 @@ def describe_zarr(path: str) -> dict:
     arrays = {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
               for name, a in group.arrays()}
     d: dict = {"path": path, "arrays": arrays}
-    keep = ("complete", "nframes", "binning", "roi", "rings", "scan", "unfilled_points",
-            "on_error", "scan_name", "stats", "date", "xrsmap_dask_version", "first_file",
-            "last_file")
+    keep = ("complete", "nframes", "binning", "roi", "rings", "radial", "scan", "scan_axes",
+            "unfilled_points", "on_error", "scan_name", "stats", "date", "xrsmap_dask_version",
+            "first_file", "last_file")
     d["attrs"] = {k: attrs[k] for k in keep if k in attrs}
     if "bad_frames" in attrs:
         d["bad_frames"] = attrs["bad_frames"]
