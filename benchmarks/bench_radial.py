@@ -7,11 +7,14 @@ of 75 um pixels (``geometry.poni`` beside the frames), the mesh's mask.  100 bin
 pixel splitting.  Three cases, each end to end from the file list to the (1681, 100) mean
 profiles, each in its own process (peak RSS its own), warm page cache, several rounds:
 
-* ``ours``: the bin table (:func:`xrsmap_dask.radial.make_radial_bins`) and the
-  take + reduceat kernel (:func:`~xrsmap_dask.radial.group_sums`) on dask's threaded
-  scheduler, one task per scan line reading its frames through ``ims.block_source`` one at a
-  time into a reused buffer and reducing each at once, while it is in the CPU cache (what
-  the one-pass map graph of ``xrsmap_dask.maps`` does; phase 2 runs it there);
+* ``ours``: the real map pipeline, as a user runs it: ``build_maps`` with a
+  :class:`~xrsmap_dask.maps.RadialSpec` (the PONI file, 100 bins) and the mask, then
+  ``Maps.compute()`` on dask's threaded scheduler -- per round the headers are read and the
+  bin table is built (:func:`xrsmap_dask.radial.make_radial_bins`; the baselines get their
+  bin index for free, outside the timing), then one task per write unit reads its frames a
+  few at a time into a reused buffer and reduces each piece while it is in the CPU cache
+  with the run-table kernel (:func:`~xrsmap_dask.radial.run_sums`: one reduceat over the
+  frame's runs of consecutive same-bin pixels, thread-parallel);
 * ``bincount``: one thread; per file ``io.edf.read_edf_headers`` for the data offset, one
   ``os.pread`` of the frame, ``np.bincount(bin_index, weights=frame)`` with the same bins
   and mask, divided by the per-bin pixel count;
@@ -21,8 +24,8 @@ profiles, each in its own process (peak RSS its own), warm page cache, several r
   pyFAI's OpenMP uses every core).
 
 Results are checked: ours equal to the bincount loop (1e-9 relative), and to pyFAI within
-1e-6 relative on every populated bin.  Targets (2 cores, once in the one-pass map graph):
-ours >= 1.5x the bincount loop and >= 4x pyFAI's loop.
+1e-6 relative on every populated bin.  Targets (2 cores): ours >= 1.5x the bincount loop
+and >= 4x pyFAI's loop.
 
     python benchmarks/bench_radial.py            # full run (mesh written once, ~3.4 GB)
     python benchmarks/bench_radial.py --small    # smoke run: 11 x 11 mesh of 256^2 frames
@@ -84,38 +87,29 @@ def _rounds(func, rounds):
     return times, value
 
 
-def _line_task(sources, box, groups):
-    """Read frames one at a time into one buffer and reduce each while it is cache-warm."""
-    from xrsmap_dask import radial
-
-    rows, cols = box
-    buf = np.empty((1, rows.stop - rows.start, cols.stop - cols.start), sources[0].dtype)
-    return np.concatenate([radial.group_sums(src.read(box, out=buf), groups)
-                           for src in sources])
-
-
 def case_ours(scan, poni, rounds, out):
-    import dask
+    from xrsmap_dask import geometry, imageseries
+    from xrsmap_dask.imageseries import read_image
+    from xrsmap_dask.maps import Corrections, MapSpec, RadialSpec, build_maps
+    from xrsmap_dask.scan import ScanGeometry
 
-    from xrsmap_dask import imageseries, radial
-
-    _, _, bins = _setup(scan, poni)
-    groups = bins.groups
+    geo = geometry.load_poni(poni)
+    mask = read_image(scan.mask_file) != 0
     _warm(scan.files)
+    info = {}
 
     def run():
         ims = imageseries.from_files(scan.files)
-        tasks = [dask.delayed(_line_task)([ims.block_source(j, j + 1) for j in
-                                           range(s, min(s + scan.npt_x, len(ims)))],
-                                          groups.box, groups)
-                 for s in range(0, len(ims), scan.npt_x)]
-        sums = np.concatenate(dask.compute(*tasks, scheduler="threads"))
-        return radial.group_means(sums, groups)
+        spec = MapSpec(composite=False, roi_sum=False,
+                       radial=RadialSpec(geo, UNIT, bins=NBINS))
+        maps = build_maps(ims, spec, ScanGeometry(scan.npt_y, scan.npt_x),
+                          Corrections(mask=mask))
+        info["tasks"] = maps.plan.nchunks
+        return maps.compute(scheduler="threads")["radial"].reshape(NBINS, -1).T
 
     times, means = _rounds(run, rounds)
     np.save(out, means)
-    emit({"times": times, "box": [groups.box[0].start, groups.box[0].stop,
-                                  groups.box[1].start, groups.box[1].stop]})
+    emit({"times": times, "tasks": info["tasks"]})
 
 
 def _pread_frames(files):

@@ -38,6 +38,7 @@ from dask.callbacks import Callback
 
 from xrsmap_dask import synth
 from xrsmap_dask.errors import InputError
+from xrsmap_dask.layout import decode_attrs
 from xrsmap_dask.mapper import Mapper
 
 try:  # the CLI and job specs land in parallel with this file
@@ -139,7 +140,7 @@ def assert_not_complete(path: str) -> None:
     assert not os.path.exists(os.path.normpath(path) + ".lock"), "the output lock was left behind"
     if not os.path.exists(os.path.join(path, "zarr.json")):
         return
-    attrs = dict(zarr.open_group(store=path, mode="r").attrs)
+    attrs = decode_attrs(zarr.open_group(store=path, mode="r").attrs)
     assert attrs.get("complete") is not True, f"{path} is marked complete after an error"
 
 

@@ -100,3 +100,12 @@ def open_counter():
     """``with open_counter(paths) as c: ...``: then ``c.counts`` (path -> real opens) and
     ``c.total`` (a process-wide audit hook, so counts include dask's worker threads)."""
     return OpenCounter
+
+
+@pytest.fixture(scope="session")
+def poni_map_scan(tmp_path_factory):
+    """50 int32 EDF frames (a 5 x 10 scan) of a tilted Pilatus 300k (its module gaps at -1,
+    a user mask of hot pixels) with rings at known q, and the PONI file
+    (``synth.make_poni_scan``): for rings and radial bins in physical units."""
+    return synth.make_poni_scan(tmp_path_factory.mktemp("poni_map_scan"), npt_y=5, npt_x=10,
+                                rot1=0.03, rot2=-0.02, rot3=0.4)

@@ -13,6 +13,7 @@ import pytest
 import zarr
 
 from xrsmap_dask import cli
+from xrsmap_dask.layout import decode_attrs
 from xrsmap_dask.synth import make_scan
 
 # the scheduler's HTTP server moves off 8787 when an earlier cluster holds it: harmless
@@ -230,7 +231,7 @@ def test_stats_to_image_and_zarr(scan, tmp_path):
     np.testing.assert_array_equal(g["min"][...], f.min(axis=0))
     np.testing.assert_allclose(g["percentile_10"][...], np.percentile(f, 10, axis=0),
                                rtol=1e-6)
-    assert g.attrs["complete"] is True
+    assert decode_attrs(g.attrs)["complete"] is True
     # one image file cannot hold two statistics; an existing output needs --overwrite
     assert cli.main(["stats", glob_of(scan), "--stat", "max", "min", "-o",
                      str(tmp_path / "x.npy"), "-q"]) == 2
@@ -326,7 +327,7 @@ def test_on_error_fill_with_truncated_and_missing_files(scan, tmp_path, capsys):
             "--roi", *ROI, "--binning", "4", "-o", str(out)]
     assert cli.main(args + ["-q"]) == 2          # default: raise
     assert not (out / "zarr.json").exists() or \
-        zarr.open_group(str(out), mode="r").attrs.get("complete") is not True
+        decode_attrs(zarr.open_group(str(out), mode="r").attrs).get("complete") is not True
     capsys.readouterr()
     assert cli.main(args + ["--on-error", "fill", "--overwrite"]) == 0
     assert "2 bad" in capsys.readouterr().err
@@ -337,8 +338,8 @@ def test_on_error_fill_with_truncated_and_missing_files(scan, tmp_path, capsys):
     assert np.isnan(got["roi_sum"][bad]).all()
     np.testing.assert_array_equal(got["roi_sum"][~bad], ref["roi_sum"][~bad])
     g = zarr.open_group(str(out), mode="r")
-    assert [b[0] for b in g.attrs["bad_frames"]] == [3, 11]
-    assert g.attrs["complete"] is True
+    assert [b[0] for b in decode_attrs(g.attrs)["bad_frames"]] == [3, 11]
+    assert decode_attrs(g.attrs)["complete"] is True
 
 
 # -- deploy/ -----------------------------------------------------------------------------------

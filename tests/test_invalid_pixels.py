@@ -26,6 +26,7 @@ from xrsmap_dask.invalid import (invalid_pixels, nan_invalid, parse_invalid,
                                  resolve_invalid)
 from xrsmap_dask.maps import Corrections, MapSpec, Ring, build_maps
 from xrsmap_dask.scan import ScanGeometry
+from xrsmap_dask.store import read_attrs
 
 NPT_Y, NPT_X, SHAPE = 3, 4, (24, 20)
 N = NPT_Y * NPT_X
@@ -138,9 +139,10 @@ def check_maps(got: dict, frames, excluded, dummy=0.0):
 
 def zarr_maps(path) -> tuple[dict, dict]:
     g = zarr.open_group(str(path), mode="r")
-    assert g.attrs["complete"] is True
+    attrs = read_attrs(str(path))                 # structured attrs are JSON strings
+    assert attrs["complete"] is True
     return {k: g[k][...] for k in ("roi_sum", "composite", "annulus_sum", "invalid_pixels")
-            if k in g}, dict(g.attrs)
+            if k in g}, attrs
 
 
 # -- the rule --------------------------------------------------------------------------------
@@ -403,7 +405,7 @@ def test_stats_cli_skip_excluded_pixels(pilatus, tmp_path):
         np.testing.assert_allclose(g[label][...], ref, rtol=1e-12, err_msg=label)
         assert np.isnan(g[label][16, 0])              # excluded in every frame
     assert g["max"].dtype == np.float64
-    assert g.attrs["invalid"]["rule"] == "auto: int32 negative values"
+    assert read_attrs(str(out))["invalid"]["rule"] == "auto: int32 negative values"
     # none: the plain statistics of the int32 data (the -1 / -2 included)
     out = tmp_path / "plain.edf"
     assert cli.main(["stats", pilatus["input"], "--stat", "min", "-o", str(out), "-q",
@@ -426,8 +428,9 @@ def test_job_spec_stats_and_fill(eiger, tmp_path):
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         np.testing.assert_array_equal(g["stats/median"][...], np.nanmedian(x, axis=0))
         np.testing.assert_array_equal(g["stats/max"][...], np.nanmax(x, axis=0))
-    assert g.attrs["bad_frames"] == [] and g["stats"].attrs["bad_frames"] == []
-    assert g["stats"].attrs["invalid"]["rule"] == "auto: uint32 all-ones (4294967295)"
+    scan, stats = (read_attrs(str(tmp_path / "o.zarr" / "s" / p)) for p in ("", "stats"))
+    assert scan["bad_frames"] == [] and stats["bad_frames"] == []
+    assert stats["invalid"]["rule"] == "auto: uint32 all-ones (4294967295)"
 
     from xrsmap_dask._graph import compute_request
     from xrsmap_dask._stats_output import stats_output

@@ -9,6 +9,7 @@ import zarr
 
 from xrsmap_dask.cluster import ExecutionSpec, execution
 from xrsmap_dask.jobs import load_job, run_survey, scans_in_flight
+from xrsmap_dask.layout import decode_attrs
 from xrsmap_dask.synth import make_scan
 
 NSCANS = 4
@@ -46,7 +47,7 @@ def test_scans_overlap_and_equal_the_sequential_run(tmp_path, local_cluster):
         for name in ("composite", "roi_sum", "annulus_sum"):
             np.testing.assert_array_equal(a[name][...], b[name][...])
         np.testing.assert_array_equal(a["stats"]["median"][...], b["stats"]["median"][...])
-        assert a.attrs["complete"] is True
+        assert decode_attrs(a.attrs)["complete"] is True
     with open(tmp_path / "piped_summary.csv") as f:
         assert [r["status"] for r in csv.DictReader(f)] == ["done"] * NSCANS
     # a rerun finds every scan complete

@@ -63,7 +63,7 @@ def test_round_trip_is_exact_and_input_untouched(map_group, tmp_path):
 
 def test_nexus_structure(map_group, tmp_path):
     out = export(map_group, tmp_path / "maps.nxs")
-    job = dict(zarr.open_group(map_group, mode="r").attrs)
+    job = store.read_attrs(map_group)
     with h5py.File(out, "r") as f:
         assert f.attrs["default"] == "entry" and f.attrs["NX_class"] == "NXroot"
         entry = f["entry"]
@@ -91,14 +91,17 @@ def test_nexus_structure(map_group, tmp_path):
             assert signal.attrs["units"] == "counts" and signal.attrs["long_name"]
         ann = entry["annulus_sum"]
         np.testing.assert_array_equal(ann["ring"][()], [8, 14])
-        assert ann["ring"].attrs["units"] == "pixels"
+        assert ann["ring"].attrs["units"] == "pixel"
         assert ann.attrs["ring_width_indices"] == 0
         np.testing.assert_array_equal(ann["ring_width"][()], [3, 3])
         comp = entry["composite"]
         # centre of each 4 x 4 binned pixel, in detector pixels: 8 + 1.5, 12 + 1.5, ...
-        np.testing.assert_array_equal(comp["roi_y"][()], 9.5 + 4 * np.arange(8))
-        np.testing.assert_array_equal(comp["roi_x"][()], 5.5 + 4 * np.arange(6))
-        assert comp["roi_x"].attrs["units"] == "pixel"
+        np.testing.assert_array_equal(comp["det_y"][()], 9.5 + 4 * np.arange(8))
+        np.testing.assert_array_equal(comp["det_x"][()], 5.5 + 4 * np.arange(6))
+        assert comp["det_x"].attrs["units"] == "pixel"
+        # the scan coordinates the store holds (point indices without a step), with units
+        np.testing.assert_array_equal(entry["roi_sum/x"][()], np.arange(6))
+        assert entry["roi_sum/y"].attrs["units"] == "1"
 
 
 def test_silx_reads_it(map_group, tmp_path):
@@ -173,7 +176,9 @@ def test_refusals(map_group, tmp_path):
         export(tmp_path / "e.zarr", tmp_path / "e.nxs")
 
 
-def test_plain_attrs_make_to_netcdf_work(map_group, tmp_path):
+def test_plain_attrs_and_the_stores_attrs_make_to_netcdf_work(map_group, tmp_path):
+    """The store keeps structured attrs as JSON strings (named in json_attrs), so
+    xarray's to_netcdf takes a map group as it is; plain_attrs does the same for HDF5."""
     import xarray as xr
 
     assert plain_attrs({"a": {"b": 1}, "c": [1, 2], "d": [1, "x"], "e": None, "f": True,
@@ -181,13 +186,9 @@ def test_plain_attrs_make_to_netcdf_work(map_group, tmp_path):
         "a": '{"b": 1}', "c": [1, 2], "d": '[1, "x"]', "e": "null", "f": "true", "g": "s",
         "h": 2.5}
     ds = xr.open_zarr(map_group)
-    with pytest.raises(TypeError):             # dict-valued attrs (roi) as the store has them
-        ds.to_netcdf(tmp_path / "raw.nc")
-    ds.attrs = plain_attrs(ds.attrs)
-    for var in ds.variables.values():
-        var.attrs = plain_attrs(var.attrs)
     ds.to_netcdf(tmp_path / "maps.nc")
     back = xr.open_dataset(tmp_path / "maps.nc")
-    assert json.loads(back.attrs["roi"]) == dict(zarr.open_group(map_group).attrs)["roi"]
+    assert json.loads(back.attrs["roi"]) == store.read_attrs(map_group)["roi"]
+    assert store.read_attrs(map_group)["roi"]["xrsmap"] == [4, 8, 27, 39]
     np.testing.assert_array_equal(back["roi_sum"].values, ds["roi_sum"].values)
     back.close()

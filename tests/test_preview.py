@@ -246,3 +246,31 @@ def test_log_scale_only_where_the_range_calls_for_it():
     assert "log scale" in fig.axes[3].get_ylabel()
     with pytest.raises(InputError, match="'auto', True or False"):
         colour_limits(narrow, log="yes")
+
+
+def test_map_axes_in_scan_positions(small_scan, tmp_path):
+    """A map group with scan positions (--step) is previewed with axes in those units; a
+    stats group's mask is cut to its ROI by det_y/det_x."""
+    from xrsmap_dask import cli
+    from xrsmap_dask.preview import build_figure
+    from xrsmap_dask.preview_groups import read_image_group, read_map_group, scan_axes
+
+    out = tmp_path / "m.zarr"
+    assert cli.main(["composite", *small_scan.files, "--npt-y", "4", "--npt-x", "6",
+                     "--step", "0.5", "0.25", "--position-units", "um", "-o", str(out),
+                     "-q", "--preview", str(tmp_path / "m.png"), "--log", "off"]) == 0
+    axes = scan_axes(out)
+    assert axes.x == (0.0, 0.25, 0.5, 0.75, 1.0, 1.25) and axes.y_units == "um"
+    maps, comp = read_map_group(out)
+    fig = build_figure(maps, comp, axes=axes)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "x [um]" and ax.get_ylabel() == "y [um]"
+    left, right = ax.get_xlim()
+    assert left == pytest.approx(-0.125) and right == pytest.approx(1.375)
+    stats = tmp_path / "s.zarr"
+    assert cli.main(["stats", *small_scan.files, "--stat", "max", "--roi", "4", "8", "27",
+                     "39", "-o", str(stats), "-q"]) == 0
+    mask = np.zeros(small_scan.frame_shape, bool)
+    mask[10, 5] = True                       # frame pixel (10, 5) = image pixel (2, 1)
+    img = read_image_group(stats, mask=mask)["max"]
+    assert np.isnan(img[2, 1]) and np.isfinite(img).sum() == img.size - 1

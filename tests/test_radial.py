@@ -237,3 +237,37 @@ def test_profiles_peak_at_the_synthetic_rings(poni_scan):
         for side in (k - 6, k + 6):              # each ring's height varies over the map
             assert np.all(means[:, k] > means[:, side])
             assert means[:, k].mean() > means[:, side].mean() + 20
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 30), st.integers(0, 10**6),
+       st.sampled_from(["uint16", "uint32", "int32", "float32", "float64"]))
+def test_run_sums_equal_group_sums_for_disjoint_groups(ngroups, n, width, seed, dtype):
+    """The run kernel (radial bins) gives the gather kernel's sums, exactly for integers
+    (uint32 values near 2**32 included); a NaN outside every group is ignored."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(-1, ngroups, (7, width))
+    index[rng.random((7, width)) < 0.5] = rng.integers(0, ngroups)   # long runs too
+    if np.dtype(dtype).kind == "f":
+        frames = rng.normal(size=(n, 7, width)).astype(dtype)
+        frames[:, index < 0] = np.nan
+    else:
+        hi = np.iinfo(dtype).max
+        frames = rng.integers(0, hi, (n, 7, width), dtype=np.uint64, endpoint=True) \
+            .astype(dtype) if np.dtype(dtype).kind == "u" else \
+            rng.integers(-hi, hi, (n, 7, width)).astype(dtype)
+    groups = R.groups_from_index(index, ngroups, (slice(0, 7), slice(0, width)))
+    runs = R.RunTable.from_groups(groups)
+    assert runs.starts[0] == 0 and np.all(np.diff(runs.starts) > 0)
+    got, want = R.run_sums(frames, runs), R.group_sums(frames, groups)
+    if np.dtype(dtype).kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+        assert np.isfinite(got).all()
+    else:
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="laid on"):
+        R.run_sums(frames[:, :, :-1] if width > 1 else frames[:, :-1], runs)
+    overlapping = R.groups_from_lists([np.arange(3), np.arange(2, 5)],
+                                      (slice(0, 1), slice(0, 6)))
+    with pytest.raises(ValueError, match="disjoint"):
+        R.RunTable.from_groups(overlapping)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from xrsmap_dask import cli, synth
+from xrsmap_dask.layout import decode_attrs
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -71,7 +72,7 @@ def test_readme_command_lines_run(demo_dir, monkeypatch, capsys):
     import zarr
 
     group = zarr.open_group(str(demo_dir / "demo_output" / "maps.zarr"), mode="r")
-    assert group.attrs["complete"] is True and group["composite"].shape == (21, 25, 16, 16)
+    assert decode_attrs(group.attrs)["complete"] is True and group["composite"].shape == (21, 25, 16, 16)
     rings = zarr.open_group(str(demo_dir / "demo_output" / "rings.zarr"), mode="r")
     assert rings["annulus_sum"].shape == (2, 21, 25)
     assert (demo_dir / "demo_output" / "maps_log.png").exists()

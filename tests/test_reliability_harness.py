@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import zarr
+from xrsmap_dask.layout import decode_attrs
 
 import _reliability
 import test_reliability_edf
@@ -41,7 +42,7 @@ def test_checks_can_fail(env, stack):
     with TaskWatch() as watch:
         comp, total = mapper_out(env).composite_map(env.files, roi=(0, 0, 39, 31), binning=8)
     assert any(key_name(k).startswith(("read-roi", "map-reduce")) for k in watch.keys)
-    attrs = dict(zarr.open_group(store=env.out, mode="r").attrs)
+    attrs = decode_attrs(zarr.open_group(store=env.out, mode="r").attrs)
     assert attrs["complete"] is True
     assert not os.path.exists(env.out + ".lock")
     np.testing.assert_array_equal(total, stack.sum(axis=(1, 2)).reshape(NY, NX))
@@ -56,7 +57,7 @@ def test_cli_checks_can_fail(env, stack, capfd):
     assert code == 0, capfd.readouterr().err
     assert any(key_name(k).startswith(("read-roi", "map-reduce")) for k in watch.keys)
     group = zarr.open_group(store=out, mode="r")
-    assert group.attrs["complete"] is True
+    assert decode_attrs(group.attrs)["complete"] is True
     np.testing.assert_array_equal(group["roi_sum"][:], stack.sum(axis=(1, 2)).reshape(NY, NX))
     # and a bad input through the CLI exits 2 with one line naming the file
     bad = env.write("scan_empty.edf", b"")

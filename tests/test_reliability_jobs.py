@@ -19,6 +19,7 @@ import _reliability
 from _reliability import (INVALID_YAML, NX, NY, CaseTable, assert_not_complete, bad_input_test,
                           cli, jobs, needs_cli, needs_jobs, p, python_tag_yaml)
 from xrsmap_dask.errors import InputError, UnsafeInputError
+from xrsmap_dask.layout import decode_attrs
 
 # the harness fixtures these tests take (pytest finds fixtures by name in the module)
 env, scan = _reliability.env, _reliability.scan
@@ -122,8 +123,8 @@ def test_job_paths_relative_to_yaml_and_never_executed(env, tmp_path, monkeypatc
     assert job.summary == str(jobdir / "summary.csv")
     if cli is not None:
         assert cli.main(["run", str(spec), "-q"]) == 0, capfd.readouterr().err
-        assert zarr.open_group(store=str(jobdir / "maps.zarr" / "s1"),
-                               mode="r").attrs["complete"] is True
+        assert decode_attrs(zarr.open_group(store=str(jobdir / "maps.zarr" / "s1"),
+                                            mode="r").attrs)["complete"] is True
         assert sorted(os.listdir(cwd)) == ["frames", "only_here"]
 
     # a path that exists only relative to the working directory is not found

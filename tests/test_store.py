@@ -19,10 +19,11 @@ import zarr
 import xrsmap_dask
 from xrsmap_dask import imageseries, synth
 from xrsmap_dask.errors import FrameReadError, InputError
+from xrsmap_dask.layout import decode_attrs
 from xrsmap_dask.maps import MapSpec, build_maps, rings
 from xrsmap_dask.mapper import Mapper
 from xrsmap_dask.scan import ScanGeometry
-from xrsmap_dask.store import OutputLock, OutputLockedError, write_maps
+from xrsmap_dask.store import OutputLock, OutputLockedError, read_attrs, write_maps
 
 NY, NX = 12, 8          # the resume job: 96 frames, one map row per chunk -> 12 chunks
 SHAPE = (48, 48)
@@ -50,7 +51,7 @@ def _arrays(path):
 
 
 def _attrs(path):
-    a = dict(zarr.open_group(store=str(path), mode="r").attrs)
+    a = read_attrs(path)
     a.pop("date")
     return a
 
@@ -61,20 +62,21 @@ def test_zarr_group_opens_with_xarray(job_scan, raw, tmp_path):
     res = write_maps(maps, tmp_path / "out.zarr", ims)
     assert not res.skipped and res.computed_chunks == list(range(6))
     ds = xr.open_zarr(tmp_path / "out.zarr")
-    assert ds["composite"].dims == ("y", "x", "roi_y", "roi_x")
+    assert ds["composite"].dims == ("y", "x", "det_y", "det_x")
     assert ds["composite"].shape == (NY, NX, 4, 6)
     assert ds["roi_sum"].dims == ("y", "x") and ds["annulus_sum"].dims == ("ring", "y", "x")
-    assert ds.attrs["complete"] is True
+    assert ds.attrs["complete"] == "true"      # bools as JSON: netCDF-4 has no bool attrs
     assert ds.attrs["binning"] == 8
-    assert ds.attrs["roi"]["xrsmap"] == [0, 8, 47, 39]
-    assert ds.attrs["rings"][1]["radius"] == pytest.approx(job_scan.radii[1])
+    attrs = read_attrs(tmp_path / "out.zarr")     # structured attrs decoded from JSON
+    assert attrs["roi"]["xrsmap"] == [0, 8, 47, 39]
+    assert attrs["rings"][1]["radius"] == pytest.approx(job_scan.radii[1])
     np.testing.assert_allclose(ds["ring"].values, job_scan.radii)
     assert "ring" in ds.coords and ds["ring_width"].values.tolist() == [2.5] * 3
-    assert ds.attrs["scan"] == {"npt_y": NY, "npt_x": NX, "kind": "raster",
-                                "allow_incomplete": False}
+    assert attrs["scan"] == {"npt_y": NY, "npt_x": NX, "kind": "raster",
+                             "allow_incomplete": False}
     assert ds.attrs["xrsmap_dask_version"] == xrsmap_dask.__version__
     assert ds.attrs["date"].startswith("20") and len(ds.attrs["inputs_digest"]) == 40
-    assert ds.attrs["corrections"]["mask"] is None and ds.attrs["bad_frames"] == []
+    assert attrs["corrections"]["mask"] is None and attrs["bad_frames"] == []
     # composite chunks cover whole frames
     assert ds["composite"].encoding["chunks"][2:] == (4, 6)
     np.testing.assert_allclose(ds["roi_sum"].values.ravel(), raw[:, 8:40].sum((1, 2)))
@@ -157,7 +159,7 @@ def test_interrupt_then_resume(open_counter, job_scan, tmp_path, sig):
     done = g["chunk_done"][:].astype(bool)
     assert int(done.sum()) == stop_after
     missing = np.flatnonzero(~done).tolist()
-    assert g.attrs["complete"] is False
+    assert decode_attrs(g.attrs)["complete"] is False
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL and os.path.exists(out + ".lock")
     else:
@@ -218,7 +220,7 @@ def test_second_writer_refused_and_stale_lock_taken_over(job_scan, tmp_path):
         proc.wait()
     # the holder is dead now: its lock is stale and taken over
     res = write_maps(maps, out, ims)
-    assert not res.skipped and zarr.open_group(store=out, mode="r").attrs["complete"] is True
+    assert not res.skipped and read_attrs(out)["complete"] is True
     assert not os.path.exists(out + ".lock")
 
 
@@ -272,7 +274,7 @@ def test_fill_bad_frames(fill_scan, tmp_path):
     np.testing.assert_array_equal(comp2, comp)
     np.testing.assert_array_equal(sums2, sums)
     for path in (out, str(tmp_path / "ring.zarr")):
-        attrs = zarr.open_group(store=path, mode="r").attrs
+        attrs = read_attrs(path)
         listed = attrs["bad_frames"]
         assert [b[0] for b in listed] == sorted(bad)
         assert [b[1] for b in listed] == [s.files[i] for i in sorted(bad)]
@@ -293,7 +295,7 @@ def test_same_results_on_threads_and_cluster(job_scan, client, tmp_path):
         np.testing.assert_array_equal(dist[name], local[name])
         np.testing.assert_array_equal(stored[name], local[name])
     # the composite tasks really ran on the worker processes
-    assert zarr.open_group(store=str(tmp_path / "c.zarr"), mode="r").attrs["complete"] is True
+    assert read_attrs(tmp_path / "c.zarr")["complete"] is True
 
 
 @pytest.mark.parametrize("kind", ["snake", "column", "positions"])
@@ -323,7 +325,7 @@ def test_output_killed_while_being_created_is_recreated(job_scan, tmp_path):
     maps = build_maps(ims, _spec(job_scan), ScanGeometry(NY, NX))
     res = write_maps(maps, out, ims)
     assert not res.skipped and len(res.computed_chunks) == res.nchunks
-    attrs = zarr.open_group(store=out, mode="r").attrs
+    attrs = read_attrs(out)
     assert attrs["complete"] is True and "creating" not in attrs
     # a foreign zarr group is never replaced without overwrite=True
     other = str(tmp_path / "foreign.zarr")
@@ -345,7 +347,7 @@ def test_frame_unreadable_at_read_time_is_listed(tmp_path):
     g = zarr.open_group(store=str(tmp_path / "late.zarr"), mode="r")
     assert np.flatnonzero(np.isnan(g["roi_sum"][:]).ravel()).tolist() == [5]
     assert np.all(g["composite"][1, 1] == 0)     # dummy (0) in the composite
-    assert g.attrs["bad_frames"] == res.bad_frames
+    assert read_attrs(tmp_path / "late.zarr")["bad_frames"] == res.bad_frames
 
 
 def test_composite_only_fill_records_frames_damaged_after_open(tmp_path):

@@ -25,8 +25,8 @@ from xrsmap_dask import imageseries, synth
 from xrsmap_dask.errors import InputError
 from xrsmap_dask.maps import MapSpec, build_maps, rings
 from xrsmap_dask.scan import ScanGeometry
-from xrsmap_dask.store import (OutputLock, OutputLockedError, check_output_path, verify,
-                               write_maps, write_statistics)
+from xrsmap_dask.store import (OutputLock, OutputLockedError, check_output_path, read_attrs,
+                               verify, write_maps, write_statistics)
 
 NY, NX = 6, 5
 SHAPE = (24, 32)
@@ -236,7 +236,7 @@ def test_overwrite_killed_keeps_old_output_and_foreign_entries(scan, tmp_path):
                       tmp_path / "m")
     # killed while writing the new output: the old one is untouched, complete and whole
     _same_arrays(_arrays(out), old | {})
-    assert zarr.open_group(store=str(out), mode="r").attrs["complete"] is True
+    assert read_attrs(str(out))["complete"] is True
     assert verify(out).ok
     assert (tmp_path / ".out.zarr.xrsmap-new").is_dir()          # the new one, partial
     # rerun: the overwrite resumes and swaps; other entries survive
@@ -264,6 +264,28 @@ def test_overwrite_refuses_what_is_not_ours(scan, tmp_path):
         with pytest.raises(InputError, match="not replaced|not written by xrsmap"):
             write_maps(maps, path, ims, overwrite=True)
         assert _checksums([path]) == before
+
+
+def test_killed_while_zarr_wrote_the_group_metadata_is_resumed(scan, tmp_path):
+    """A kill while zarr writes the group's zarr.json (atomically: a temporary
+    ``zarr.<hex>.partial`` renamed into place) leaves only that file: the rerun writes the
+    output; a directory holding anything else is still refused."""
+    ims, maps = _maps(scan)
+    out = tmp_path / "maps.zarr"
+    out.mkdir()
+    (out / f"zarr.{'0123456789abcdef' * 2}.partial").write_bytes(b'{"zarr_for')
+    write_maps(maps, out, ims)
+    assert read_attrs(str(out))["complete"] is True
+    assert not list(out.glob("*.partial"))
+    ref = tmp_path / "ref.zarr"
+    write_maps(maps, ref, ims)
+    _same_arrays(_arrays(out), _arrays(ref))
+    other = tmp_path / "other.zarr"
+    other.mkdir()
+    (other / "zarr.notes.partial").write_text("mine")
+    with pytest.raises(InputError, match="not a zarr group"):
+        write_maps(maps, other, ims)
+    assert (other / "zarr.notes.partial").read_text() == "mine"
 
 
 # -- locks ---------------------------------------------------------------------------------
@@ -413,15 +435,15 @@ def test_kill_loop_then_rerun_is_byte_identical(tmp_path):
     interrupted = 0
     for _ in range(10):             # each run gets on a little, then is killed
         run(out, rng.uniform(0, duration / 3))
-        states = [(out / n / "zarr.json").exists() and zarr.open_group(
-            store=str(out / n), mode="r").attrs.get("complete") is not True
-            for n in ("maps.zarr", "stats.zarr")]
+        states = [(out / n / "zarr.json").exists() and
+                  read_attrs(str(out / n)).get("complete") is not True
+                  for n in ("maps.zarr", "stats.zarr")]
         interrupted += any(states)
     assert interrupted >= 3        # most kills landed while an output was being written
     run(out, None)
     for name in ("maps.zarr", "stats.zarr"):
         _same_arrays(_arrays(out / name), _arrays(ref / name))
-        assert zarr.open_group(store=str(out / name), mode="r").attrs["complete"] is True
+        assert read_attrs(str(out / name))["complete"] is True
     report = verify(out)
     assert report.ok and len(report.outputs) == 2, report.lines()
 

@@ -22,7 +22,8 @@ import numpy as np
 from . import _stat_kernels as K
 from .errors import InputError
 from .imageseries.stats import read_band
-from .layout import ArraySpec, OutputLayout, OutputRequest, bad_frame_list, inputs_digest
+from .layout import (DETECTOR_DIMS, ArraySpec, OutputLayout, OutputRequest, bad_frame_list,
+                     detector_axes, inputs_digest)
 from .roi import normalize_roi, roi_shape
 
 STAT_NAMES = ("median", "max", "min", "mean")
@@ -110,17 +111,27 @@ def _tile_shape(ims, nframes, hw, itemsize, memory_budget, nq) -> tuple[int, int
     return rchunks[0], cchunks[0]
 
 
-def _layout(plan, dtypes, hw, tile, nframes) -> OutputLayout:
-    (h, w), (th, tw) = hw, tile
-    arrays = [ArraySpec(label, ("row", "col"), (h, w), (th, tw), dt,
-                        np.nan if np.dtype(dt).kind == "f" else 0)
-              for (label, _, _), dt in zip(plan, dtypes)]
+def stat_long_name(stat: str, q: float | None) -> str:
+    """``long_name`` of a statistics image."""
+    what = f"{q:g}th percentile" if stat == "percentile" else \
+        {"mean": "mean", "median": "median", "max": "maximum", "min": "minimum"}[stat]
+    return f"pixel-wise {what} of the frames"
+
+
+def _layout(plan, dtypes, roi, tile, nframes) -> OutputLayout:
+    (h, w), (th, tw) = roi_shape(roi), tile
+    arrays = [ArraySpec(label, DETECTOR_DIMS, (h, w), (th, tw), dt,
+                        np.nan if np.dtype(dt).kind == "f" else 0,
+                        attrs={"long_name": stat_long_name(stat, q), "units": "counts"})
+              for (label, stat, q), dt in zip(plan, dtypes)]
     gy, gx = -(-h // th), -(-w // tw)
     arrays.append(ArraySpec("frame_unreadable", ("tile", "frame"), (gy * gx, nframes),
                             (1, nframes), "uint8", 0,
-                            attrs={"description": "1 where the frame was NaN over the whole "
+                            attrs={"long_name": "frame unreadable in the tile (1)",
+                                   "units": "1",
+                                   "description": "1 where the frame was NaN over the whole "
                                                   "tile (could not be read, on_error='fill')",
-                                   "bookkeeping": True}))
+                                   "bookkeeping": 1}))
     units = []
     for i in range(gy):
         for j in range(gx):
@@ -128,7 +139,7 @@ def _layout(plan, dtypes, hw, tile, nframes) -> OutputLayout:
             u = len(units)
             units.append({**{a.name: region for a in arrays[:-1]},
                           "frame_unreadable": (slice(u, u + 1), slice(0, nframes))})
-    return OutputLayout(tuple(arrays), tuple(units))
+    return OutputLayout(tuple(arrays + detector_axes(*roi)), tuple(units))
 
 
 def _excluded(mask, ims, roi):
@@ -184,7 +195,7 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
     tile = tuple(tile_shape) if tile_shape else \
         _tile_shape(ims, nframes, hw, itemsize, memory_budget, len(plan))
-    layout = _layout(plan, dtypes, hw, tile, nframes)
+    layout = _layout(plan, dtypes, (rows, cols), tile, nframes)
     skey = f"imageseries-{ims.token}"
 
     def unit_task(u):

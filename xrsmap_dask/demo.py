@@ -1,11 +1,13 @@
 """``make demo``: a synthetic scan of real EDF files, mapped end to end.
 
-Writes ``OUT/scan/`` (EDF frames, background frames, mask), then computes from one read pass
-the composite (ROI binned), the ROI-sum map and three annulus maps, written to
-``OUT/maps.zarr`` and exported to the NeXus file ``OUT/maps.nxs`` (silx view opens it); the
-pixel-wise median and 10th percentile of the frames (background images) to
-``OUT/stats.zarr``; PNG previews of both (masked pixels in grey); and prints where
-everything is.
+Writes ``OUT/scan/`` (EDF frames, background frames, mask, and ``geometry.poni``: an
+untilted pyFAI geometry whose beam centre is the rings' centre, 0.1 mm pixels at 100 mm,
+1 angstrom), then computes from one read pass the composite (ROI binned), the ROI-sum map,
+three annulus maps and 100 radial bins in q (from the PONI file), written to
+``OUT/maps.zarr`` (with scan coordinates: a 0.05 mm step) and exported to the NeXus file
+``OUT/maps.nxs`` (silx view opens it); the pixel-wise median and 10th percentile of the
+frames (background images) to ``OUT/stats.zarr``; PNG previews of both (masked pixels in
+grey); and prints where everything is.
 
     python -m xrsmap_dask.demo --out demo_output
 """
@@ -30,7 +32,8 @@ def main(argv=None) -> int:
     from dask.diagnostics import ProgressBar
 
     from . import imageseries, stats, synth
-    from .maps import Corrections, MapSpec, build_maps, rings
+    from .geometry import load_poni
+    from .maps import Corrections, MapSpec, RadialSpec, ScanAxes, build_maps, rings
     from .mapper import load_image
     from .nexus_export import export
     from .preview import preview_zarr
@@ -46,6 +49,8 @@ def main(argv=None) -> int:
         print(f"1. writing a synthetic {a.npt_y} x {a.npt_x} scan of {a.size}² EDF frames ...")
         scan = synth.make_scan(scan_dir, a.npt_y, a.npt_x, (a.size, a.size), n_background=8)
     print(f"   {scan.nframes} frames in {scan_dir}")
+    poni = write_demo_poni(scan)
+    print(f"   pyFAI geometry (untilted, beam at the rings' centre): {poni}")
 
     ims = imageseries.from_files(scan.files)
     s = a.size
@@ -53,11 +58,14 @@ def main(argv=None) -> int:
     corr = Corrections(mask=load_image(scan.mask_file, "mask"),
                        background=stats.background(scan.background_files, "median"))
     spec = MapSpec(roi=roi, binning=8,
-                   rings=rings(scan.centre[0], scan.centre[1], scan.radii, width=4.0))
-    maps = build_maps(ims, spec, ScanGeometry(scan.npt_y, scan.npt_x), corr)
+                   rings=rings(scan.centre[0], scan.centre[1], scan.radii, width=4.0),
+                   radial=RadialSpec(load_poni(poni), "q_nm^-1", bins=100))
+    maps = build_maps(ims, spec, ScanGeometry(scan.npt_y, scan.npt_x), corr,
+                      axes=ScanAxes(step=(0.05, 0.05), units="mm"))
     maps_path = os.path.join(out, "maps.zarr")
     print(f"2. composite (ROI rows {roi[0].start}:{roi[0].stop}, cols {roi[1].start}:"
-          f"{roi[1].stop}, binning 8) + ROI sum + {len(scan.radii)} annuli, one read pass:")
+          f"{roi[1].stop}, binning 8) + ROI sum + {len(scan.radii)} annuli + 100 radial "
+          "bins in q, one read pass:")
     with ProgressBar(dt=0.5):
         result = write_maps(maps, maps_path, ims, overwrite=True)
     print(f"   wrote {maps_path} ({result.nchunks} chunks)")
@@ -92,6 +100,22 @@ def main(argv=None) -> int:
     print("open the maps with:  python -c \"import xarray; print(xarray.open_zarr("
           f"'{maps_path}'))\"")
     return 0
+
+
+def write_demo_poni(scan) -> str:
+    """``<scan dir>/geometry.poni``: an untilted generic detector of the scan's frame shape,
+    0.1 mm pixels, 100 mm from the sample, wavelength 1 angstrom, the PONI (beam centre) on
+    the synthetic rings' centre, so rings at radius ``r`` pixels sit at ``r_mm = r / 10``."""
+    from . import synth
+
+    path = os.path.join(scan.directory, "geometry.poni")
+    cen_y, cen_x = scan.centre
+    pixel = 1e-4
+    if not os.path.exists(path):
+        synth.write_poni(path, dist=0.1, poni1=(cen_y + 0.5) * pixel,
+                         poni2=(cen_x + 0.5) * pixel, rot1=0.0, rot2=0.0, rot3=0.0,
+                         wavelength=1e-10, pixel_size=pixel, shape=scan.frame_shape)
+    return path
 
 
 if __name__ == "__main__":

@@ -117,6 +117,10 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
     finally:
         ordered = _ordered(job, results)
         write_summary(ordered, job.summary)
+    from .pipeline import export_nexus
+
+    for path in export_nexus(job.scans, ordered):   # outputs ending in .nxs/.h5
+        executor._say(f"NeXus: {path}")
     return ordered
 
 

@@ -118,11 +118,13 @@ def _parse_scan(raw: Any, defaults: dict, index: int, base: str, yaml_path: str,
         raise w.error("group", f"must be a group name like 'a' or 'a/b', got {group!r}")
     try:
         from .settings import scan_job_from_values
+        from .settings.specs import nexus_output
 
         scan = ScanGeometry(npt_y, npt_x, kind=values["scan_order"],
                             allow_incomplete=values["allow_incomplete"])
+        store, nexus = nexus_output(resolve_path(out, "output", base))
         return scan_job_from_values(values, name=name, inputs=inputs, scan=scan,
-                                    output=resolve_path(out, "output", base), group=group)
+                                    output=store, group=group, nexus=nexus)
     except InputError as exc:
         raise w.relabel(exc) from None
 

@@ -11,7 +11,9 @@ store never imports a graph builder:
   stop exclusive); units never share a chunk, so they can run anywhere in any order;
 * :class:`OutputRequest`: a layout, the task computing each unit (``{array name: block}``),
   the identity of the job (equal identity = same output, so a partial output resumes) and
-  descriptive attrs.
+  descriptive attrs;
+* :func:`encode_attrs` / :func:`decode_attrs`: attrs as netCDF and HDF5 take them (numbers,
+  strings, flat lists of numbers), structured values as JSON strings named in ``json_attrs``.
 """
 from __future__ import annotations
 
@@ -208,3 +210,92 @@ def bad_frame_list(ims, flagged: Sequence[int]) -> list[list]:
     for f in sorted({int(f) for f in flagged} - known):
         bad.append([f, names[f] if names else "", "read as NaN (unreadable when read)"])
     return sorted(bad)
+
+
+# ---------------------------------------------------------------------------------------
+# coordinates shared by map and statistics outputs
+
+#: the detector dimensions of every output (composite tiles, statistics images)
+DETECTOR_DIMS = ("det_y", "det_x")
+
+
+def detector_axes(rows: slice, cols: slice, binning: int = 1) -> list[ArraySpec]:
+    """The coordinates ``det_y`` and ``det_x``: the detector pixel (row, column; rows from
+    the top, pixel ``(i, j)`` centred at ``(i, j)``) at the centre of each pixel of the
+    region ``rows x cols`` binned ``binning x binning`` (``start + b k + (b - 1) / 2``)."""
+    out = []
+    for dim, s, what in (("det_y", rows, "row"), ("det_x", cols, "column")):
+        n = (s.stop - s.start) // binning
+        values = s.start + binning * np.arange(n, dtype=np.float64) + (binning - 1) / 2
+        label = f"detector {what}" + (f" (centre of {binning} x {binning} binned pixels)"
+                                      if binning > 1 else "")
+        out.append(ArraySpec(dim, (dim,), (n,), (n,), "float64", float("nan"),
+                             attrs={"long_name": label, "units": "pixel"}, values=values))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# attrs on disk
+
+#: attr listing (separated by spaces) the attrs stored as JSON strings
+JSON_ATTRS = "json_attrs"
+_INT32 = 2**31
+
+
+def _plain(value) -> bool:
+    """Whether netCDF-3, netCDF-4 and HDF5 take ``value`` as an attr as it is."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, (bool, np.bool_)):
+        return False        # netCDF-4 (h5netcdf, netCDF4) refuses boolean attrs
+    if isinstance(value, (int, np.integer)):
+        return -_INT32 <= int(value) < _INT32
+    if isinstance(value, (float, np.floating)):
+        return True
+    if isinstance(value, (list, tuple)) and value:
+        kinds = {type(v) for v in value}
+        if kinds <= {float} or (kinds <= {int} and all(-_INT32 <= v < _INT32 for v in value)):
+            return True
+    return False
+
+
+def encode_attrs(attrs: Mapping, previous: Mapping | None = None) -> dict:
+    """``attrs`` as stored: strings, numbers (ints within 32 bits) and non-empty flat lists
+    of numbers stay as they are; anything else (dicts, ``None``, bools, nested or empty
+    lists, lists of strings, big integers) becomes a JSON string (``'true'``, ``'null'``,
+    ...; non-finite floats as strings, see :func:`jsonable`), its name listed in the attr
+    ``json_attrs``.
+
+    ``previous`` are the attrs already stored (raw) when ``attrs`` updates them: their
+    ``json_attrs`` list is kept for the names not given again.  The result is what
+    ``xarray.open_zarr(...).to_netcdf(...)`` accepts.
+    """
+    encoded = set(str((previous or {}).get(JSON_ATTRS, "")).split())
+    out = {}
+    for key, value in attrs.items():
+        key = str(key)
+        if key == JSON_ATTRS:
+            continue
+        value = jsonable(value)
+        if _plain(value):
+            out[key] = value
+            encoded.discard(key)
+        else:
+            out[key] = json.dumps(value)
+            encoded.add(key)
+    if encoded or JSON_ATTRS in (previous or {}):
+        out[JSON_ATTRS] = " ".join(sorted(encoded))
+    return out
+
+
+def decode_attrs(attrs: Mapping) -> dict:
+    """Stored attrs back as written (the inverse of :func:`encode_attrs`); attrs without
+    ``json_attrs`` come back unchanged."""
+    out = dict(attrs)
+    for key in str(out.pop(JSON_ATTRS, "")).split():
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = json.loads(out[key])
+            except ValueError:
+                pass
+    return out

@@ -110,6 +110,16 @@ class Mapper:
     ('error' | 'fill-value', zarr inputs), ``invalid`` ('auto' | 'none' | values: pixels
     holding a detector's reserved values are excluded in their frames; 'auto' = the
     all-ones value of unsigned data, negative values of signed data; see :attr:`invalid`).
+
+    Detector geometry (keyword-only, see ``docs/geometry.md``): ``poni`` (a pyFAI PONI
+    file: rings and radial bins in ``unit`` -- ``q_nm^-1`` by default, ``q_A^-1``,
+    ``2th_deg``, ``2th_rad``, ``r_mm``, ``d*2_A^-2`` -- with its tilts and detector mask),
+    ``unit``, ``chi`` (azimuthal sector ``(start, stop)`` in degrees), ``solid_angle`` and
+    ``polarization`` (corrections of radial-bin means).  Scan coordinates of outputs:
+    ``step`` ``(dy, dx)``, ``origin`` ``(y0, x0)``, ``position_units``, or
+    ``motor_positions`` (a table file, two HDF5 datasets or a ``(frames, 2)`` array).
+    ``output`` ending in ``.nxs``/``.h5`` writes the zarr working group ``<output>.zarr``
+    and exports it there.
     """
 
     def __init__(self, npt_x: int, npt_y: int, mask=None, dummy=0, back_files=None,
@@ -117,15 +127,20 @@ class Mapper:
                  scan=None, scheduler=None, client=None, output=None, overwrite: bool = False,
                  frames_per_chunk: int | str = "auto", on_error: str = "raise",
                  roi_origin: str = "upper", norm=None, allow_incomplete: bool = False,
-               missing_chunks: str = "error", detector_mask: bool = True,
-                 invalid="auto"):
+                 missing_chunks: str = "error", detector_mask: bool = True,
+                 invalid="auto", poni=None, unit: str | None = None, chi=None,
+                 solid_angle: bool = False, polarization: float | None = None, step=None,
+                 origin=None, position_units: str | None = None, motor_positions=None):
         self.npt_x, self.npt_y = npt_x, npt_y
         raw = {"npt_x": npt_x, "npt_y": npt_y, "mask": mask, "dark": dark, "flat": flat,
                "dummy": 0 if dummy is None else dummy, "dtype": dtype,
                "frames_per_chunk": frames_per_chunk, "on_error": on_error,
                "roi_origin": roi_origin, "norm": norm, "allow_incomplete": allow_incomplete,
                "missing_chunks": missing_chunks, "detector_mask": detector_mask,
-               "invalid": invalid, **_background_values(background, back_files)}
+               "invalid": invalid, "poni": poni, "unit": unit, "chi": chi, "solid_angle": solid_angle,
+               "polarization": polarization, "step": step, "origin": origin,
+               "position_units": position_units, "motor_positions": motor_positions,
+               **_background_values(background, back_files)}
         self._values: dict = {}
         self._values = self._parse(raw)
         self.scan: ScanGeometry = self._scan(scan)
@@ -233,14 +248,20 @@ class Mapper:
             return compute_maps(maps, opts["scheduler"])
         import zarr
 
+        from .nexus_export import export
         from .pipeline import input_paths
-        from .store import check_output_path, write_maps
+        from .settings.specs import nexus_output
+        from .store import check_output_path, read_attrs, write_maps
 
-        self._call(check_output_path, opts["output"], input_paths(in_files, ims))
-        self.last_store = self._call(write_maps, maps, opts["output"], ims,
+        path, nexus = nexus_output(opts["output"])
+        for target in (path, nexus) if nexus else (path,):
+            self._call(check_output_path, target, input_paths(in_files, ims))
+        self.last_store = self._call(write_maps, maps, path, ims,
                                      overwrite=opts["overwrite"], scheduler=opts["scheduler"])
-        group = zarr.open_group(store=os.fspath(opts["output"]), mode="r")
-        maps.invalid_summary = group.attrs.get("invalid")
+        if nexus is not None and (not self.last_store.skipped or not os.path.exists(nexus)):
+            self._call(export, path, nexus, overwrite=True)
+        group = zarr.open_group(store=path, mode="r")
+        maps.invalid_summary = (read_attrs(path) or {}).get("invalid")
         return {name: group[name][:] for name in maps.arrays()}
 
     def composite_map(self, in_files, roi=None, binning=None, **kw):
@@ -266,33 +287,70 @@ class Mapper:
                         roi_sum=True)
         return mosaic(out["composite"]), out["roi_sum"]
 
-    def circle_map(self, in_files, cen_x: float, cen_y: float, radius, width, **kw):
+    def circle_map(self, in_files, cen_x: float | None = None, cen_y: float | None = None,
+                   radius=None, width=None, **kw):
         """Sum over the ring ``radius - width/2 <= d <= radius + width/2`` around
         ``(cen_y, cen_x)`` (pixels, rows from the top) per scan point.
 
         ``radius`` may be a list (``width`` one or one per radius): the result is then a
-        ``(nrings, npt_y, npt_x)`` stack computed in one read pass.
+        ``(nrings, npt_y, npt_x)`` stack computed in one read pass.  With ``poni`` (a PONI
+        file given to the Mapper) give no centre: ``radius`` and ``width`` are in ``unit``
+        (e.g. q in 1/nm) and pyFAI's geometry places the ring (tilts included).
 
         Returns
         -------
         sum_map : (npt_y, npt_x) float64 array
         """
-        from .maps import rings as make_rings
-
-        rs = self._call(make_rings, cen_y, cen_x, radius, width)
-        out = self._run(in_files, self._opts(kw), rings=rs, composite=False, roi_sum=False)
+        if radius is None or width is None:
+            raise TypeError("circle_map() needs radius and width")
+        radii = list(np.atleast_1d(radius))
+        rings = {"radii": radii, "width": width} if cen_x is None and cen_y is None else \
+            {"cen_y": cen_y, "cen_x": cen_x, "radii": radii, "width": width}
+        out = self._run(in_files, self._opts(kw), rings=[rings], composite=False,
+                        roi_sum=False)
         ann = out["annulus_sum"]
         return ann[0] if np.ndim(radius) == 0 else ann
 
+    def radial_map(self, in_files, radial_bins: int = 100, radial_range=None,
+                   cen_x: float | None = None, cen_y: float | None = None, **kw):
+        """Radial-bin maps (a 1-D integration per scan point, pyFAI's ``integrate1d``
+        without pixel splitting) in one read pass.
+
+        Parameters
+        ----------
+        radial_bins : int
+            Number of bins over ``radial_range`` (``(lo, hi)`` in ``unit``; default: min..max
+            of the unmasked pixels).
+        cen_x, cen_y : float, optional
+            Centre in pixels, without a PONI file (bins in pixels).
+
+        Returns
+        -------
+        radial : (nbins,) array
+            Bin centres in ``unit``.
+        intensity : (nbins, npt_y, npt_x) float64 array
+            Mean intensity of each bin (solid angle / polarization weighted when asked).
+        """
+        out = self._run(in_files, self._opts(kw), radial_bins=radial_bins,
+                        radial_range=radial_range, cen_x=cen_x, cen_y=cen_y, composite=False,
+                        roi_sum=False)
+        return self.last_maps.plan.radial.bins.centres.copy(), out["radial"]
+
     def maps(self, in_files, roi=None, binning=None, rings: Sequence = (),
-             composite: bool = True, roi_sum: bool = True, **kw) -> dict:
-        """Composite (4-D), ROI sum and ring sums together, from one read pass.
+             composite: bool = True, roi_sum: bool = True, radial_bins: int | None = None,
+             radial_range=None, cen_x: float | None = None, cen_y: float | None = None,
+             **kw) -> dict:
+        """Composite (4-D), ROI sum, ring sums and radial bins together, from one read pass.
 
         Returns ``{'composite': (npt_y, npt_x, fy, fx), 'roi_sum': (npt_y, npt_x),
-        'annulus_sum': (nrings, npt_y, npt_x)}`` (the maps asked for), numpy.
+        'annulus_sum': (nrings, npt_y, npt_x), 'radial': (nbins, npt_y, npt_x)}`` (the maps
+        asked for), numpy.  ``rings`` without a centre are in ``unit`` of the PONI file (or
+        pixels around ``cen_y``, ``cen_x``).
         """
         return self._run(in_files, self._opts(kw), roi=roi, binning=binning,
-                         rings=tuple(rings) or None, composite=composite, roi_sum=roi_sum)
+                         rings=tuple(rings) or None, composite=composite, roi_sum=roi_sum,
+                         radial_bins=radial_bins, radial_range=radial_range, cen_x=cen_x,
+                         cen_y=cen_y)
 
 
 def _norm(value):

@@ -1,6 +1,7 @@
 """NeXus/HDF5 export of a zarr map group, for silx, PyMca and other NeXus viewers.
 
     export("maps.zarr", "maps.nxs")
+    export_entries({"scan1": "survey.zarr/scan1", "scan2": "survey.zarr/scan2"}, "s.nxs")
 
 Zarr stays the working (resumable) format; the NeXus file is a complete copy of its maps::
 
@@ -12,17 +13,18 @@ Zarr stays the working (resumable) format; the NeXus file is a complete copy of 
                                        bad frames
     /entry/<map>             NXdata    @signal=<map> @axes=[one name per dim] @<dim>_indices
       <map>                  the map, same dtype and values as in zarr, @long_name @units
-      <dim>                  its coordinate: the store's coordinate array of that name when
-                             there is one (with its attrs), else computed: ``y``/``x`` scan
-                             point index, ``roi_y``/``roi_x`` the detector pixel at the centre
-                             of each binned ROI pixel, ``row``/``col`` detector pixel index
-      <aux>                  other 1-D arrays along a dim of the map (``ring_width``), with
+      <dim>                  its coordinate: the store's coordinate array of that name (with
+                             its attrs: ``y``/``x`` positions, ``det_y``/``det_x`` detector
+                             pixels, ``ring``, ``bin``), else computed for outputs written
+                             before the store held coordinates (point indices, pixels)
+      <aux>                  the group's other coordinates along dims of the map
+                             (``ring_width``, ``radial_count``, ``y_position``), with
                              @<aux>_indices as NeXus allows for extra coordinates
 
-Attrs that are dicts, nested lists or ``None`` are written as JSON strings (HDF5 and netCDF
-attrs hold only scalars, strings and 1-D arrays): :func:`plain_attrs`, which also makes
-``xarray.open_zarr(path).to_netcdf(...)`` work when applied to a dataset's attrs.
-Bookkeeping arrays (``chunk_done``, names starting with ``_``) are not exported.
+Attrs that are dicts, nested lists, ``None`` or bools are written as JSON strings (HDF5 and
+netCDF attrs hold only scalars, strings and 1-D arrays): :func:`plain_attrs`; the store's
+own attrs (JSON strings listed in ``json_attrs``) are decoded first.  Bookkeeping arrays
+(``chunk_*``, ``frame_unreadable``, names starting with ``_``) are not exported.
 
 The file is written as ``<nexus_path>.part-<random>`` and renamed when complete; an existing
 output is refused unless ``overwrite=True``; the zarr group is only read, and an incomplete
@@ -39,6 +41,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import InputError
+from .layout import decode_attrs
 
 BOOKKEEPING = ("chunk_done",)
 #: default long names of the maps a job writes (used when the store's array has none)
@@ -81,31 +84,34 @@ def _dims(arr) -> tuple[str, ...]:
 
 
 def classify(group) -> tuple[dict, dict]:
-    """``(maps, coords)`` of a zarr group, name -> array.  Coordinates are 1-D arrays along
-    a dimension of some map (``ring``, ``ring_width``, later ``y``/``x``); bookkeeping
-    arrays are in neither."""
+    """``(maps, coords)`` of a zarr group, name -> array.  Coordinates are the arrays the
+    group lists in its ``coordinates`` attr (``ring_width``, ``y_position``) and the 1-D
+    arrays along a dimension of some map (``ring``, ``y``, ``det_x``); bookkeeping arrays
+    are in neither."""
+    listed = set(str(group.attrs.get("coordinates", "")).split())
     arrays = {name: arr for name, arr in group.arrays()
               if name not in BOOKKEEPING and not name.startswith("_")
               and not arr.attrs.get("bookkeeping")}
-    candidates = {n: a for n, a in arrays.items() if a.ndim == 1}
+    candidates = {n: a for n, a in arrays.items() if a.ndim == 1 or n in listed}
     maps = {n: a for n, a in arrays.items() if n not in candidates}
     used = {d for a in maps.values() for d in _dims(a)}
-    coords = {n: a for n, a in candidates.items() if _dims(a)[0] in used}
+    coords = {n: a for n, a in candidates.items() if set(_dims(a)) <= used}
     maps.update({n: a for n, a in candidates.items() if n not in coords})
     return dict(sorted(maps.items(), key=lambda kv: _order(kv[0]))), coords
 
 
 def _order(name: str) -> tuple:
-    known = ("roi_sum", "annulus_sum", "composite")
+    known = ("roi_sum", "annulus_sum", "radial", "composite")
     return (known.index(name) if name in known else len(known), name)
 
 
 def _computed_axis(dim: str, size: int, job: Mapping) -> tuple[np.ndarray, dict]:
-    """Coordinate of a dimension the store holds no array for."""
-    if dim in ("roi_y", "roi_x") and isinstance(job.get("roi"), dict):
-        start = job["roi"]["rows" if dim == "roi_y" else "cols"][0]
+    """Coordinate of a dimension the store holds no array for (outputs written before the
+    store held coordinates)."""
+    if dim in ("roi_y", "roi_x", "det_y", "det_x") and isinstance(job.get("roi"), dict):
+        start = job["roi"]["rows" if dim[-1] == "y" else "cols"][0]
         b = int(job.get("binning") or 1)
-        what = "row" if dim == "roi_y" else "column"
+        what = "row" if dim[-1] == "y" else "column"
         return (start + b * np.arange(size) + (b - 1) / 2,
                 {"units": "pixel", "long_name": f"detector {what} (centre of the binned pixel)"})
     if dim in ("row", "col"):
@@ -138,13 +144,13 @@ def _write_array(parent, name: str, arr, attrs: Mapping) -> None:
         step = max(1, int(arr.chunks[0]))
         for i in range(0, arr.shape[0], step):
             ds[i:i + step] = arr[i:i + step]
-    ds.attrs.update(plain_attrs(attrs))
+    ds.attrs.update(plain_attrs(decode_attrs(attrs)))
 
 
 def _write_nxdata(entry, name: str, arr, coords: dict, job: Mapping) -> None:
     grp = entry.create_group(name)
     dims = _dims(arr)
-    attrs = dict(arr.attrs)
+    attrs = decode_attrs(dict(arr.attrs))
     attrs.setdefault("long_name", LONG_NAMES.get(name, name))
     if name in LONG_NAMES:
         attrs.setdefault("units", _default_units(job))
@@ -159,10 +165,12 @@ def _write_nxdata(entry, name: str, arr, coords: dict, job: Mapping) -> None:
             grp.create_dataset(dim, data=values).attrs.update(axis_attrs)
         grp.attrs[f"{dim}_indices"] = np.int32(k)
     for aux, carr in coords.items():
-        dim = _dims(carr)[0]
-        if aux != dim and dim in dims:
+        cdims = _dims(carr)
+        if aux not in cdims and set(cdims) <= set(dims):
             _write_array(grp, aux, carr, dict(carr.attrs))
-            grp.attrs[f"{aux}_indices"] = np.int32(dims.index(dim))
+            where = [dims.index(d) for d in cdims]
+            grp.attrs[f"{aux}_indices"] = np.int32(where[0]) if len(where) == 1 else \
+                np.asarray(where, dtype=np.int32)
     grp.attrs.update({"NX_class": "NXdata", "signal": name, "axes": list(dims),
                       "title": attrs["long_name"]})
 
@@ -188,28 +196,46 @@ def _write_process(entry, job: Mapping) -> None:
 
 
 def export(zarr_path, nexus_path, *, overwrite: bool = False) -> str:
-    """Write the maps of the zarr group ``zarr_path`` to the NeXus/HDF5 file ``nexus_path``.
+    """Write the maps of the zarr group ``zarr_path`` to the NeXus/HDF5 file ``nexus_path``
+    (one NXentry, ``/entry``).
 
     Returns the path written.  Raises :class:`InputError` for a group that is not a complete
     map group, an existing output (unless ``overwrite``) or an output that would replace
     the input.
     """
-    import h5py
+    return export_entries({"entry": zarr_path}, nexus_path, overwrite=overwrite)
 
-    zarr_path = os.fspath(zarr_path)
-    nexus_path = os.path.abspath(os.fspath(nexus_path))
+
+def _checked_group(zarr_path: str, nexus_path: str):
     src = os.path.abspath(zarr_path)
     if nexus_path == src or nexus_path.startswith(src + os.sep):
         raise InputError("the NeXus file would overwrite the zarr input", path=nexus_path,
                          argument="output")
     group = _open_group(zarr_path)
-    job = dict(group.attrs)
+    job = decode_attrs(dict(group.attrs))
     if job.get("complete") is not True:
         raise InputError("the map group is incomplete (its job did not finish); rerun the job "
                          "to complete it before exporting", path=zarr_path)
     maps, coords = classify(group)
     if not maps:
         raise InputError("holds no maps to export (is it a map group?)", path=zarr_path)
+    return job, maps, coords
+
+
+def export_entries(entries: Mapping[str, object], nexus_path, *,
+                   overwrite: bool = False) -> str:
+    """Write several map groups to one NeXus file, one NXentry each: ``entries`` maps the
+    entry name (e.g. a scan name) to its zarr group; the file's default is the first.
+    Checks as :func:`export`."""
+    import h5py
+
+    from . import __version__
+
+    nexus_path = os.path.abspath(os.fspath(nexus_path))
+    groups = {str(name): _checked_group(os.fspath(path), nexus_path)
+              for name, path in entries.items()}
+    if not groups:
+        raise InputError("no map group to export", path=nexus_path, argument="output")
     if os.path.exists(nexus_path) and not overwrite:
         raise InputError("exists; pass overwrite=True (--overwrite) to replace it",
                          path=nexus_path, argument="output")
@@ -218,25 +244,27 @@ def export(zarr_path, nexus_path, *, overwrite: bool = False) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:
         with h5py.File(tmp, "w") as f:
-            from . import __version__
-
-            f.attrs.update({"NX_class": "NXroot", "default": "entry", "file_time": now,
-                            "file_name": os.path.basename(nexus_path),
+            f.attrs.update({"NX_class": "NXroot", "default": next(iter(groups)),
+                            "file_time": now, "file_name": os.path.basename(nexus_path),
                             "creator": f"xrsmap-dask {__version__}",
                             "HDF5_Version": h5py.version.hdf5_version,
                             "h5py_version": h5py.version.version})
-            entry = f.create_group("entry")
-            entry.attrs.update({"NX_class": "NXentry", "default": next(iter(maps))})
-            first, last = job.get("first_file"), job.get("last_file")
-            entry["title"] = "xrsmap-dask maps" + (f" of {first} .. {last}" if first else "")
-            _write_process(entry, job)
-            for name, arr in maps.items():
-                _write_nxdata(entry, name, arr, coords, job)
+            for name, (job, maps, coords) in groups.items():
+                _write_entry(f.create_group(name), job, maps, coords)
         os.replace(tmp, nexus_path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return nexus_path
+
+
+def _write_entry(entry, job: Mapping, maps: dict, coords: dict) -> None:
+    entry.attrs.update({"NX_class": "NXentry", "default": next(iter(maps))})
+    first, last = job.get("first_file"), job.get("last_file")
+    entry["title"] = "xrsmap-dask maps" + (f" of {first} .. {last}" if first else "")
+    _write_process(entry, job)
+    for name, arr in maps.items():
+        _write_nxdata(entry, name, arr, coords, job)
 
 
 def read_maps(nexus_path) -> dict[str, np.ndarray]:

@@ -96,9 +96,14 @@ def plan_scan(job: ScanJob, ims=None, progress=None, corrections=None, scheduler
         from dataclasses import replace
 
         corrections = replace(corrections, invalid=job.invalid)
-    spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning, rings=job.rings,
-                   composite=job.composite, roi_sum=job.roi_sum)
-    return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk)
+    from .job_geometry import radial_spec, scan_axes
+
+    radial = radial_spec(job)
+    spec = MapSpec(roi=job.roi_slices(ims.shape), binning=job.binning,
+                   rings=() if radial is not None else job.rings, composite=job.composite,
+                   roi_sum=job.roi_sum, radial=radial)
+    return ims, build_maps(ims, spec, job.scan, corrections, job.frames_per_chunk,
+                           axes=scan_axes(job))
 
 
 def compute_maps(maps, scheduler=None) -> dict:
@@ -247,6 +252,32 @@ def stats_mask(mask, ims, detector_mask: bool = True):
     return corr.mask
 
 
+# -- NeXus ---------------------------------------------------------------------------------
+def export_nexus(jobs, results) -> list[str]:
+    """Export the complete map groups of ``jobs`` to their NeXus files (``job.nexus``; jobs
+    sharing a file get one NXentry each, named by their group, a single job ``entry``).
+    A file is (re)written when one of its scans was computed now or it does not exist;
+    scans that failed are left out.  Returns the files written."""
+    from .nexus_export import export_entries
+    from .store import read_attrs
+
+    files: dict = {}
+    for job, res in zip(jobs, results):
+        if job.nexus is not None:
+            files.setdefault(job.nexus, []).append((job, res))
+    written = []
+    for path, members in files.items():
+        done = [(j, r) for j, r in members if (read_attrs(j.output_path) or {}).get(
+            "complete") is True and j.has_maps]
+        fresh = any(r.status in ("done", "resumed") for _, r in members)
+        if not done or (os.path.exists(path) and not fresh):
+            continue
+        entries = {"entry" if len(members) == 1 else (j.group or j.name): j.output_path
+                   for j, _ in done}
+        written.append(export_entries(entries, path, overwrite=True))
+    return written
+
+
 # -- one scan to its output ----------------------------------------------------------------
 @dataclass
 class ScanResult:
@@ -286,7 +317,8 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
                           scheduler=executor.scheduler)
     from .store import check_output_path
 
-    check_output_path(path, input_paths(job.inputs, ims))
+    for target in (path, job.nexus) if job.nexus else (path,):
+        check_output_path(target, input_paths(job.inputs, ims))
     result.frames = len(ims)
     status = "skipped"
     bad: list = []
@@ -310,10 +342,13 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
                 status == "skipped":
             status = "resumed" if maps is not None else "done"
     if maps is None:
+        from .store import consolidate, read_attrs, update_attrs
+
         group = zarr.open_group(store=path, mode="r+")
-        if group.attrs.get("complete") is not True:
-            group.attrs.update({"bad_frames": bad, "scan_name": job.name})
-            group.attrs.update({"complete": True})
+        if read_attrs(path).get("complete") is not True:
+            update_attrs(group, {"bad_frames": bad, "scan_name": job.name})
+            consolidate(path)
+            update_attrs(group, {"complete": True})
     result.status = status
     result.bad_frames = len(bad)
     result.retries = executor.retries - faults_before

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -42,6 +43,19 @@ BAD_COLOUR = "0.6"
 DEFAULT_LABELS = {"sum": ("sum of the corrected ROI pixels", "counts"),
                   "composite": ("corrected ROI, binned", "counts"),
                   "annulus": ("ring sum", "counts")}
+
+
+@dataclass(frozen=True)
+class ScanAxes:
+    """Positions of the scan points for the axes of map panels: ``y`` ``(npt_y,)`` and
+    ``x`` ``(npt_x,)`` values, their names and units (a store's ``y``/``x`` coordinates)."""
+
+    y: tuple
+    x: tuple
+    y_name: str = "y"
+    x_name: str = "x"
+    y_units: str = ""
+    x_units: str = ""
 
 
 def downsample_composite(composite: np.ndarray, max_side: int = MAX_MOSAIC_SIDE) -> np.ndarray:
@@ -168,7 +182,8 @@ def build_figure(maps: Mapping[str, np.ndarray] | None = None,
                  cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
                  title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
                  panel_inches: float = PANEL_INCHES, units: str = "scan",
-                 labels: Mapping[str, tuple[str, str]] | None = None):
+                 labels: Mapping[str, tuple[str, str]] | None = None,
+                 axes: ScanAxes | None = None):
     """The matplotlib ``Figure`` of a preview (see :func:`render_preview`)."""
     import matplotlib
 
@@ -190,22 +205,44 @@ def build_figure(maps: Mapping[str, np.ndarray] | None = None,
     FigureCanvasAgg(fig)
     for k, (name, data, tile) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols_, k + 1)
-        _draw_panel(fig, ax, name, data, tile, shape, colormap, log, units, labels)
+        _draw_panel(fig, ax, (name, data, tile), shape, colormap, log, units, labels, axes)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _draw_panel(fig, ax, name, data, tile, shape, colormap, log, units, labels) -> None:
+def _extent(shape, axes):
+    """(extent, aspect, x label, y label) of a map panel: point centres on their positions
+    (``axes``, when the scan positions are known), else on integers; aspect 1 (equal data
+    units), or None when y and x have different units."""
+    npt_y, npt_x = shape
+    if axes is None:
+        return (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5), 1.0, None, None
+
+    def edges(values, n):
+        step = (values[-1] - values[0]) / (n - 1) if n > 1 else 1.0
+        return values[0] - step / 2, values[-1] + step / 2, abs(step) or 1.0
+
+    x0, x1, _ = edges(np.asarray(axes.x, float), npt_x)
+    y0, y1, _ = edges(np.asarray(axes.y, float), npt_y)
+    same = axes.y_units == axes.x_units      # equal units: cells in their true proportions
+    return (x0, x1, y1, y0), 1.0 if same else None, \
+        f"{axes.x_name} [{axes.x_units}]", f"{axes.y_name} [{axes.y_units}]"
+
+
+def _draw_panel(fig, ax, panel, shape, colormap, log, units, labels, axes=None) -> None:
     from matplotlib.colors import LogNorm, Normalize
 
-    npt_y, npt_x = shape
+    name, data, tile = panel
     vmin, vmax, use_log = colour_limits(data, log)
     norm = LogNorm(vmin, vmax, clip=False) if use_log else Normalize(vmin, vmax)
-    extent = (-0.5, npt_x - 0.5, npt_y - 0.5, -0.5)    # point/pixel centres on integers
-    # composite: one mosaic pixel is square, so a tile shows the ROI's aspect
-    aspect = 1.0 if tile is None else (data.shape[0] / npt_y) / (data.shape[1] / npt_x)
+    extent, aspect, xlabel, ylabel = _extent(shape, axes if units == "scan" else None)
+    if tile is not None:   # composite: one mosaic pixel is square, tiles in the ROI's aspect
+        aspect = (abs(extent[1] - extent[0]) / data.shape[1]) / \
+            (abs(extent[2] - extent[3]) / data.shape[0])
+    elif aspect is None:
+        aspect = "auto"
     shown = np.ma.masked_invalid(data)
     if use_log:
         shown = np.ma.masked_less_equal(shown, 0)
@@ -222,13 +259,15 @@ def _draw_panel(fig, ax, name, data, tile, shape, colormap, log, units, labels) 
     cbar.ax.tick_params(labelsize=7)
     bad = int((~np.isfinite(data)).sum())
     ax.set_title(name + (f"\n({bad} NaN/masked pixels in grey)" if bad else ""), fontsize=9)
-    xlabel, ylabel = ("scan point x (column)", "scan point y (row)") if units == "scan" else \
-        ("detector column [pixel]", "detector row [pixel]")
+    if xlabel is None:
+        xlabel, ylabel = ("scan point x (column)", "scan point y (row)") if units == "scan" \
+            else ("detector column [pixel]", "detector row [pixel]")
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    if axes is None or units != "scan":
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.get_major_locator().set_params(integer=True)
 
 
 def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
@@ -236,7 +275,8 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
                    cmap: str = "viridis", dpi: int = 100, ncols: int | None = None,
                    title: str | None = None, max_mosaic_side: int = MAX_MOSAIC_SIDE,
                    panel_inches: float = PANEL_INCHES, units: str = "scan",
-                   labels: Mapping[str, tuple[str, str]] | None = None) -> tuple[int, int]:
+                   labels: Mapping[str, tuple[str, str]] | None = None,
+                   axes: ScanAxes | None = None) -> tuple[int, int]:
     """Write a PNG with one panel per map (and the composite mosaic last); return its size.
 
     Parameters
@@ -257,6 +297,9 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
         Axes in scan points (maps) or in detector pixels (images such as a median frame).
     labels : mapping of name -> (long name, units), optional
         Colour-bar labels (defaults: :data:`DEFAULT_LABELS`, else the name).
+    axes : ScanAxes, optional
+        Positions of the scan points (maps' ``y``/``x`` coordinates): axes in those units
+        instead of point indices.
 
     Returns
     -------
@@ -264,7 +307,7 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
     """
     fig = build_figure(maps, composite, log=log, cmap=cmap, dpi=dpi, ncols=ncols, title=title,
                        max_mosaic_side=max_mosaic_side, panel_inches=panel_inches,
-                       units=units, labels=labels)
+                       units=units, labels=labels, axes=axes)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
@@ -288,124 +331,7 @@ def load_mask(mask) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------------
-# zarr groups
+# zarr groups: in preview_groups.py, here for the callers of this module
 
-
-def _open(path):
-    import zarr
-
-    try:
-        return zarr.open_group(store=os.fspath(path), mode="r")
-    except Exception as exc:  # noqa: BLE001 - zarr raises several types for a non-group
-        raise InputError(f"not a zarr group: {exc}", path=os.fspath(path)) from None
-
-
-def _dead_bins(group, mask: np.ndarray | None, tile: tuple[int, int]) -> np.ndarray | None:
-    """(fy, fx) True where every source pixel of a binned composite pixel is masked."""
-    roi, b = group.attrs.get("roi"), int(group.attrs.get("binning") or 1)
-    if mask is None or not isinstance(roi, dict):
-        return None
-    m = mask[slice(*roi["rows"]), slice(*roi["cols"])]
-    if m.shape != (tile[0] * b, tile[1] * b):
-        raise InputError(f"mask of shape {mask.shape} does not fit the group's ROI {roi} "
-                         f"binned {b}", argument="mask")
-    dead = m.reshape(tile[0], b, tile[1], b).all(axis=(1, 3))
-    return dead if dead.any() else None
-
-
-def read_map_group(path, max_mosaic_side: int = MAX_MOSAIC_SIDE,
-                   mask=None) -> tuple[dict, np.ndarray | None]:
-    """Maps of a zarr map group for a preview: ``({name: map}, reduced composite)``.
-
-    The composite is read one scan line at a time and each line reduced at once (memory:
-    one line of full tiles), into ``(npt_y, npt_x, ty, tx)``; with ``mask``, binned pixels
-    whose every pixel is masked are NaN (drawn as bad, not as ``dummy``).
-    """
-    group = _open(path)
-    maps: dict[str, np.ndarray] = {}
-    names = set(group.array_keys())
-    if "roi_sum" in names:
-        maps["sum"] = np.asarray(group["roi_sum"][...])
-    if "annulus_sum" in names:
-        ann = np.asarray(group["annulus_sum"][...])
-        rings = group.attrs.get("rings") or []
-        for k in range(ann.shape[0]):
-            label = annulus_label(rings[k]["radius"], rings[k]["width"]) \
-                if k < len(rings) else f"annulus {k}"
-            maps[label] = ann[k]
-    comp = None
-    if "composite" in names:
-        arr = group["composite"]
-        npt_y, npt_x, fy, fx = arr.shape
-        dead = _dead_bins(group, load_mask(mask), (fy, fx))
-        f = _mosaic_factor(arr.shape, max_mosaic_side)
-        lines = []
-        for iy in range(npt_y):
-            line = np.array(arr[iy:iy + 1], dtype=np.float32)
-            if dead is not None:
-                line[:, :, dead] = np.nan
-            lines.append(reduce_tiles(line, f))
-        comp = np.concatenate(lines)
-    if not maps and comp is None:
-        raise InputError("holds no roi_sum, annulus_sum or composite array (is it a map "
-                         "group? for a survey store give the scan's group, e.g. "
-                         "survey.zarr/scan1)", path=os.fspath(path))
-    return maps, comp
-
-
-def read_image_group(path, mask=None) -> dict[str, np.ndarray]:
-    """The 2-D arrays of a zarr group (e.g. ``xrsmap-dask stats`` output), by name, float64;
-    with ``mask`` its masked pixels are NaN."""
-    group = _open(path)
-    mask = load_mask(mask)
-    out = {}
-    for name, arr in sorted(group.arrays()):
-        if arr.ndim != 2 or name == "roi_sum":
-            continue
-        img = np.array(arr[...], dtype=np.float64)
-        if mask is not None:
-            if mask.shape != img.shape:
-                raise InputError(f"shape {mask.shape} differs from the images' {img.shape}",
-                                 argument="mask")
-            img[mask] = np.nan
-        out[name] = img
-    return out
-
-
-def _group_labels(path) -> dict[str, tuple[str, str]]:
-    """(long name, units) per array from the store's attrs, where it has them."""
-    group = _open(path)
-    units = group.attrs.get("units")
-    out = {}
-    for name, arr in group.arrays():
-        a = dict(arr.attrs)
-        if "long_name" in a or "units" in a or isinstance(units, str):
-            out["sum" if name == "roi_sum" else name] = (a.get("long_name", name),
-                                                         a.get("units", units or ""))
-    return out
-
-
-def preview_zarr(path, png, *, log: bool | str = "auto", dpi: int = 100,
-                 max_mosaic_side: int = MAX_MOSAIC_SIDE, title: str | None = None,
-                 cmap: str = "viridis", mask=None) -> tuple[int, int]:
-    """Write a PNG preview of a zarr group; return its (width, height).
-
-    A map group (``roi_sum``, ``annulus_sum``, ``composite``) is drawn in scan points; a
-    group of 2-D images (``xrsmap-dask stats`` output) in detector pixels.  ``mask`` (an
-    array or an image file, nonzero = excluded) marks masked pixels as bad.
-    """
-    if title is None:
-        title = os.path.basename(os.path.normpath(os.fspath(path)))
-    labels = _group_labels(path)
-    try:
-        maps, comp = read_map_group(path, max_mosaic_side, mask=mask)
-    except InputError as exc:
-        if "holds no roi_sum" not in str(exc):
-            raise
-        images = read_image_group(path, mask=mask)
-        if not images:
-            raise
-        return render_preview(png, images, log=log, dpi=dpi, title=title, cmap=cmap,
-                              units="pixel", labels=labels)
-    return render_preview(png, maps, comp, log=log, dpi=dpi, title=title, cmap=cmap,
-                          max_mosaic_side=max_mosaic_side, labels=labels)
+from .preview_groups import (preview_zarr, read_image_group,  # noqa: E402,F401
+                             read_map_group)

@@ -3,10 +3,13 @@
 A :class:`PixelGroups` table lists, for each group (a ring or a radial bin), the pixels it
 holds as flat indices into the blocks a reduce task sees (``layout`` rows x cols, laid on
 the frame region ``box``).  Groups may overlap (rings) or partition the pixels (radial
-bins).  The kernel :func:`group_sums` gathers every grouped pixel of a frame with one
-``np.take`` (group after group) and adds each group's run with one ``np.add.reduceat``: no
-boolean mask per group, no Python loop over groups, numpy releases the GIL in both, and
-integer frames are summed exactly in 64-bit integers.
+bins).  The kernels (:mod:`xrsmap_dask.radial_kernels`, re-exported here):
+:func:`group_sums` gathers every grouped pixel of a frame with one ``np.take`` (group after
+group) and adds each group's run with one ``np.add.reduceat``; for disjoint groups
+:class:`RunTable` / :func:`run_sums` add the runs of consecutive pixels of a bin along each
+row with one ``np.add.reduceat`` over the frame and one ``np.bincount`` over the runs.  No
+boolean mask per group, no Python loop over groups; integer frames are summed exactly in
+64-bit integers.
 
 Radial bins (:func:`make_radial_bins`) are pyFAI's histogram without pixel splitting, so
 profiles equal ``integrate1d(..., method=('no', 'csr', 'cython'))`` bin for bin:
@@ -352,48 +355,6 @@ def make_rings(geometry: DetectorGeometry, shape, centres, widths, unit: str | N
 
 
 # ---------------------------------------------------------------------------------------
-# kernels (numpy in, numpy out)
+# kernels: in radial_kernels.py (numpy in, numpy out), here for the callers of this module
 
-
-def _accumulator(dtype: np.dtype):
-    kind = np.dtype(dtype).kind
-    return np.uint64 if kind in "ub" else np.int64 if kind == "i" else np.float64
-
-
-def group_sums(block: np.ndarray, groups: PixelGroups) -> np.ndarray:
-    """Sum of each group's pixels in each frame: ``(n, ngroups)`` float64.
-
-    ``block`` is ``(n, rows, cols)`` (or one ``(rows, cols)`` frame) laid out as
-    ``groups.layout``.  Integer frames are summed exactly (64-bit integers), floats in
-    float64; a NaN pixel makes its groups NaN for that frame (mask it); empty groups are 0.
-    """
-    block = np.asarray(block)
-    if block.ndim == 2:
-        block = block[None]
-    if block.shape[1:] != groups.layout:
-        raise ValueError(f"blocks of {block.shape[1:]} pixels for a table laid on "
-                         f"{groups.layout}")
-    n = len(block)
-    out = np.zeros((n, groups.ngroups))
-    if not len(groups.pixels) or not n:
-        return out
-    flat = block.reshape(n, -1)
-    acc = _accumulator(block.dtype)
-    buf = np.empty(len(groups.pixels), dtype=block.dtype)
-    seg = np.empty(len(groups.seg_starts), dtype=acc)
-    for i in range(n):
-        # mode='clip' writes straight into buf (the default 'raise' buffers a copy)
-        np.take(flat[i], groups.pixels, out=buf, mode="clip")
-        np.add.reduceat(buf, groups.seg_starts, dtype=acc, out=seg)
-        out[i, groups.seg_groups] = seg
-    return out
-
-
-def group_means(sums: np.ndarray, groups: PixelGroups) -> np.ndarray:
-    """``sums / norm`` per group (the mean intensity; pyFAI's weighted mean with
-    corrections); NaN for groups without pixels.  ``sums`` is ``(..., ngroups)``."""
-    norm = groups.norm
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.asarray(sums, dtype=np.float64) / norm
-    out[..., groups.count == 0] = np.nan
-    return out
+from .radial_kernels import RunTable, group_means, group_sums, run_sums  # noqa: E402,F401

@@ -1,8 +1,9 @@
 """The ``xrsmap-dask`` command line.
 
-Subcommands: ``composite``, ``annulus``, ``stats``, ``convert``, ``info``, ``run``,
-``preview``, ``verify``.  Every one that computes accepts the scheduler options (``--scheduler
-threads|processes|pathos|local|slurm|pbs|ADDRESS|SCHEDULER_FILE``, ``--workers``, ...), shows
+Subcommands: ``composite``, ``annulus``, ``radial``, ``stats``, ``convert``, ``info``,
+``run``, ``preview``, ``export``, ``verify``.  Every one that computes accepts the scheduler
+options (``--scheduler threads|processes|pathos|local|slurm|pbs|ADDRESS|SCHEDULER_FILE``,
+``--workers``, ...), shows
 a progress bar on stderr (``--quiet`` for none) and exits with 0 (success), 1 (an error while
 running, or a scan of a job failed) or 2 (bad usage or bad input: one clear line naming the
 flag, file or frame, no traceback; ``--debug`` shows it).  SIGTERM (batch time limit,

@@ -58,25 +58,36 @@ def _refuse_existing(path: str, overwrite: bool) -> None:
 
 
 # -- maps -------------------------------------------------------------------------------------
+def _log(args):
+    """The preview's ``log`` argument from ``--log {auto,on,off}``."""
+    return {"auto": "auto", "on": True, "off": False}[getattr(args, "log", "auto") or "auto"]
+
+
 def cmd_maps(args) -> int:
-    """``composite`` and ``annulus``: one scan's maps to a zarr group."""
+    """``composite``, ``annulus`` and ``radial``: one scan's maps to a zarr group (and a
+    NeXus file when ``-o`` ends in .nxs/.h5/.hdf5/.nx5)."""
     from ..cluster import execution
     from ..inputs import resolve_inputs
-    from ..pipeline import run_scan
+    from ..pipeline import export_nexus, run_scan
     from ..settings import parse_rings, scan_job_from_values
     from ..settings.scan_job import scan_geometry
-    from ..settings.specs import OutputSpec
+    from ..settings.specs import OutputSpec, nexus_output
 
     values = settings_values(args, MAPS)
     if args.mode == "annulus":
         values.update(composite=False, roi_sum=False, rings=parse_rings(
-            {"cen_y": _number(args.cen_y), "cen_x": _number(args.cen_x),
-             "radii": [_number(r) for r in args.radius], "width": _number(args.width)}))
+            {"radii": [_number(r) for r in args.radius], "width": _number(args.width)}))
+    elif args.mode == "radial":
+        if values.get("radial_bins") is None:
+            raise InputError("the radial command needs @{radial_bins}", argument="radial_bins")
+        values.update(composite=False, roi_sum=False)
     inputs = resolve_inputs(args.inputs, allow_missing=values["on_error"] == "fill",
                             options=read_options(values))
-    out = OutputSpec.from_path(args.output)
+    zarr_path, nexus = nexus_output(args.output)
+    out = OutputSpec.from_path(zarr_path)
     job = scan_job_from_values(values, name=out.group, inputs=inputs,
-                               scan=scan_geometry(values), output=out.store, group=out.group)
+                               scan=scan_geometry(values), output=out.store, group=out.group,
+                               nexus=nexus)
     with execution(execution_spec(args), quiet=args.quiet) as ex:
         result = run_scan(job, ex, overwrite=args.overwrite)
     say(args, f"{result.status}: {result.frames} frames, {result.bad_frames} bad, "
@@ -84,10 +95,13 @@ def cmd_maps(args) -> int:
               + (f" ({result.retries} tasks retried)" if result.retries else ""))
     if result.status == "skipped":
         say(args, "the output was already complete; --overwrite recomputes it")
+    for path in export_nexus([job], [result]):
+        say(args, f"NeXus: {path}")
     if args.preview:
         from ..preview import preview_zarr
 
-        size = preview_zarr(result.output, args.preview, log=args.log)
+        mask = job.corrections.mask if isinstance(job.corrections.mask, str) else None
+        size = preview_zarr(result.output, args.preview, log=_log(args), mask=mask)
         say(args, f"preview: {args.preview} ({size[0]} x {size[1]} px)")
     return EXIT_OK
 
@@ -232,7 +246,31 @@ def cmd_preview(args) -> int:
     """``preview``: a PNG of a map or stats group."""
     from ..preview import preview_zarr
 
-    size = preview_zarr(args.group, args.output, log=args.log, dpi=args.dpi,
-                        max_mosaic_side=args.max_side, cmap=args.cmap)
+    size = preview_zarr(args.group, args.output, log=_log(args), dpi=args.dpi,
+                        max_mosaic_side=args.max_side, cmap=args.cmap, mask=args.mask)
     say(args, f"preview: {args.output} ({size[0]} x {size[1]} px)")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    """``export``: a complete map group (or every complete scan of a survey store) to a
+    NeXus file."""
+    from ..nexus_export import export_entries
+    from ..store import read_attrs
+
+    attrs = read_attrs(args.group)
+    if attrs is None:
+        raise InputError("not a zarr group", path=args.group, argument="group")
+    if attrs.get("output_kind", "maps") == "maps" and "xrsmap_dask_format" in attrs:
+        entries = {"entry": args.group}
+    else:
+        subs = {name: os.path.join(args.group, name) for name in sorted(os.listdir(args.group))}
+        entries = {name: path for name, path in subs.items()
+                   if (read_attrs(path) or {}).get("complete") is True
+                   and read_attrs(path).get("output_kind") == "maps"}
+        if not entries:
+            raise InputError("holds no complete map group (is it a map group or a survey "
+                             "store?)", path=args.group, argument="group")
+    path = export_entries(entries, args.nexus, overwrite=args.overwrite)
+    say(args, f"exported {len(entries)} map group{'s' if len(entries) > 1 else ''} -> {path}")
     return EXIT_OK

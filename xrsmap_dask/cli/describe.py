@@ -36,17 +36,19 @@ def describe_zarr(path: str) -> dict:
     """JSON-able description of a zarr map group or survey store."""
     import zarr
 
+    from ..layout import decode_attrs
+
     try:
         group = zarr.open_group(store=path, mode="r")
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"not a zarr group: {exc}", path=path) from None
-    attrs = dict(group.attrs)
+    attrs = decode_attrs(dict(group.attrs))
     arrays = {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
               for name, a in group.arrays()}
     d: dict = {"path": path, "arrays": arrays}
-    keep = ("complete", "nframes", "binning", "roi", "rings", "scan", "unfilled_points",
-            "on_error", "scan_name", "stats", "date", "xrsmap_dask_version", "first_file",
-            "last_file")
+    keep = ("complete", "nframes", "binning", "roi", "rings", "radial", "scan", "scan_axes",
+            "unfilled_points", "on_error", "scan_name", "stats", "date", "xrsmap_dask_version",
+            "first_file", "last_file")
     d["attrs"] = {k: attrs[k] for k in keep if k in attrs}
     if "bad_frames" in attrs:
         d["bad_frames"] = attrs["bad_frames"]
@@ -57,7 +59,7 @@ def describe_zarr(path: str) -> dict:
         d["chunks_done"] = f"{int(done.sum())}/{done.size}"
     subs = {}
     for name, sub in sorted(group.groups(), key=lambda kv: kv[0]):
-        sattrs = dict(sub.attrs)
+        sattrs = decode_attrs(dict(sub.attrs))
         subs[name] = {"complete": sattrs.get("complete", False),
                       "arrays": sorted(n for n, _ in sub.arrays()),
                       "bad_frames": len(sattrs.get("bad_frames", []) or [])}

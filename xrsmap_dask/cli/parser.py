@@ -9,8 +9,8 @@ import argparse
 
 from ..settings import options_for
 from ..settings.options import MAPS, STATS
-from .commands import (cmd_convert, cmd_info, cmd_maps, cmd_preview, cmd_run, cmd_stats,
-                       cmd_verify)
+from .commands import (cmd_convert, cmd_export, cmd_info, cmd_maps, cmd_preview, cmd_run,
+                       cmd_stats, cmd_verify)
 
 PROG = "xrsmap-dask"
 
@@ -22,10 +22,13 @@ examples (demo data: `make demo` writes demo_output/scan, 21 x 25 frames of 256 
       -o demo_output/maps.zarr --preview demo_output/maps.png
   xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
       --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 --width 4 -o demo_output/rings.zarr
+  xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
+      --poni demo_output/scan/geometry.poni --radial-bins 100 -o demo_output/radial.nxs
   xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median -o demo_output/median.edf
   xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o demo_output/scan.h5 --format hdf5
   xrsmap-dask run survey.yaml --scheduler local --workers 4
-  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png --log
+  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png --log on
+  xrsmap-dask export demo_output/maps.zarr demo_output/maps_export.nxs
 
 inputs: a glob (quote it), several files, @list.txt (one path per line),
 file.h5:/path/to/dataset, store.zarr:/group, or an imageseries file (YAML, npz, fch5, h5).
@@ -105,6 +108,22 @@ def _input_parent() -> argparse.ArgumentParser:
     return p
 
 
+#: option-table sections and the help group titles their options go under
+GROUP_TITLES = {"corrections": "corrections (xrsmap order: dark, flat, background, mask, norm)"}
+#: options shown under "detector geometry" / "scan coordinates" (the table has no section)
+GEOMETRY = ("poni", "unit", "cen_y", "cen_x", "radial_bins", "radial_range", "chi",
+            "solid_angle", "polarization")
+COORDINATES = ("step", "origin", "position_units", "motor_positions")
+
+
+def _group_title(opt) -> str:
+    if opt.name in GEOMETRY:
+        return "detector geometry: rings and radial bins in pixels or in a PONI file's units"
+    if opt.name in COORDINATES:
+        return "scan coordinates of the outputs (y, x)"
+    return GROUP_TITLES.get(opt.section, "settings")
+
+
 def add_settings(parser: argparse.ArgumentParser, face: str, exclude=(),
                  required=()) -> None:
     """Add the option table's options of ``face`` (except ``exclude``) to ``parser``,
@@ -114,8 +133,7 @@ def add_settings(parser: argparse.ArgumentParser, face: str, exclude=(),
     for opt in options_for(face):
         if not opt.flags or opt.name in exclude:
             continue
-        title = {"corrections": "corrections (xrsmap order: dark, flat, background, mask, "
-                                "norm)"}.get(opt.section, "settings")
+        title = _group_title(opt)
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         text = opt.flag_help or opt.help
         if not any(opt.default is v for v in (None, False, True)) and opt.default != () \
@@ -129,15 +147,25 @@ def add_settings(parser: argparse.ArgumentParser, face: str, exclude=(),
                            required=opt.name in required, **extra)
 
 
-def _maps_parent(exclude=()) -> argparse.ArgumentParser:
+def add_log_option(g) -> None:
+    g.add_argument("--log", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="colour scale of the preview: auto (log only for positive data "
+                        "spanning two decades), on or off (--log alone: on)")
+
+
+def _maps_parent(exclude=(), required=()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("output")
-    g.add_argument("-o", "--output", required=True, help="zarr group to write (e.g. maps.zarr)")
+    g.add_argument("-o", "--output", required=True,
+                   help="zarr group to write (maps.zarr); a NeXus file (maps.nxs, .h5, "
+                        ".hdf5, .nx5) is exported from the zarr working group maps.nxs.zarr "
+                        "beside it once complete")
     g.add_argument("--overwrite", action="store_true",
                    help="replace a complete (or different) output instead of skipping it")
-    g.add_argument("--preview", default=None, metavar="PNG", help="also write a PNG preview")
-    g.add_argument("--log", action="store_true", help="log colour scale in the preview")
-    add_settings(p, MAPS, exclude=exclude, required=("npt_y", "npt_x"))
+    g.add_argument("--preview", default=None, metavar="PNG",
+                   help="also write a PNG preview (masked pixels grey)")
+    add_log_option(g)
+    add_settings(p, MAPS, exclude=exclude, required=("npt_y", "npt_x") + tuple(required))
     return p
 
 
@@ -145,9 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     sched = _scheduler_parent()
     inputs = _input_parent()
     maps = _maps_parent()
-    on_error = argparse.ArgumentParser(add_help=False)
-    add_settings(on_error, STATS, exclude=("roi", "roi_origin", "mask"))
+    on_error = argparse.ArgumentParser(add_help=False)   # convert copies frames as read
+    add_settings(on_error, STATS, exclude=("roi", "roi_origin", "mask", "detector_mask",
+                                           "invalid"))
     rings_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"))
+    radial_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"),
+                               required=("radial_bins",))
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -176,12 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 "
                "--npt-x 25 \\\n      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 "
                "--width 4 -o demo_output/rings.zarr")
-    g = p.add_argument_group("rings (pixels, rows from the top)")
-    g.add_argument("--cen-y", required=True, help="ring centre row")
-    g.add_argument("--cen-x", required=True, help="ring centre column")
-    g.add_argument("--radius", nargs="+", required=True, help="radii")
+    g = p.add_argument_group("rings (pixels around --cen-y/--cen-x, rows from the top; or "
+                             "positions in --unit of --poni)")
+    g.add_argument("--radius", nargs="+", required=True, help="radii (ring positions)")
     g.add_argument("--width", required=True, help="full ring width")
     p.set_defaults(func=cmd_maps, mode="annulus")
+
+    p = sub.add_parser(
+        "radial", parents=[inputs, radial_only, sched], formatter_class=_Formatter,
+        help="radial-bin maps (1-D integration per scan point), to zarr or NeXus",
+        description="Mean intensity in --radial-bins radial bins per scan point, map "
+                    "'radial' (bin, y, x) with the bin centres and pixel counts, as pyFAI's "
+                    "integrate1d without pixel splitting (one read of the frames).  The same "
+                    "flags on 'composite' and 'annulus' add the radial map to their read.",
+        epilog="examples:\n  xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 "
+               "--npt-x 25 \\\n      --poni demo_output/scan/geometry.poni --radial-bins 100 "
+               "--mask demo_output/scan/mask.edf -o demo_output/radial.nxs\n"
+               "  xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 "
+               "\\\n      --cen-y 120.32 --cen-x 135.68 --radial-bins 60 --radial-range 0 "
+               "150 -o demo_output/radial_px.zarr")
+    p.set_defaults(func=cmd_maps, mode="radial")
 
     p = sub.add_parser(
         "stats", parents=[inputs, sched], formatter_class=_Formatter,
@@ -262,11 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="PNG preview of a zarr map group",
         description="Sum map, annulus maps and a downsampled composite mosaic with colour "
                     "bars, axes in scan points.",
-        epilog="example:\n  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png "
-               "--log")
+        epilog="examples:\n  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png "
+               "--mask demo_output/scan/mask.edf\n  xrsmap-dask preview demo_output/stats.zarr "
+               "-o demo_output/stats.png --log on")
     p.add_argument("group", metavar="MAPS.zarr", help="a map group (survey: store.zarr/SCAN)")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
-    p.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    add_log_option(p)
+    p.add_argument("--mask", default=None, metavar="FILE",
+                   help="detector mask (nonzero = excluded): masked pixels grey in images "
+                        "and composites")
     p.add_argument("--dpi", type=_positive_int, default=100)
     p.add_argument("--max-side", type=_positive_int, default=1024,
                    help="largest side of the composite mosaic, pixels")
@@ -274,6 +323,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser(
+        "export", formatter_class=_Formatter,
+        help="NeXus/HDF5 file from a complete zarr output (silx, PyMca, h5py)",
+        description="Copy the maps of a complete zarr map group (or every complete scan of "
+                    "a survey store, one NXentry each) into a NeXus file: NXdata with "
+                    "signal, axes and units, the job in an NXprocess.",
+        epilog="example:\n  xrsmap-dask export demo_output/maps.zarr "
+               "demo_output/maps_export.nxs")
+    p.add_argument("group", metavar="MAPS.zarr", help="a map group or a survey store")
+    p.add_argument("nexus", metavar="MAPS.nxs", help="NeXus file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "verify", formatter_class=_Formatter,

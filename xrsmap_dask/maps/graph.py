@@ -41,7 +41,7 @@ from ..invalid import InvalidRule, resolve_invalid
 from ..roi import RoiSlices, roi_shape
 from ..scan import ScanGeometry
 from .kernels import KernelParams, UnitMaps, reduce_block, ring_mask
-from .layout import MapPlan, plan_maps
+from .layout import MapPlan, plan_maps, signal_units
 from .settings import Corrections, MapSpec
 
 #: bytes a fused task reads at once before reducing them (stays in the CPU cache)
@@ -49,7 +49,7 @@ FUSED_READ_BYTES = 2 * 2**20
 #: file series: read whole rows into the block (one pread, no copy), crop the box as a view
 WIDEN_FILE_READS = True
 
-MAP_NAMES = ("composite", "roi_sum", "annulus_sum")
+MAP_NAMES = ("composite", "roi_sum", "annulus_sum", "radial")
 
 
 def _dead_bins(mask, roi, binning, binned_shape):
@@ -103,7 +103,8 @@ def kernel_params(plan: MapPlan, spec: MapSpec, corr: Corrections,
                         crop(corr.background), mask,
                         _dead_bins(mask, roi, plan.binning, plan.binned_shape),
                         corr.dummy, corr.dtype, detect_bad,
-                        invalid=invalid if invalid is not None and invalid.active else None)
+                        invalid=invalid if invalid is not None and invalid.active else None,
+                        radial=None if plan.radial is None else plan.radial.kernel(box))
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,8 +125,6 @@ def _read_reduce_unit(sources, read_box: RoiSlices, params: KernelParams, norm, 
     for src in sources:
         n = src.nframes
         block = src.read(read_box) if buf is None else src.read(read_box, out=buf[:n])
-        if params.crop_cols is not None:
-            block = block[:, :, params.crop_cols]
         unit.place(reduce_block(block, params, None if norm is None else norm[k:k + n],
                                 owned=buf is not None), points[k:k + n])
         k += n
@@ -174,10 +173,11 @@ class Maps:
     """Lazy maps of one job (dask arrays; ``None`` for what was not asked).
 
     ``composite`` ``(npt_y, npt_x, fy, fx)``, ``roi_sum`` ``(npt_y, npt_x)`` float64,
-    ``annulus_sum`` ``(nrings, npt_y, npt_x)`` float64; chunked by write units
-    (:meth:`MapPlan.unit_region`), all from one shared read.  ``bad_frames`` lists
-    ``(index, path, reason)`` known at open; :attr:`bad_found` is a dask array of the frame
-    indices found unreadable while reading.
+    ``annulus_sum`` ``(nrings, npt_y, npt_x)`` float64, ``radial`` ``(nbins, npt_y, npt_x)``
+    float64 (bin means); chunked by write units (:meth:`MapPlan.unit_region`), all from one
+    shared read.  ``bad_frames`` lists ``(index, path, reason)`` known at open;
+    :attr:`bad_found` is a dask array of the frame indices found unreadable while reading.
+    ``axes`` (:class:`~.coords.ScanAxes`) gives the outputs' scan coordinates.
     """
 
     composite: object
@@ -193,6 +193,8 @@ class Maps:
     unit_deps: list
     series: object
     fuse_reads: bool = True
+    radial: object = None
+    axes: object = None
     #: the invalid-pixel rule resolved for the series' dtype
     invalid_rule: InvalidRule | None = None
     #: ``invalid`` attrs (rule and counts) of the last :meth:`compute`
@@ -203,9 +205,11 @@ class Maps:
         return self.plan.unfilled
 
     def arrays(self) -> dict:
-        """``{'composite': ..., 'roi_sum': ..., 'annulus_sum': ...}`` of the maps asked for."""
+        """``{'composite': ..., 'roi_sum': ..., 'annulus_sum': ..., 'radial': ...}`` of the
+        maps asked for."""
         return {k: v for k, v in zip(MAP_NAMES, (self.composite, self.roi_sum,
-                                                 self.annulus_sum)) if v is not None}
+                                                 self.annulus_sum, self.radial))
+                if v is not None}
 
     def layout(self):
         """The :class:`~xrsmap_dask.layout.OutputLayout` (arrays and unit regions)."""
@@ -213,7 +217,8 @@ class Maps:
 
         return with_invalid_arrays(
             self.plan.output_layout(self.spec.composite, self.spec.roi_sum,
-                                    self.corrections.dtype), self.invalid_rule)
+                                    self.corrections.dtype, axes=self.axes,
+                                    units=signal_units(self.corrections)), self.invalid_rule)
 
     def compute(self, flags: bool = False, **compute_kwargs) -> dict:
         """The maps as numpy arrays (``dask.compute`` of the unit tasks alone, assembled
@@ -252,7 +257,8 @@ def _token(ims, plan: MapPlan, spec: MapSpec, corr: Corrections, fuse: bool,
                       spec.roi and (spec.roi[0].start, spec.roi[0].stop,
                                     spec.roi[1].start, spec.roi[1].stop),
                       spec.binning, spec.rings, spec.composite, spec.roi_sum,
-                      corr.to_attrs(), plan.scan.to_attrs())
+                      corr.to_attrs(), plan.scan.to_attrs(),
+                      None if spec.radial is None else spec.radial.to_attrs())
 
 
 def _unit_tasks(ims, plan: MapPlan, params: KernelParams, pkey: str, corr: Corrections,
@@ -266,6 +272,9 @@ def _unit_tasks(ims, plan: MapPlan, params: KernelParams, pkey: str, corr: Corre
         # block, no copy, and let the kernel see the box's columns as a view
         read_box = (box[0], slice(0, int(ims.shape[1])))
         params = replace(params, crop_cols=box[1])
+        if plan.radial is not None and not params.needs_corrected:
+            # the radial tables read the raw block: lay them on the whole rows read
+            params = replace(params, radial=plan.radial.kernel(read_box))
     h, w = roi_shape(read_box)
     per = max(1, FUSED_READ_BYTES // (h * w * np.dtype(ims.block_dtype()).itemsize)) \
         if ims.filenames is not None else None
@@ -290,7 +299,7 @@ def _unit_tasks(ims, plan: MapPlan, params: KernelParams, pkey: str, corr: Corre
 
 def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections | None = None,
                frames_per_chunk: int | str = "auto", fuse_reads: bool = True, *,
-               chunk_shape: tuple[int, int] | None = None) -> Maps:
+               chunk_shape: tuple[int, int] | None = None, axes=None) -> Maps:
     """Build the lazy maps of ``spec`` over ``ims`` (one read of the union bounding box).
 
     Parameters
@@ -309,6 +318,9 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
         unit (one more pass over memory).  Same results.
     chunk_shape : (rows, cols), optional
         Map region of a unit, overriding ``frames_per_chunk`` (to resume an output).
+    axes : ScanAxes, optional
+        Scan coordinates of the outputs (:class:`~xrsmap_dask.maps.coords.ScanAxes`: a
+        step and origin, or measured motor positions; point indices without it).
     """
     corr = corrections if corrections is not None else Corrections()
     plan = plan_maps(ims, spec, scan, corr, frames_per_chunk, chunk_shape)
@@ -321,7 +333,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
     uname = g.add(f"map-reduce-{tok}",
                   {(f"map-reduce-{tok}", u): t for u, t in enumerate(tasks)}, deps)
     arrays = {}
-    layout = plan.output_layout(spec.composite, spec.roi_sum, corr.dtype)
+    layout = plan.output_layout(spec.composite, spec.roi_sum, corr.dtype, axes=axes)
     for a in layout.arrays:  # the maps (bookkeeping arrays are the store's business)
         if a.name not in MAP_NAMES:
             continue
@@ -333,7 +345,7 @@ def build_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections 
         arrays[a.name] = g.array(name, chunks, a.dtype)
     return Maps(arrays.get("composite"), arrays.get("roi_sum"), arrays.get("annulus_sum"),
                 plan, spec, corr, list(ims.bad_frames), g, uname, tasks, deps, ims, fuse_reads,
-                rule)
+                arrays.get("radial"), axes, rule)
 
 
 def _split(n: int, c: int) -> tuple[int, ...]:

@@ -2,7 +2,9 @@
 
 * :func:`apply_corrections`, :func:`bin_frames`: per-pixel corrections and ``b x b`` sums;
 * :func:`reduce_block`: the per-frame results of one block of frames
-  ``(frames, box rows, box cols)``, a :class:`FrameResults`;
+  ``(frames, box rows, box cols)``, a :class:`FrameResults`, with the invalid-pixel rule
+  applied per frame (:mod:`.exclusion`) and rings in a unit and radial bins reduced by
+  :func:`.radial.geometry_sums`;
 * :class:`UnitMaps`: the map region one write unit covers, filled frame block by frame
   block (:meth:`UnitMaps.place`) and handed out as ``{array name: block}``;
 * ring geometry (:func:`ring_bbox`, :func:`ring_mask`) and :func:`mosaic`.
@@ -17,8 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..invalid import InvalidRule, invalid_pixels
+from ..invalid import InvalidRule
 from ..roi import RoiSlices
+from .exclusion import Reduced, exclude_invalid, union_record
 from .settings import Ring
 
 
@@ -80,10 +83,27 @@ class KernelParams:
     detect_bad: bool               # blocks are float with NaN frames for unreadable ones
     crop_cols: slice | None = None  # blocks read wider than the box: its columns in them
     invalid: InvalidRule | None = None  # per-frame exclusion of reserved values
+    radial: object = None          # RadialKernel (rings in a unit, radial bins), or None
 
     @property
     def nrings(self) -> int:
-        return 0 if self.ring_starts is None else len(self.ring_starts)
+        if self.ring_starts is None:
+            return 0 if self.radial is None else self.radial.nrings
+        return len(self.ring_starts)
+
+    @property
+    def nbins(self) -> int:
+        return 0 if self.radial is None else self.radial.nbins
+
+    @property
+    def needs_corrected(self) -> bool:
+        """Whether blocks are corrected pixel by pixel before reducing.  Radial tables
+        exclude masked pixels themselves: with only a mask and only radial maps the raw
+        block is reduced (laid as read, no copy)."""
+        if not self.pixelwise:
+            return False
+        return self.do_composite or self.do_roi_sum or self.ring_rows is not None or \
+            any(a is not None for a in (self.dark, self.flat, self.background))
 
     @property
     def pixelwise(self) -> bool:
@@ -150,15 +170,19 @@ class FrameResults:
     float64, ``bad`` ``(n,)`` bool: the frame could not be read (it was all NaN);
     ``invalid`` ``(n,)`` int64: pixels of the box excluded by the invalid-pixel rule in each
     frame, ``invalid_union`` ``(box rows, box cols)`` bool: excluded in any frame (``None``
-    when none was).
+    when none was); ``radial`` ``(n, nbins)`` float64 bin means (over the pixels not
+    excluded in the frame), ``radial_excluded`` ``(n, nbins)`` int64: pixels of each bin the
+    rule excluded in each frame (``None`` when none was).
     """
 
     composite: np.ndarray | None
     roi_sum: np.ndarray | None
     annulus: np.ndarray | None
     bad: np.ndarray
+    radial: np.ndarray | None = None
     invalid: np.ndarray | None = None
     invalid_union: np.ndarray | None = None
+    radial_excluded: np.ndarray | None = None
 
 
 def _bad_frames(block: np.ndarray, p: KernelParams) -> np.ndarray:
@@ -170,120 +194,70 @@ def _bad_frames(block: np.ndarray, p: KernelParams) -> np.ndarray:
     return bad
 
 
-#: bytes of a block the invalid-pixel rule checks at a time (its passes stay in the CPU cache)
-INVALID_PIECE_BYTES = 2 * 2**20
-
-
-@dataclass(eq=False)
-class Excluded:
-    """What the invalid-pixel rule excluded in a block of ``n`` frames: ``counts`` ``(n,)``
-    pixels per frame, ``union`` ``(rows, cols)`` excluded in any frame, ``dead``
-    ``(n, fy, fx)`` binned pixels wholly excluded in a frame (with the mask; None: none)."""
-
-    counts: np.ndarray
-    union: np.ndarray
-    dead: np.ndarray | None = None
-
-
-def _exclude_invalid(block: np.ndarray, x: np.ndarray, p: KernelParams, owned: bool):
-    """``(x, Excluded or None)``: ``x`` with the pixels holding excluded values set to 0.
-
-    Values are compared on the raw ``block`` (exact, before any float cast), a few frames
-    (:data:`INVALID_PIECE_BYTES`) at a time so that the comparison, zeroing, counting and
-    bin checks of a piece run while it is in the CPU cache.  ``x`` is copied first when it
-    is the caller's ``block`` and not ``owned``.
-    """
-    n = len(block)
-    step = max(1, INVALID_PIECE_BYTES // max(1, block[0].nbytes)) if n else 1
-    found, seen = None, False
-    for i in range(0, n, step):
-        # a piece after one with excluded pixels (module gaps) is compared at once
-        hit = invalid_pixels(block[i:i + step], p.invalid, precheck=not seen)
-        seen = hit is not None
-        if hit is None:
-            continue
-        if found is None:
-            found = Excluded(np.zeros(n, np.int64), np.zeros(block.shape[1:], bool))
-            x = block.copy() if x is block and not owned else x
-        k = slice(i, i + len(hit))
-        np.copyto(x[k], 0, where=hit)
-        found.counts[k] = [np.count_nonzero(f) for f in hit]    # popcount per frame
-        union = hit.any(axis=0)
-        found.union |= union
-        dead = _dead_per_frame(hit, union, p) if p.do_composite else None
-        if dead is not None:
-            if found.dead is None:
-                found.dead = np.zeros((n,) + tuple(p.binned_shape), bool)
-            found.dead[k] = dead
-    return x, found
-
-
-def _bins_all(excl: np.ndarray, b: int, binned_shape) -> np.ndarray:
-    """(..., fy, fx) bool: ``b x b`` bins of ``excl`` (..., rows, cols) whose every pixel is
-    True; rows of a bin first, then its columns (contiguous: 8x faster than both at once)."""
-    if b == 1:
-        return excl
-    lead, (fy, fx) = excl.shape[:-2], binned_shape
-    return excl.reshape(lead + (fy, b, -1)).all(axis=-2) \
-        .reshape(lead + (fy, fx, b)).all(axis=-1)
-
-
-def _dead_per_frame(hit: np.ndarray, union: np.ndarray, p: KernelParams):
-    """(n, fy, fx) bool: binned pixels whose every pixel is excluded in that frame (by the
-    invalid rule or the mask); None when none can be (checked on the block's union first:
-    module gaps narrower than a bin never kill one)."""
-    mask = None if p.mask is None else p.mask[p.roi]
-    cand = union[p.roi] if mask is None else union[p.roi] | mask
-    if not _bins_all(cand, p.binning, p.binned_shape).any():
-        return None
-    excl = hit[:, p.roi[0], p.roi[1]]
-    return _bins_all(excl if mask is None else excl | mask, p.binning, p.binned_shape)
-
-
 def reduce_block(block: np.ndarray, p: KernelParams, norm: np.ndarray | None,
                  owned: bool = False) -> FrameResults:
-    """Per-frame results of one read block ``(n, box rows, box cols)``; ``norm`` ``(n,)``.
+    """Per-frame results of one read block ``(n, box rows, box cols)`` (or, with
+    ``p.crop_cols``, whole rows holding the box); ``norm`` ``(n,)``.
 
     ``owned``: the caller's own buffer, which the kernel may overwrite (zeroing excluded
     pixels in place instead of in a copy).
     """
+    read = block
+    if p.crop_cols is not None:
+        block = block[:, :, p.crop_cols]
     bad = _bad_frames(block, p)
     x = apply_corrections(block, p.dark, p.flat, p.background, p.mask, p.dtype) \
-        if p.pixelwise else block
-    x, found = _exclude_invalid(block, x, p, owned)
-    comp = roi = ann = None
-    if p.do_composite or p.do_roi_sum:
-        r = x[:, p.roi[0], p.roi[1]]
-        if not p.do_composite:
-            roi = r.sum(axis=(1, 2), dtype=np.float64)
-        else:
-            binned = bin_frames(r, p.binning)
-            if p.do_roi_sum:
-                roi = binned.sum(axis=(1, 2), dtype=np.float64)
-            if norm is not None:
-                binned = binned / norm[:, None, None]
-            comp = binned.astype(p.dtype, copy=False)
-            if p.dead_bins is not None:
-                comp[:, p.dead_bins] = p.dummy
-            if found is not None and found.dead is not None:
-                comp[found.dead] = p.dummy
-            comp[bad] = p.dummy
+        if p.needs_corrected else block
+    arrays, found = exclude_invalid(block, Reduced(x, read), p, owned)
+    x = arrays.x
+    comp, roi = _roi_maps(x, p, norm, bad, found) if p.do_composite or p.do_roi_sum \
+        else (None, None)
+    ann = rad = None
     if p.ring_rows is not None:
         vals = x[:, p.ring_rows, p.ring_cols]
         ann = np.add.reduceat(vals, p.ring_starts, axis=1, dtype=np.float64)
+    if p.radial is not None:
+        from .radial import geometry_sums
+
+        unit_rings, rad = geometry_sums(x if p.needs_corrected else arrays.read, p.radial,
+                                        found)
+        ann = unit_rings if ann is None else ann
     if norm is not None:
         if roi is not None:
             roi /= norm
-        if ann is not None:
-            ann /= norm[:, None]
-    if roi is not None:
-        roi[bad] = np.nan
-    if ann is not None:
-        ann[bad] = np.nan
-    res = FrameResults(comp, roi, ann, bad)
+        for a in (ann, rad):
+            if a is not None:
+                a /= norm[:, None]
+    for a in (roi, ann, rad):
+        if a is not None:
+            a[bad] = np.nan
+    res = FrameResults(comp, roi, ann, bad, rad)
     if found is not None:
         res.invalid, res.invalid_union = found.counts, found.union
+        res.radial_excluded = found.bin_counts
     return res
+
+
+def _roi_maps(x: np.ndarray, p: KernelParams, norm, bad, found) -> tuple:
+    """``(composite, roi_sum)`` of the (corrected) box ``x`` (``None`` for what is not
+    asked): binned ROI divided by ``norm``, ``dummy`` at dead bins and unreadable frames;
+    the ROI sum before ``norm``."""
+    comp = roi = None
+    r = x[:, p.roi[0], p.roi[1]]
+    if not p.do_composite:
+        return None, r.sum(axis=(1, 2), dtype=np.float64)
+    binned = bin_frames(r, p.binning)
+    if p.do_roi_sum:
+        roi = binned.sum(axis=(1, 2), dtype=np.float64)
+    if norm is not None:
+        binned = binned / norm[:, None, None]
+    comp = binned.astype(p.dtype, copy=False)
+    if p.dead_bins is not None:
+        comp[:, p.dead_bins] = p.dummy
+    if found is not None and found.dead is not None:
+        comp[found.dead] = p.dummy
+    comp[bad] = p.dummy
+    return comp, roi
 
 
 @dataclass(eq=False)
@@ -299,30 +273,38 @@ class UnitMaps:
     roi_sum: np.ndarray | None        # (npoints,)
     annulus: np.ndarray | None        # (npoints, nrings)
     bad: np.ndarray                   # (npoints,) uint8
+    radial: np.ndarray | None = None  # (npoints, nbins)
     invalid: np.ndarray | None = None  # (npoints,) uint32
     union: np.ndarray | None = None    # (box rows, box cols) bool, once a pixel was excluded
+    radial_excluded: np.ndarray | None = None  # (npoints, nbins) uint32
 
     @classmethod
     def empty(cls, npoints: int, p: KernelParams) -> "UnitMaps":
         def nan(shape, dtype):
             return np.full(shape, np.nan, dtype=dtype)
 
-        return cls(nan((npoints,) + tuple(p.binned_shape), p.dtype) if p.do_composite else None,
+        unit = cls(nan((npoints,) + tuple(p.binned_shape), p.dtype) if p.do_composite else None,
                    nan(npoints, np.float64) if p.do_roi_sum else None,
                    nan((npoints, p.nrings), np.float64) if p.nrings else None,
                    np.zeros(npoints, np.uint8),
-                   np.zeros(npoints, np.uint32)
-                   if p.invalid is not None and p.invalid.active else None)
+                   nan((npoints, p.nbins), np.float64) if p.nbins else None)
+        if p.invalid is not None and p.invalid.active:
+            unit.invalid = np.zeros(npoints, np.uint32)
+            if p.nbins:
+                unit.radial_excluded = np.zeros((npoints, p.nbins), np.uint32)
+        return unit
 
     def place(self, res: FrameResults, points: np.ndarray) -> None:
         """Put the results of a block's frames at their points (indices into the region)."""
         for mine, theirs in ((self.composite, res.composite), (self.roi_sum, res.roi_sum),
-                             (self.annulus, res.annulus)):
+                             (self.annulus, res.annulus), (self.radial, res.radial)):
             if mine is not None:
                 mine[points] = theirs
         self.bad[points] = res.bad
         if self.invalid is not None and res.invalid is not None:
             self.invalid[points] = res.invalid
+            if self.radial_excluded is not None and res.radial_excluded is not None:
+                self.radial_excluded[points] = res.radial_excluded
             if self.union is None:
                 self.union = res.invalid_union.copy()
             else:
@@ -335,36 +317,14 @@ class UnitMaps:
             out["composite"] = self.composite.reshape(region_shape + self.composite.shape[1:])
         if self.roi_sum is not None:
             out["roi_sum"] = self.roi_sum.reshape(region_shape)
-        if self.annulus is not None:
-            out["annulus_sum"] = np.ascontiguousarray(
-                np.moveaxis(self.annulus.reshape(region_shape + (-1,)), -1, 0))
+        for name, per_point in (("annulus_sum", self.annulus), ("radial", self.radial),
+                                ("radial_excluded", self.radial_excluded)):
+            if per_point is not None:
+                out[name] = np.ascontiguousarray(
+                    np.moveaxis(per_point.reshape(region_shape + (-1,)), -1, 0))
         out["frame_unreadable"] = self.bad.reshape(region_shape)
         if self.invalid is not None:
             out["invalid_pixels"] = self.invalid.reshape(region_shape)
             out["invalid_union"] = union_record(self.union)
         return out
 
-
-#: excluded positions a write unit lists explicitly (beyond: their count and digest only)
-UNION_POSITIONS = 64
-
-
-def union_record(union: np.ndarray | None) -> np.ndarray:
-    """``(1, 2 + UNION_POSITIONS)`` int64 record of the box pixels a unit excluded in any
-    frame: ``[count, digest, positions...]``.  ``digest``: 63 bits of a BLAKE2b digest of
-    where they are (units excluding the same pixels share it); ``positions``: their flat
-    indices in the box (row-major), when there are at most :data:`UNION_POSITIONS`, padded
-    with -1.  All zeros but the -1 padding when the unit excluded nothing."""
-    import hashlib
-
-    rec = np.full((1, 2 + UNION_POSITIONS), -1, np.int64)
-    rec[0, :2] = 0
-    if union is None or not union.any():
-        return rec
-    flat = np.flatnonzero(union)
-    digest = hashlib.blake2b(np.packbits(union).tobytes(), digest_size=8).digest()
-    rec[0, 0] = len(flat)
-    rec[0, 1] = int.from_bytes(digest, "little") >> 1
-    if len(flat) <= UNION_POSITIONS:
-        rec[0, 2:2 + len(flat)] = flat
-    return rec

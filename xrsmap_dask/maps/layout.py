@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ..layout import ArraySpec, OutputLayout
+from ..layout import DETECTOR_DIMS, ArraySpec, OutputLayout, detector_axes
 from ..lazy import auto_frames_per_chunk
 from ..roi import RoiSlices, check_binning, normalize_roi, roi_shape
 from ..scan import ScanGeometry
@@ -30,8 +30,22 @@ from .settings import Corrections, MapSpec
 #: with frames_per_chunk='auto', a unit reads at least this many bytes of the box
 MIN_UNIT_BYTES = 16 * 2**20
 
-MAP_DIMS = {"composite": ("y", "x", "roi_y", "roi_x"), "roi_sum": ("y", "x"),
-            "annulus_sum": ("ring", "y", "x"), "frame_unreadable": ("y", "x")}
+MAP_DIMS = {"composite": ("y", "x") + DETECTOR_DIMS, "roi_sum": ("y", "x"),
+            "annulus_sum": ("ring", "y", "x"), "radial": ("bin", "y", "x"),
+            "frame_unreadable": ("y", "x")}
+#: long names of the maps (``units`` from :func:`signal_units`)
+LONG_NAMES = {"composite": "corrected ROI of each scan point, binned (sum of b x b pixels)",
+              "roi_sum": "sum of the corrected ROI pixels",
+              "annulus_sum": "sum of the corrected pixels of each ring"}
+
+
+def signal_units(corrections: Corrections | None) -> str:
+    """Units of the maps: ``counts`` (detector counts, dark and background subtracted),
+    ``arbitrary`` once a flat field divides or a per-frame ``norm`` normalises them."""
+    if corrections is not None and (corrections.flat is not None or
+                                    corrections.norm is not None):
+        return "arbitrary"
+    return "counts"
 
 
 def auto_unit_frames(nframes: int, frame_bytes: int, threads: int) -> tuple[int, int]:
@@ -82,6 +96,12 @@ class MapPlan:
     frames_per_chunk: int
     chunk_shape: tuple[int, int]
     point_to_frame: np.ndarray = field(repr=False)
+    radial: object = None          # RadialTables of the job's geometry maps, or None
+
+    @property
+    def nrings(self) -> int:
+        """Rings of the job (pixel rings, or rings in the radial unit)."""
+        return len(self.rings) or (0 if self.radial is None else self.radial.nrings)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -110,46 +130,73 @@ class MapPlan:
         order = np.argsort(frames, kind="stable")
         return frames[order], points[order]
 
-    def output_layout(self, composite: bool, roi_sum: bool, dtype: str) -> OutputLayout:
-        """The arrays of this job and the region each unit writes in each of them."""
+    def output_layout(self, composite: bool, roi_sum: bool, dtype: str, *, axes=None,
+                      units: str = "counts") -> OutputLayout:
+        """The arrays of this job (maps, coordinates) and the region each unit writes in
+        each map.  ``axes`` (:class:`~.coords.ScanAxes`) gives the scan coordinates
+        (point indices without it); ``units`` those of the signal (:func:`signal_units`)."""
+        from .coords import ScanAxes
+
         (ny, nx), (cy, cx) = self.scan.shape, self.chunk_shape
         fy, fx = self.binned_shape
-        nr = len(self.rings)
+        nr, nb = self.nrings, 0 if self.radial is None else self.radial.nbins
         nan = float("nan")
         arrays = []
         if composite:
             arrays.append(ArraySpec("composite", MAP_DIMS["composite"], (ny, nx, fy, fx),
-                                    (cy, cx, fy, fx), dtype, nan))
+                                    (cy, cx, fy, fx), dtype, nan, attrs=_signal("composite",
+                                                                                units)))
         if roi_sum:
             arrays.append(ArraySpec("roi_sum", MAP_DIMS["roi_sum"], (ny, nx), (cy, cx),
-                                    "float64", nan))
+                                    "float64", nan, attrs=_signal("roi_sum", units)))
         if nr:
             arrays.append(ArraySpec("annulus_sum", MAP_DIMS["annulus_sum"], (nr, ny, nx),
-                                    (nr, cy, cx), "float64", nan))
+                                    (nr, cy, cx), "float64", nan,
+                                    attrs=_signal("annulus_sum", units)))
+        rad = []
+        if self.radial is not None:
+            from .radial import radial_arrays
+
+            rad = radial_arrays(self.radial, (ny, nx), (cy, cx), units)
+        arrays += [a for a in rad if a.values is None]
         arrays.append(ArraySpec(
             "frame_unreadable", MAP_DIMS["frame_unreadable"], (ny, nx), (cy, cx), "uint8", 0,
-            attrs={"description": "1 where the frame of this scan point could not be read "
-                                  "(on_error='fill'; its sums are NaN)", "bookkeeping": True}))
-        if nr:
+            attrs={"long_name": "frame of the scan point unreadable (1)", "units": "1",
+                   "description": "1 where the frame of this scan point could not be read "
+                                  "(on_error='fill'; its sums are NaN)", "bookkeeping": 1}))
+        arrays += [a for a in rad if a.values is not None]
+        if self.rings:
             for name, values in (("ring", [r.radius for r in self.rings]),
                                  ("ring_width", [r.width for r in self.rings])):
                 arrays.append(ArraySpec(name, ("ring",), (nr,), (nr,), "float64", nan,
-                                        attrs={"units": "pixels"},
+                                        attrs={"units": "pixel", "long_name": RING_NAMES[name]},
                                         values=np.asarray(values, dtype=np.float64)))
-        units = []
+        arrays += (axes or ScanAxes()).arrays(self.point_to_frame)
+        if composite:
+            arrays += detector_axes(self.roi[0], self.roi[1], self.binning)
+        units_ = []
         for u in range(self.nchunks):
             rows, cols = self.unit_region(u)
             regions = {"composite": (rows, cols, slice(0, fy), slice(0, fx)),
                        "roi_sum": (rows, cols), "annulus_sum": (slice(0, nr), rows, cols),
-                       "frame_unreadable": (rows, cols)}
-            units.append({a.name: regions[a.name] for a in arrays if a.values is None})
-        return OutputLayout(tuple(arrays), tuple(units))
+                       "radial": (slice(0, nb), rows, cols), "frame_unreadable": (rows, cols)}
+            units_.append({a.name: regions[a.name] for a in arrays if a.values is None})
+        return OutputLayout(tuple(arrays), tuple(units_))
 
 
-def _read_box(ims, spec: MapSpec, frame_shape) -> tuple[RoiSlices, RoiSlices | None,
-                                                        tuple[int, int]]:
-    """(read box, ROI, binned shape) after checking the ROI, binning and rings."""
-    boxes = []
+RING_NAMES = {"ring": "ring radius (distance of pixel centres from the ring centre)",
+              "ring_width": "full ring width (bounds inclusive)"}
+
+
+def _signal(name: str, units: str) -> dict:
+    return {"long_name": LONG_NAMES[name], "units": units}
+
+
+def _read_box(ims, spec: MapSpec, frame_shape, tables=None) -> tuple[
+        RoiSlices, RoiSlices | None, tuple[int, int]]:
+    """(read box, ROI, binned shape) after checking the ROI, binning and rings; ``tables``
+    (:class:`~.radial.RadialTables`) add their pixels' box."""
+    boxes = [] if tables is None else [tables.box]
     roi = None
     fy = fx = 0
     if spec.composite or spec.roi_sum:
@@ -194,7 +241,11 @@ def plan_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections |
     unfilled = scan.check_nframes(nframes)
     if corrections is not None:
         corrections.check(frame_shape, nframes)
-    box, roi, binned = _read_box(ims, spec, frame_shape)
+    tables = None
+    if spec.radial is not None:
+        tables = spec.radial.tables(frame_shape, None if corrections is None
+                                    else corrections.mask)
+    box, roi, binned = _read_box(ims, spec, frame_shape, tables)
     h, w = roi_shape(box)
     fpc, least = _frames_per_unit(frames_per_chunk, nframes,
                                   h * w * np.dtype(ims.block_dtype()).itemsize)
@@ -202,4 +253,4 @@ def plan_maps(ims, spec: MapSpec, scan: ScanGeometry, corrections: Corrections |
         chunk_shape = unit_chunk_shape(scan, fpc, least)
     return MapPlan(nframes, frame_shape, box, roi, spec.binning, binned, spec.rings, scan,
                    unfilled, fpc, tuple(int(v) for v in chunk_shape),
-                   scan.point_to_frame(nframes))
+                   scan.point_to_frame(nframes), tables)

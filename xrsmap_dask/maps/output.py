@@ -19,11 +19,14 @@ INVALID_ARRAYS = ("invalid_pixels", "invalid_union")
 
 
 def with_invalid_arrays(layout: OutputLayout, rule) -> OutputLayout:
-    """``layout`` plus the invalid-pixel bookkeeping when ``rule`` is active:
+    """``layout`` plus the invalid-pixel arrays when ``rule`` is active: the bookkeeping
     ``invalid_pixels`` ``(y, x)`` uint32 (pixels of the read box excluded in the frame of
     each point) and ``invalid_union`` ``(unit, field)`` int64 (each write unit's excluded
-    positions: ``[count, digest, positions...]``, see :func:`~.kernels.union_record`)."""
-    from .kernels import UNION_POSITIONS
+    positions: ``[count, digest, positions...]``, see :func:`~.exclusion.union_record`),
+    and with radial bins the map ``radial_excluded`` ``(bin, y, x)`` uint32 (pixels of each
+    bin excluded in the frame of each point: that frame's mean is over ``radial_count -
+    radial_excluded`` pixels)."""
+    from .exclusion import UNION_POSITIONS
 
     if rule is None or not rule.active:
         return layout
@@ -31,16 +34,28 @@ def with_invalid_arrays(layout: OutputLayout, rule) -> OutputLayout:
     n = layout.nunits
     arrays = layout.arrays + (
         ArraySpec("invalid_pixels", points.dims, points.shape, points.chunks, "uint32", 0,
-                  attrs={"description": "pixels of the read box excluded by the invalid-"
+                  attrs={"long_name": "pixels excluded by the invalid-pixel rule",
+                         "units": "1",
+                         "description": "pixels of the read box excluded by the invalid-"
                                         "pixel rule in this point's frame",
-                         "rule": rule.description, "bookkeeping": True}),
+                         "rule": rule.description, "bookkeeping": 1}),
         ArraySpec("invalid_union", ("unit", "field"), (n, 2 + UNION_POSITIONS),
                   (1, 2 + UNION_POSITIONS), "int64", -1,
                   attrs={"description": "per write unit, the read-box pixels excluded in any "
                                         "of its frames: [count, digest, flat indices (at most "
-                                        f"{UNION_POSITIONS}, else -1)]", "bookkeeping": True}))
+                                        f"{UNION_POSITIONS}, else -1)]", "bookkeeping": 1}))
+    names = {a.name for a in layout.arrays}
+    if "radial" in names:
+        radial = layout.spec("radial")
+        arrays += (ArraySpec(
+            "radial_excluded", radial.dims, radial.shape, radial.chunks, "uint32", 0,
+            attrs={"long_name": "bin pixels excluded by the invalid-pixel rule in this "
+                                "point's frame (its mean is over radial_count - "
+                                "radial_excluded pixels)", "units": "1",
+                   "rule": rule.description}),)
     units = tuple({**unit, "invalid_pixels": unit["frame_unreadable"],
-                   "invalid_union": (slice(u, u + 1), slice(0, 2 + UNION_POSITIONS))}
+                   "invalid_union": (slice(u, u + 1), slice(0, 2 + UNION_POSITIONS)),
+                   **({"radial_excluded": unit["radial"]} if "radial" in unit else {})}
                   for u, unit in enumerate(layout.units))
     return OutputLayout(arrays, units)
 
@@ -114,6 +129,10 @@ def job_identity(maps, ims, extra: dict | None = None) -> dict:
         "on_error": ims.on_error,
         "invalid_rule": None if maps.invalid_rule is None else maps.invalid_rule.to_attrs(),
     }
+    if maps.spec.radial is not None:
+        ident["radial"] = maps.spec.radial.to_attrs()
+    if maps.axes is not None and maps.axes.given:
+        ident["scan_axes"] = maps.axes.to_attrs()
     ident.update(extra or {})
     return jsonable(ident)
 
@@ -151,7 +170,7 @@ def map_request(maps, ims, extra: dict | None = None) -> OutputRequest:
         except (KeyError, TypeError, ValueError):
             return None
         again = build_maps(ims, maps.spec, plan.scan, maps.corrections, fpc, maps.fuse_reads,
-                           chunk_shape=tuple(chunks))
+                           chunk_shape=tuple(chunks), axes=maps.axes)
         return map_request(again, ims, extra)
 
     return OutputRequest(

@@ -20,6 +20,20 @@ from ..errors import InputError
 from ..invalid import parse_invalid
 
 
+def _finite_fields(obj, names) -> None:
+    """Set the fields ``names`` of a frozen dataclass to floats, refusing non-numbers and
+    non-finite values (:class:`InputError` naming the field)."""
+    for name in names:
+        try:
+            value = float(getattr(obj, name))
+        except (TypeError, ValueError):
+            raise InputError(f"must be a number, got {getattr(obj, name)!r}",
+                             argument=name) from None
+        if not np.isfinite(value):
+            raise InputError(f"must be finite, got {value}", argument=name)
+        object.__setattr__(obj, name, value)
+
+
 @dataclass(frozen=True)
 class Ring:
     """One annulus: centre ``(cen_y, cen_x)``, ``radius`` and full ``width`` in pixels."""
@@ -30,15 +44,7 @@ class Ring:
     width: float
 
     def __post_init__(self):
-        for name in ("cen_y", "cen_x", "radius", "width"):
-            try:
-                value = float(getattr(self, name))
-            except (TypeError, ValueError):
-                raise InputError(f"must be a number, got {getattr(self, name)!r}",
-                                 argument=name) from None
-            if not np.isfinite(value):
-                raise InputError(f"must be finite, got {value}", argument=name)
-            object.__setattr__(self, name, value)
+        _finite_fields(self, ("cen_y", "cen_x", "radius", "width"))
         if self.radius < 0:
             raise InputError(f"must be >= 0, got {self.radius}", argument="radius")
         if self.width < 0:
@@ -51,6 +57,25 @@ class Ring:
     @property
     def outer(self) -> float:
         return self.radius + self.width / 2
+
+
+@dataclass(frozen=True)
+class UnitRing:
+    """A ring without a centre: ``position +- width / 2`` in the radial unit of the job's
+    detector geometry (a PONI file places it on the detector; without one, the job's
+    centre ``cen_y``/``cen_x`` makes it a pixel :class:`Ring`)."""
+
+    position: float
+    width: float
+
+    def __post_init__(self):
+        _finite_fields(self, ("position", "width"))
+        if self.width < 0:
+            raise InputError(f"must be >= 0, got {self.width}", argument="width")
+
+    def centred(self, cen_y: float, cen_x: float) -> Ring:
+        """The pixel ring of this position and width around ``(cen_y, cen_x)``."""
+        return Ring(cen_y, cen_x, self.position, self.width)
 
 
 def rings(cen_y: float, cen_x: float, radii, width) -> tuple[Ring, ...]:
@@ -201,10 +226,14 @@ class Corrections:
 
 @dataclass(frozen=True, eq=False)
 class MapSpec:
-    """What to compute: ROI + binning (composite and/or ROI sum) and rings.
+    """What to compute: ROI + binning (composite and/or ROI sum), rings and radial bins.
 
     ``roi`` is numpy style ``(slice(y0, y1), slice(x0, x1))`` (stop exclusive, rows from the
-    top; ``None`` = whole frame); ``binning`` a positive int dividing both ROI sides.
+    top; ``None`` = whole frame); ``binning`` a positive int dividing both ROI sides;
+    ``rings`` pixel rings (:class:`Ring`); ``radial`` a
+    :class:`~xrsmap_dask.maps.radial.RadialSpec`: rings in a physical unit and/or radial
+    bins from a detector geometry (a PONI file).  Rings are either pixel rings or rings of
+    ``radial``, not both (they share the output ``annulus_sum``).
     """
 
     roi: tuple | None = None
@@ -212,6 +241,7 @@ class MapSpec:
     rings: tuple = ()
     composite: bool = True
     roi_sum: bool = True
+    radial: object = None
 
     def __post_init__(self):
         b = self.binning if self.binning is not None else 1
@@ -223,6 +253,15 @@ class MapSpec:
             if not isinstance(r, Ring):
                 raise InputError(f"expected Ring objects, got {r!r}", argument="rings")
         object.__setattr__(self, "rings", rs)
-        if not (self.composite or self.roi_sum or rs):
+        if self.radial is not None:
+            from .radial import RadialSpec
+
+            if not isinstance(self.radial, RadialSpec):
+                raise InputError(f"expected a RadialSpec, got {self.radial!r}",
+                                 argument="radial")
+            if rs and self.radial.nrings:
+                raise InputError("rings are given either in pixels around a centre or in the "
+                                 "radial unit of the geometry, not both", argument="rings")
+        if not (self.composite or self.roi_sum or rs or self.radial is not None):
             raise InputError("nothing to compute: no composite, no roi_sum and no rings",
                              argument="spec")

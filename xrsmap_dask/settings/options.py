@@ -115,6 +115,11 @@ def _ints(texts) -> Any:
     return [_int(t) for t in texts]
 
 
+def _one_or_two(texts) -> Any:
+    """``--motor-positions``: one table file, or two HDF5 datasets."""
+    return texts[0] if len(texts) == 1 else list(texts)
+
+
 def _floats(texts) -> Any:
     return [_float(t) for t in texts]
 
@@ -181,6 +186,36 @@ def _invalid_text(texts) -> Any:
     return [_int(t) if isinstance(_int(t), int) else _float(t) for t in texts]
 
 
+def _poni(value, ctx):
+    from ..geometry import parse_poni
+
+    if value is None:
+        return None
+    return parse_poni(F.resolve_path(value, "poni", ctx.base_dir, must_exist=True))
+
+
+def _geometry_field(name: str) -> Callable[[Any, Context], Any]:
+    """Adapter calling the parse function of ``name`` in the module that uses it (imported
+    when called: :mod:`xrsmap_dask.geometry` and friends import :mod:`.fields`)."""
+    def parse(value, ctx):
+        from .. import geometry as G
+        from .. import radial as R
+        from ..maps import coords as C
+        from .geometry_settings import parse_centre_coordinate
+
+        funcs = {"unit": G.parse_unit, "chi": G.parse_chi_sector,
+                 "polarization": G.parse_polarization, "solid_angle": G.parse_solid_angle,
+                 "radial_bins": R.parse_radial_bins, "radial_range": R.parse_radial_range,
+                 "step": C.parse_step, "origin": C.parse_origin,
+                 "position_units": C.parse_position_units,
+                 "cen_y": lambda v: parse_centre_coordinate(v, "cen_y"),
+                 "cen_x": lambda v: parse_centre_coordinate(v, "cen_x"),
+                 "motor_positions": lambda v: C.parse_motor_positions(v, ctx.base_dir)}
+        return funcs[name](value)
+
+    return parse
+
+
 def _background_pct(value, ctx):
     return None if value is None else F.parse_percent(value, "background_pct")
 
@@ -210,8 +245,49 @@ OPTIONS: tuple[Option, ...] = (
            flags=("--no-composite",), cli={"action": "store_const", "const": False},
            faces=frozenset({MAPS, JOB}), flag_help="only the ROI-sum map, no composite"),
     Option("roi_sum", _bool("roi_sum"), "the ROI-sum map", True, faces=frozenset({JOB})),
-    Option("rings", _rings, "annuli {cen_y, cen_x, radius|radii, width} in pixels",
-           faces=frozenset({JOB, MAPPER})),
+    Option("rings", _rings, "annuli {cen_y, cen_x, radius|radii, width} in pixels; without "
+           "a centre {radius|radii, width} in the unit of the PONI file (or pixels around "
+           "cen_y, cen_x)", faces=frozenset({JOB, MAPPER})),
+    # detector geometry: rings and radial bins in physical units (docs/geometry.md)
+    Option("poni", _poni, "pyFAI PONI file: rings and radial bins in its units (q, 2theta, "
+           "r_mm...), tilts and the detector's mask from it", flags=("--poni",),
+           cli={"metavar": "FILE"}),
+    Option("unit", _geometry_field("unit"), "radial unit of rings and bins: pixel, q_nm^-1, "
+           "q_A^-1, 2th_deg, 2th_rad, r_mm, d*2_A^-2 (default: q_nm^-1 with a PONI file, "
+           "else pixel)", flags=("--unit",), cli={"metavar": "UNIT"}),
+    Option("cen_y", _geometry_field("cen_y"), "centre row of rings and radial bins in pixels "
+           "(without a PONI file)", flags=("--cen-y",), text=_float),
+    Option("cen_x", _geometry_field("cen_x"), "centre column of rings and radial bins in "
+           "pixels (without a PONI file)", flags=("--cen-x",), text=_float),
+    Option("radial_bins", _geometry_field("radial_bins"), "number of radial bins: adds the "
+           "map 'radial' (bin, y, x) of mean intensity (pyFAI's integrate1d, no pixel "
+           "splitting) from the same read", flags=("--radial-bins",), text=_int,
+           cli={"metavar": "N"}),
+    Option("radial_range", _geometry_field("radial_range"), "bin range LO HI in the unit "
+           "(default: min..max of the unmasked pixels)", flags=("--radial-range",),
+           text=_floats, cli={"nargs": 2, "metavar": ("LO", "HI")}),
+    Option("chi", _geometry_field("chi"), "azimuthal sector START STOP in degrees (pyFAI's "
+           "chi, bounds inclusive) for rings and bins", flags=("--chi",), text=_floats,
+           cli={"nargs": 2, "metavar": ("START", "STOP")}),
+    Option("solid_angle", _geometry_field("solid_angle"), "bin means corrected for the "
+           "pixels' solid angle (needs a PONI file)", False, flags=("--solid-angle",),
+           cli={"action": "store_const", "const": True}),
+    Option("polarization", _geometry_field("polarization"), "bin means corrected for "
+           "polarization with this factor in [-1, 1] (needs a PONI file)",
+           flags=("--polarization",), text=_float, cli={"metavar": "F"}),
+    # scan coordinates of the outputs
+    Option("step", _geometry_field("step"), "scan step DY DX: y/x coordinates origin + "
+           "index x step (default: point indices)", flags=("--step",), text=_floats,
+           cli={"nargs": 2, "metavar": ("DY", "DX")}),
+    Option("origin", _geometry_field("origin"), "position Y0 X0 of scan point (0, 0) (with "
+           "step; default 0 0)", flags=("--origin",), text=_floats,
+           cli={"nargs": 2, "metavar": ("Y0", "X0")}),
+    Option("position_units", _geometry_field("position_units"), "units of the scan "
+           "positions (default mm)", flags=("--position-units",), cli={"metavar": "UNITS"}),
+    Option("motor_positions", _geometry_field("motor_positions"), "measured positions: a "
+           ".npy/.csv table of (y, x) per frame, or two HDF5 datasets file.h5:/y file.h5:/x",
+           flags=("--motor-positions",), text=_one_or_two,
+           cli={"nargs": "+", "metavar": "FILE"}),
     Option("stats", _stats, "pixel-wise statistics over all frames: max, min, mean, median, "
            "{percentile: Q}", faces=frozenset({JOB, STATS})),
     # corrections

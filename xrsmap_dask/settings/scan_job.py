@@ -16,6 +16,7 @@ from ..invalid import parse_invalid
 from ..roi import RoiSlices, check_binning, check_xrsmap_roi, xrsmap_roi_to_slices
 from ..scan import ScanGeometry
 from .fields import parse_on_error, parse_roi_origin
+from .geometry_settings import AxesSpec, GeometrySpec
 from .specs import BackgroundSpec, CorrectionSpec, StatRequest
 
 
@@ -60,9 +61,13 @@ class ScanJob:
 
     ``inputs`` is a resolved :class:`~xrsmap_dask.inputs.InputSpec` (or, from Python, an
     image series); ``scan`` the map geometry ``(npt_y, npt_x)``; ``roi`` the xrsmap ROI
-    (``None`` = whole frame); ``rings`` :class:`~xrsmap_dask.maps.Ring`; ``output`` the
-    zarr store and ``group`` the group in it (``None`` for in-memory maps); ``invalid`` the
-    invalid-pixel rule (``'auto'``, ``'none'`` or values, :mod:`xrsmap_dask.invalid`).
+    (``None`` = whole frame); ``rings`` :class:`~xrsmap_dask.maps.Ring` (pixels around
+    their centre) or :class:`~xrsmap_dask.maps.UnitRing` (in the unit of the PONI file;
+    without one, around the centre of ``geometry``); ``geometry`` the detector geometry
+    and radial bins; ``axes`` the scan coordinates; ``output`` the zarr store and
+    ``group`` the group in it (``None`` for in-memory maps); ``nexus`` a NeXus file the
+    group is exported to once complete; ``invalid`` the invalid-pixel rule (``'auto'``,
+    ``'none'`` or values, :mod:`xrsmap_dask.invalid`).
     """
 
     name: str
@@ -79,6 +84,9 @@ class ScanJob:
     frames_per_chunk: int | str = "auto"
     output: str | None = None
     group: str | None = None
+    geometry: GeometrySpec = field(default_factory=GeometrySpec)
+    axes: AxesSpec = field(default_factory=AxesSpec)
+    nexus: str | None = None
     invalid: Any = "auto"
 
     def __post_init__(self):
@@ -86,9 +94,11 @@ class ScanJob:
         object.__setattr__(self, "invalid", parse_invalid(self.invalid))
         if self.roi is not None and (self.composite or self.roi_sum):
             self.roi.check_binning(self.binning)
-        if not (self.composite or self.roi_sum or self.rings or self.stats):
-            raise InputError("nothing to compute: no composite, roi_sum, rings or stats",
-                             argument="composite")
+        object.__setattr__(self, "rings", _placed_rings(tuple(self.rings), self.geometry))
+        if not (self.composite or self.roi_sum or self.rings or self.stats or
+                self.geometry.radial_bins):
+            raise InputError("nothing to compute: no composite, roi_sum, rings, radial bins "
+                             "or stats", argument="composite")
 
     # compatibility with the flat attributes of earlier versions
     npt_y = property(lambda self: self.scan.npt_y)
@@ -98,7 +108,7 @@ class ScanJob:
 
     @property
     def has_maps(self) -> bool:
-        return bool(self.composite or self.roi_sum or self.rings)
+        return bool(self.composite or self.roi_sum or self.rings or self.geometry.radial_bins)
 
     @property
     def output_path(self) -> str | None:
@@ -139,6 +149,52 @@ class StatsJob:
         return [s.label for s in self.stats]
 
 
+def _placed_rings(rings: tuple, geometry: GeometrySpec) -> tuple:
+    """The rings of a job checked against its geometry: with a PONI file every ring is a
+    :class:`~xrsmap_dask.maps.UnitRing` (no centre); without one a ring without a centre
+    takes the job's centre (``cen_y``, ``cen_x``)."""
+    from ..maps import UnitRing
+
+    out = []
+    for k, ring in enumerate(rings):
+        if geometry.poni is not None:
+            if not isinstance(ring, UnitRing):
+                raise InputError(f"ring {k} has a centre: with a PONI file (@{{poni}}) rings "
+                                 "are positions and widths in @{unit}, without a centre",
+                                 argument="rings")
+            out.append(ring)
+        elif isinstance(ring, UnitRing):
+            if geometry.centre is None:
+                raise InputError(f"ring {k} has no centre: give @{{cen_y}} and @{{cen_x}} "
+                                 "(pixels) or a PONI file (@{poni})", argument="rings")
+            out.append(ring.centred(*geometry.centre))
+        else:
+            out.append(ring)
+    if geometry.poni is None and geometry.wanted and out:
+        centres = {(r.cen_y, r.cen_x) for r in out}
+        if len(centres) > 1 or (geometry.centre and centres != {geometry.centre}):
+            raise InputError("with radial bins or a chi sector (a pixel geometry) every ring "
+                             "needs the same centre", argument="rings")
+    if geometry.poni is None and geometry.radial_bins and geometry.centre is None and not out:
+        raise InputError("radial bins need a PONI file (@{poni}) or a centre (@{cen_y}, "
+                         "@{cen_x})", argument="radial_bins")
+    return tuple(out)
+
+
+def geometry_from_values(values: Mapping[str, Any]) -> GeometrySpec:
+    """:class:`GeometrySpec` from parsed option values."""
+    return GeometrySpec(**{k: values.get(k, d) for k, d in (
+        ("poni", None), ("unit", None), ("cen_y", None), ("cen_x", None),
+        ("radial_bins", None), ("radial_range", None), ("chi", None), ("solid_angle", False),
+        ("polarization", None))})
+
+
+def axes_from_values(values: Mapping[str, Any]) -> AxesSpec:
+    """:class:`AxesSpec` from parsed option values."""
+    return AxesSpec(values.get("step"), values.get("origin"), values.get("position_units"),
+                    values.get("motor_positions"))
+
+
 def _roi(values: Mapping[str, Any]) -> XrsmapRoi | None:
     roi = values.get("roi")
     return None if roi is None else XrsmapRoi(*roi, origin=values.get("roi_origin", "upper"))
@@ -161,7 +217,7 @@ def corrections_from_values(values: Mapping[str, Any]) -> CorrectionSpec:
 
 def scan_job_from_values(values: Mapping[str, Any], *, name: str, inputs: Any,
                          scan: ScanGeometry, output: str | None = None,
-                         group: str | None = None) -> ScanJob:
+                         group: str | None = None, nexus: str | None = None) -> ScanJob:
     """A :class:`ScanJob` from option values parsed by
     :func:`~xrsmap_dask.settings.options.parse_values`."""
     return ScanJob(name=name, inputs=inputs, scan=scan, roi=_roi(values),
@@ -171,7 +227,9 @@ def scan_job_from_values(values: Mapping[str, Any], *, name: str, inputs: Any,
                    corrections=corrections_from_values(values),
                    on_error=values.get("on_error", "raise"),
                    frames_per_chunk=values.get("frames_per_chunk", "auto"),
-                   output=output, group=group, invalid=values.get("invalid", "auto"))
+                   output=output, group=group, geometry=geometry_from_values(values),
+                   axes=axes_from_values(values), nexus=nexus,
+                   invalid=values.get("invalid", "auto"))
 
 
 def stats_job_from_values(values: Mapping[str, Any], *, inputs: Any,

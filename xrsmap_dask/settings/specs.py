@@ -54,51 +54,59 @@ def parse_stats(value: Any) -> tuple[StatRequest, ...]:
 
 
 def parse_rings(value: Any) -> tuple:
-    """Annuli: a list of :class:`~xrsmap_dask.maps.Ring` or of mappings
-    ``{cen_y, cen_x, radius | radii, width}`` (``centre: [cen_y, cen_x]`` also accepted);
-    pixel units, rows from the top."""
-    from ..maps import Ring  # the ring's own checks (numbers, radius/width >= 0)
+    """Annuli: a list of :class:`~xrsmap_dask.maps.Ring` / :class:`~xrsmap_dask.maps.UnitRing`
+    or of mappings ``{cen_y, cen_x, radius | radii, width}`` (``centre: [cen_y, cen_x]``
+    also accepted; pixel units, rows from the top).  A mapping without a centre gives
+    :class:`~xrsmap_dask.maps.UnitRing` rings: positions in the radial ``unit`` of a PONI
+    file, or pixels around the job's centre (``cen_y``, ``cen_x``)."""
+    from ..maps import Ring, UnitRing  # the rings' own checks (numbers, radius/width >= 0)
 
     if value is None:
         return ()
-    if isinstance(value, (dict, Ring)):
+    if isinstance(value, (dict, Ring, UnitRing)):
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise InputError("must be a list of {cen_y, cen_x, radius, width}", argument="rings")
     out = []
     for k, ring in enumerate(value):
-        if isinstance(ring, Ring):
+        if isinstance(ring, (Ring, UnitRing)):
             out.append(ring)
-            continue
-        if not isinstance(ring, dict):
+        elif not isinstance(ring, dict):
             raise InputError(f"ring {k} must be a mapping, got {short(ring)}",
                              argument="rings")
-        ring = dict(ring)
-        for alias in ("centre", "center"):
-            if alias in ring:
-                c = ring.pop(alias)
-                if not isinstance(c, (list, tuple)) or len(c) != 2:
-                    raise InputError(f"ring {k}: centre must be [cen_y, cen_x]",
-                                     argument="rings")
-                ring["cen_y"], ring["cen_x"] = c
-        radii = ring.pop("radii", None)
-        if radii is not None and (not isinstance(radii, (list, tuple)) or not radii):
-            raise InputError(f"ring {k}: radii must be a non-empty list", argument="rings")
-        unknown = set(ring) - {"cen_y", "cen_x", "radius", "width"}
-        if unknown:
-            raise InputError(f"ring {k}: unknown keys {sorted(unknown)} (allowed: cen_y, "
-                             "cen_x, radius or radii, width, centre)", argument="rings")
-        missing = {"cen_y", "cen_x", "width"} - set(ring)
-        if radii is None and "radius" not in ring:
-            missing.add("radius")
-        if missing:
-            raise InputError(f"ring {k}: missing {sorted(missing)}", argument="rings")
-        try:
-            out.extend(Ring(ring["cen_y"], ring["cen_x"], r, ring["width"])
-                       for r in (radii if radii is not None else [ring["radius"]]))
-        except InputError as exc:
-            raise InputError(f"ring {k}: {exc}", argument="rings") from None
+        else:
+            out.extend(_ring_items(k, dict(ring)))
     return tuple(out)
+
+
+def _ring_items(k: int, ring: dict) -> list:
+    from ..maps import Ring, UnitRing
+
+    for alias in ("centre", "center"):
+        if alias in ring:
+            c = ring.pop(alias)
+            if not isinstance(c, (list, tuple)) or len(c) != 2:
+                raise InputError(f"ring {k}: centre must be [cen_y, cen_x]", argument="rings")
+            ring["cen_y"], ring["cen_x"] = c
+    radii = ring.pop("radii", None)
+    if radii is not None and (not isinstance(radii, (list, tuple)) or not radii):
+        raise InputError(f"ring {k}: radii must be a non-empty list", argument="rings")
+    unknown = set(ring) - {"cen_y", "cen_x", "radius", "width"}
+    if unknown:
+        raise InputError(f"ring {k}: unknown keys {sorted(unknown)} (allowed: cen_y, "
+                         "cen_x, radius or radii, width, centre)", argument="rings")
+    centred = "cen_y" in ring or "cen_x" in ring
+    missing = ({"width"} | ({"cen_y", "cen_x"} if centred else set())) - set(ring)
+    if radii is None and "radius" not in ring:
+        missing.add("radius")
+    if missing:
+        raise InputError(f"ring {k}: missing {sorted(missing)}", argument="rings")
+    try:
+        return [Ring(ring["cen_y"], ring["cen_x"], r, ring["width"]) if centred
+                else UnitRing(r, ring["width"])
+                for r in (radii if radii is not None else [ring["radius"]])]
+    except InputError as exc:
+        raise InputError(f"ring {k}: {exc}", argument="rings") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,6 +182,21 @@ class CorrectionSpec:
                 "flat": source(self.flat), "background": self.background.to_attrs(),
                 "norm": source(self.norm), "dummy": self.dummy, "dtype": self.dtype,
                 "detector_mask": self.detector_mask}
+
+
+#: suffixes of NeXus/HDF5 outputs (``-o maps.nxs``): written from a zarr working group
+NEXUS_SUFFIXES = (".nxs", ".nx5", ".h5", ".hdf5")
+
+
+def nexus_output(path: str) -> tuple[str, str | None]:
+    """``(zarr path, NeXus path or None)`` of an output path: ``maps.nxs`` (or ``.nx5``,
+    ``.h5``, ``.hdf5``) is written to the zarr working group ``maps.nxs.zarr`` beside it
+    (resumable) and exported to ``maps.nxs`` once complete; any other path is the zarr
+    group itself."""
+    full = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+    if full.lower().endswith(NEXUS_SUFFIXES):
+        return full + ".zarr", full
+    return full, None
 
 
 @dataclass(frozen=True)

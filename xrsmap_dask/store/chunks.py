@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from ..layout import ArraySpec, OutputLayout
+from ..layout import ArraySpec, OutputLayout, encode_attrs
 
 CHECKSUM = "blake2b-64 of the chunk file"
 #: the records every output holds beside its arrays
@@ -113,7 +113,7 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
                                  fill_value=a.fill, dimension_names=a.dims, overwrite=True,
                                  config={"write_empty_chunks": True})
         if a.attrs:
-            arr.attrs.update(dict(a.attrs))
+            arr.attrs.update(encode_attrs(a.attrs))
         if a.values is not None:
             arr[...] = a.values
             fixed[a.name] = file_checksum(chunk_file(path, a.name, (0,) * len(a.shape)))
@@ -122,10 +122,10 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
                             chunks=(1, len(names), 2), dtype="int32", fill_value=0,
                             dimension_names=("chunk", "array", "word"),
                             overwrite=True)
-    ck.attrs.update({"arrays": " ".join(names), "checksum": CHECKSUM, "bookkeeping": True})
+    ck.attrs.update({"arrays": " ".join(names), "checksum": CHECKSUM, "bookkeeping": 1})
     done = group.create_array("chunk_done", shape=(n,), chunks=(1,), dtype="uint8",
                               fill_value=0, dimension_names=("chunk",), overwrite=True)
-    done.attrs.update({"bookkeeping": True})
+    done.attrs.update({"bookkeeping": 1})
     ndim = max(len(group[name].shape) for name in names) if names else 1
     index = np.full((n, len(names), ndim), -1, dtype=np.int32)
     for u in range(n):
@@ -135,7 +135,7 @@ def create_arrays(path: str, group, layout: OutputLayout) -> dict:
     arr = group.create_array("chunk_index", shape=index.shape, chunks=index.shape,
                              dtype="int32", fill_value=-1,
                              dimension_names=("chunk", "array", "dim"), overwrite=True)
-    arr.attrs.update({"arrays": " ".join(names), "bookkeeping": True})
+    arr.attrs.update({"arrays": " ".join(names), "bookkeeping": 1})
     arr[...] = index
     fixed["chunk_index"] = file_checksum(chunk_file(path, "chunk_index", (0, 0, 0)))
     return fixed

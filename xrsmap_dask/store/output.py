@@ -113,9 +113,12 @@ def _consolidate_parent(real: str) -> None:
 def _mark_incomplete(path: str) -> None:
     import zarr
 
+    from ..layout import decode_attrs
+    from .writer import update_attrs
+
     group = zarr.open_group(store=path, mode="r+")
-    if group.attrs.get("complete") is True:
-        group.attrs.update({"complete": False})
+    if decode_attrs(dict(group.attrs)).get("complete") is True:
+        update_attrs(group, {"complete": False})
 
 
 def swap_owned(real: str, staging: str) -> None:

@@ -19,16 +19,18 @@ in the directory (another writer's group, a user's file) is left where it is.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 
 from .. import _graph
 from ..errors import InputError
-from ..layout import FORMAT_VERSION, OutputRequest
+from ..layout import FORMAT_VERSION, OutputRequest, decode_attrs, encode_attrs
 from . import chunks as C
-from .paths import makedirs
+from .paths import check_free_space, makedirs
 
 RECORDS = C.RECORD_NAMES
 #: arrays of a format-1 output (before chunk checksums)
@@ -53,7 +55,9 @@ class StoreResult:
 
 
 def read_attrs(path: str) -> dict | None:
-    """Group attrs of the zarr group at ``path`` (``{}`` if unreadable), None if none."""
+    """Group attrs of the zarr group at ``path``, decoded (structured attrs are stored as
+    JSON strings, :func:`~xrsmap_dask.layout.decode_attrs`); ``{}`` if unreadable, None if
+    there is no group."""
     try:
         with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
             meta = json.load(f)
@@ -62,7 +66,22 @@ def read_attrs(path: str) -> dict | None:
     except (OSError, ValueError):
         return {}
     attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
-    return attrs if isinstance(attrs, dict) else {}
+    return decode_attrs(attrs) if isinstance(attrs, dict) else {}
+
+
+def update_attrs(group, attrs: dict) -> None:
+    """Update the attrs of an open zarr group, encoded as :func:`encode_attrs` says."""
+    group.attrs.update(encode_attrs(attrs, dict(group.attrs)))
+
+
+def coordinate_names(layout) -> str:
+    """The group attr ``coordinates`` (names separated by spaces): the arrays xarray shows
+    as coordinates rather than data variables -- fixed arrays not named as a dimension
+    (``ring_width``), bookkeeping arrays (``frame_unreadable``) and the records."""
+    dims = {d for a in layout.arrays for d in a.dims}
+    names = [a.name for a in layout.arrays
+             if a.name not in dims and (a.values is not None or a.attrs.get("bookkeeping"))]
+    return " ".join(names + list(RECORDS))
 
 
 def is_ours(attrs: dict | None) -> bool:
@@ -81,7 +100,8 @@ def owned_names(attrs: dict) -> set[str]:
 
 
 def _remove_owned(path: str, attrs: dict) -> None:
-    for name in owned_names(attrs):
+    # zarr.json last: a removal killed half way still leaves an output of ours
+    for name in sorted(owned_names(attrs), key=lambda n: n == "zarr.json"):
         p = os.path.join(path, name)
         if os.path.isdir(p) and not os.path.islink(p):
             shutil.rmtree(p)
@@ -120,20 +140,24 @@ def trash_path(real: str) -> str:
 def _create(path: str, request: OutputRequest) -> None:
     import zarr
 
+    # room for the whole output before its first file (metadata and coordinates included)
+    check_free_space(path, sum(request.layout.unit_nbytes(u)
+                               for u in range(request.layout.nunits)))
     makedirs(path)
     layout_attrs = request.layout.to_attrs()
     head = {"xrsmap_dask_format": FORMAT_VERSION, "output_kind": request.kind,
             "creating": True, "layout": layout_attrs}
     # mode 'a': never wipe entries that are not ours (zarr's 'w' deletes the directory)
     group = zarr.open_group(store=path, mode="a", zarr_format=3)
-    group.attrs.put(head)
+    group.attrs.put(encode_attrs(head))
     fixed = C.create_arrays(path, group, request.layout)
     attrs = {**request.identity, **request.attrs, "xrsmap_dask_format": FORMAT_VERSION,
              "output_kind": request.kind, "job_digest": request.job_digest(),
-             "layout": layout_attrs, "fixed_checksums": fixed, "complete": False}
+             "layout": layout_attrs, "fixed_checksums": fixed,
+             "coordinates": coordinate_names(request.layout), "complete": False}
     if request.summarize is not None:
         attrs["bad_frames"] = []
-    group.attrs.put(attrs)
+    group.attrs.put(encode_attrs(attrs))
 
 
 def _refuse_other_job(path: str, have: dict, shown: str) -> None:
@@ -157,6 +181,19 @@ def _resume_layout(request: OutputRequest, have: dict, shown: str) -> OutputRequ
                      argument="frames_per_chunk")
 
 
+def _foreign_entries(path: str) -> list[str]:
+    """Entries of the directory ``path`` other than the temporary file zarr leaves when it
+    is killed while writing the group's ``zarr.json`` (``zarr.<hex>.partial``; removed)."""
+    names = []
+    for name in os.listdir(path):
+        if re.fullmatch(r"zarr\.[0-9a-f]{32}\.partial", name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(path, name))
+        else:
+            names.append(name)
+    return names
+
+
 def prepare(target: str, request: OutputRequest, *, shown: str, fresh_ok: bool):
     """Create or reopen ``target``; ``(request, done, damaged, complete)``.
 
@@ -164,7 +201,7 @@ def prepare(target: str, request: OutputRequest, *, shown: str, fresh_ok: bool):
     """
     have = read_attrs(target)
     if have is None:
-        if os.path.isdir(target) and os.listdir(target) and not fresh_ok:
+        if os.path.isdir(target) and _foreign_entries(target) and not fresh_ok:
             raise InputError("exists and is not a zarr group; choose another output (nothing "
                              "that is not an xrsmap-dask output is replaced)", path=shown,
                              argument="output")
@@ -249,8 +286,8 @@ def finalize(target: str, request: OutputRequest) -> dict:
     C.consolidate(target)
     group = zarr.open_group(store=target, mode="r+")
     if summary:
-        group.attrs.update(summary)
-    group.attrs.update({"complete": True})  # last: only now is the output whole
+        update_attrs(group, summary)
+    update_attrs(group, {"complete": True})  # last: only now is the output whole
     C.fsync_path(os.path.join(target, "zarr.json"))
     C.fsync_path(target)
     return summary
