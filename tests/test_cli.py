@@ -438,3 +438,20 @@ def test_background_from_median_or_percentile(tmp_path, method, extra, combine):
                      "--npt-x", "3", "-o", str(tmp_path / "no.zarr"), "-q",
                      "--background-method", "median"]) == 2
     assert not (tmp_path / "no.zarr").exists()
+
+
+def test_hpc_flags_reach_the_execution_spec():
+    args = cli.build_parser().parse_args(
+        ["run", "job.yaml", "--scheduler", "slurm", "--walltime", "02:00:00", "--lifetime",
+         "50m", "--lifetime-stagger", "4m", "--worker-memory-fraction", "0.8", "--tls", "on"])
+    spec = cli.execution_spec(args)
+    assert (spec.lifetime, spec.lifetime_stagger, spec.worker_memory_fraction, spec.tls) == \
+        ("50m", "4m", 0.8, True)
+    args = cli.build_parser().parse_args(["run", "job.yaml", "--scheduler", "local",
+                                          "--tls", "off"])
+    assert cli.execution_spec(args).tls is False
+    args = cli.build_parser().parse_args(["run", "job.yaml", "--worker-memory-fraction", "2",
+                                          "--scheduler", "slurm"])
+    with pytest.raises(Exception) as err:
+        cli.execution_spec(args)
+    assert "worker_memory_fraction" in str(err.value)

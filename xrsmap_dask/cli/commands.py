@@ -32,7 +32,10 @@ def execution_spec(args, defaults: dict | None = None):
            "memory": args.memory, "walltime": args.walltime, "queue": args.queue,
            "account": args.account, "adaptive_min": args.adaptive_min,
            "adaptive_max": args.adaptive_max, "host": args.host, "interface": args.interface,
-           "job_directives": tuple(args.job_directive) if args.job_directive else None}
+           "job_directives": tuple(args.job_directive) if args.job_directive else None,
+           "lifetime": args.lifetime, "lifetime_stagger": args.lifetime_stagger,
+           "worker_memory_fraction": args.worker_memory_fraction,
+           "tls": {"on": True, "off": False}.get(args.tls)}
     if args.dashboard is not None:
         cli["dashboard"] = False if args.dashboard.lower() in ("none", "off", "false", "no") \
             else args.dashboard

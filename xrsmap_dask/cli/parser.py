@@ -95,6 +95,17 @@ def _scheduler_parent() -> argparse.ArgumentParser:
     g.add_argument("--interface", default=None, help="slurm/pbs network interface, e.g. ib0")
     g.add_argument("--job-directive", action="append", default=None, metavar="DIRECTIVE",
                    help="slurm/pbs: extra #SBATCH/#PBS directive (repeatable)")
+    g.add_argument("--lifetime", default=None, metavar="DURATION|none",
+                   help="slurm/pbs: worker --lifetime, e.g. 55m (default: from --walltime, so "
+                        "workers retire before the batch system kills them)")
+    g.add_argument("--lifetime-stagger", default=None, metavar="DURATION",
+                   help="slurm/pbs: worker --lifetime-stagger (default: from the lifetime)")
+    g.add_argument("--worker-memory-fraction", type=float, default=None, metavar="F",
+                   help="slurm/pbs: worker memory limits add up to F of the job's memory "
+                        "(default 0.9: headroom before the batch system's OOM killer)")
+    g.add_argument("--tls", choices=("auto", "on", "off"), default=None,
+                   help="TLS for clusters we start (default auto: on when listening beyond "
+                        "127.0.0.1)")
     o = p.add_argument_group("output")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     o.add_argument("--debug", action="store_true", help="show tracebacks on errors")
