@@ -92,6 +92,23 @@ def test_overwrite_replaces_only_when_the_new_output_is_whole(scan, capsys):
     capsys.readouterr()
 
 
+def test_another_jobs_output_names_the_flag(scan, capsys):
+    """An output holding another job is refused (exit 2) with the flag to pass, not the
+    library's keyword; with the flag it is replaced."""
+    s, tmp = scan
+    edf = os.path.join(s.directory, "scan_*.edf")
+    out = str(tmp / "maps.zarr")
+    assert cli.main(["composite", edf, *MAPS, "-o", out]) == 0
+    capsys.readouterr()
+    assert cli.main(["composite", edf, *MAPS, "--binning", "2", "-o", out]) == 2
+    err = capsys.readouterr().err
+    assert "different job" in err and "--overwrite" in err and "overwrite=True" not in err
+    assert cli.main(["composite", edf, *MAPS, "--binning", "2", "-o", out,
+                     "--overwrite"]) == 0
+    assert zarr.open_group(out, mode="r")["composite"].shape[2:] == (SHAPE[0] // 2,
+                                                                     SHAPE[1] // 2)
+
+
 def test_bad_output_paths_exit_2(scan, capsys, tmp_path):
     s, tmp = scan
     afile = tmp / "afile"

@@ -251,6 +251,23 @@ scans:
     assert cli.execution_spec(args, job.cluster).kind == "threads"  # the CLI wins
 
 
+def test_scan_corrections_override_the_defaults_key_by_key(scans, tmp_path):
+    """A scan's own ``corrections:`` changes the keys it names and keeps the others."""
+    root, synth = scans
+    spec = write_spec(tmp_path / "job.yaml", f"""\
+output: out.zarr
+defaults:
+  mesh: [4, 5]
+  corrections: {{mask: '{synth["a"].mask_file}', dummy: 5}}
+scans:
+  - {{name: a, inputs: '{root}/data/a/scan_*.edf'}}
+  - {{name: b, inputs: '{root}/data/b/scan_*.edf', corrections: {{dummy: 7}}}}
+""")
+    a, b = load_job(spec).scans
+    assert (a.corrections.dummy, b.corrections.dummy) == (5, 7)
+    assert a.corrections.mask is not None and b.corrections.mask == a.corrections.mask
+
+
 def test_resolve_inputs_forms(scans, tmp_path):
     root, synth = scans
     files = synth["a"].files

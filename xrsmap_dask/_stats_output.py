@@ -170,27 +170,19 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     (integer statistics become float64).
     """
     from .invalid import active_rule
-    from .stats import READ_BATCH, _as_input, _check_method, _is_dask
+    from .stats import READ_BATCH, _check_method
 
-    ims = _as_input(data)
-    if _is_dask(ims):
-        raise InputError("a statistics output reads an image series (files, HDF5, ...), "
-                         "not a dask array", argument="data")
+    ims = _series_of(data)
     method = _check_method(method)
     plan = stat_plan(names, percentiles)
     nframes = len(ims)
-    if nframes == 0:
-        raise InputError("no frames to reduce", argument="data")
     rows, cols = normalize_roi(roi, ims.shape)
     hw = roi_shape((rows, cols))
     dtype = np.dtype(ims.block_dtype())
     skipna = skipna_for(ims)
     invalid = active_rule(invalid)
-    dtypes = [_result_dtype(dtype, stat, q, method, skipna) if invalid is None else
-              invalid_result_dtype(dtype, stat, q, method, invalid) for _, stat, q in plan]
     excluded = _excluded(mask, ims, (rows, cols))
-    if excluded is not None:
-        dtypes = [d if d.kind == "f" else np.dtype("float64") for d in dtypes]
+    dtypes = _stat_dtypes(dtype, plan, method, skipna, invalid, excluded is not None)
     # an excluded pixel turns an integer tile into a float64 copy beside it
     itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
     tile = tuple(tile_shape) if tile_shape else \
@@ -228,6 +220,30 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
                          _attrs(tile), summarize, ("frame_unreadable",), relayout,
                          tuple(ims.filenames or ()), kind="stats",
                          task_name="stats-tile-write")
+
+
+def _series_of(data):
+    """The image series a statistics output reads (not a dask array; at least one frame)."""
+    from .stats import _as_input, _is_dask
+
+    ims = _as_input(data)
+    if _is_dask(ims):
+        raise InputError("a statistics output reads an image series (files, HDF5, ...), "
+                         "not a dask array", argument="data")
+    if len(ims) == 0:
+        raise InputError("no frames to reduce", argument="data")
+    return ims
+
+
+def _stat_dtypes(dtype: np.dtype, plan, method: str, skipna: bool, invalid,
+                 masked: bool) -> list[np.dtype]:
+    """Each statistic's output dtype: float64 where excluded pixels (a mask, the invalid
+    rule) must be NaN in an integer statistic."""
+    dtypes = [_result_dtype(dtype, stat, q, method, skipna) if invalid is None else
+              invalid_result_dtype(dtype, stat, q, method, invalid) for _, stat, q in plan]
+    if masked:
+        dtypes = [d if d.kind == "f" else np.dtype("float64") for d in dtypes]
+    return dtypes
 
 
 def _identity(ims, plan, method: str, skipna: bool, roi, excluded, extra) -> dict:

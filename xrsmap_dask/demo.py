@@ -28,38 +28,55 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256, help="frame side in pixels")
     a = p.parse_args(argv)
 
-    import dask
-    from dask.diagnostics import ProgressBar
-
-    from . import imageseries, stats, synth
-    from .geometry import load_poni
-    from .maps import Corrections, MapSpec, RadialSpec, ScanAxes, build_maps, rings
-    from .mapper import load_image
-    from .nexus_export import export
-    from .preview import preview_zarr
-    from .scan import ScanGeometry
-    from .store import write_maps, write_stats
+    from . import imageseries
 
     out = os.path.abspath(a.out)
     t0 = time.perf_counter()
-    scan_dir = os.path.join(out, "scan")
+    scan = _scan(os.path.join(out, "scan"), a)
+    ims = imageseries.from_files(scan.files)
+    maps_path, nexus_path = _maps(scan, ims, out)
+    stats_path = _stats(scan, ims, out)
+    pngs = _previews(scan, maps_path, stats_path, out)
+    _report(out, time.perf_counter() - t0,
+            (scan.directory, maps_path, nexus_path, stats_path, *pngs), maps_path)
+    return 0
+
+
+def _scan(scan_dir: str, a):
+    """The synthetic scan (written once, reused by later runs) and its PONI file."""
+    from . import synth
+
     if os.path.exists(os.path.join(scan_dir, "scan.json")):
         scan = synth.SynthScan.load(scan_dir)
     else:
         print(f"1. writing a synthetic {a.npt_y} x {a.npt_x} scan of {a.size}² EDF frames ...")
         scan = synth.make_scan(scan_dir, a.npt_y, a.npt_x, (a.size, a.size), n_background=8)
     print(f"   {scan.nframes} frames in {scan_dir}")
-    poni = write_demo_poni(scan)
-    print(f"   pyFAI geometry (untilted, beam at the rings' centre): {poni}")
+    print("   pyFAI geometry (untilted, beam at the rings' centre): "
+          f"{write_demo_poni(scan)}")
+    return scan
 
-    ims = imageseries.from_files(scan.files)
-    s = a.size
+
+def _maps(scan, ims, out: str) -> tuple[str, str]:
+    """Composite, ROI sum, rings and radial bins in q from one read pass, to zarr and NeXus:
+    ``(zarr path, NeXus path)``."""
+    from dask.diagnostics import ProgressBar
+
+    from . import stats
+    from .geometry import load_poni
+    from .mapper import load_image
+    from .maps import Corrections, MapSpec, RadialSpec, ScanAxes, build_maps, rings
+    from .nexus_export import export
+    from .scan import ScanGeometry
+    from .store import write_maps
+
+    s = scan.frame_shape[0]
     roi = (slice(s // 4, s - s // 4), slice(s // 4, s - s // 4))
     corr = Corrections(mask=load_image(scan.mask_file, "mask"),
                        background=stats.background(scan.background_files, "median"))
     spec = MapSpec(roi=roi, binning=8,
                    rings=rings(scan.centre[0], scan.centre[1], scan.radii, width=4.0),
-                   radial=RadialSpec(load_poni(poni), "q_nm^-1", bins=100))
+                   radial=RadialSpec(load_poni(write_demo_poni(scan)), "q_nm^-1", bins=100))
     maps = build_maps(ims, spec, ScanGeometry(scan.npt_y, scan.npt_x), corr,
                       axes=ScanAxes(step=(0.05, 0.05), units="mm"))
     maps_path = os.path.join(out, "maps.zarr")
@@ -71,6 +88,16 @@ def main(argv=None) -> int:
     print(f"   wrote {maps_path} ({result.nchunks} chunks)")
     nexus_path = export(maps_path, os.path.join(out, "maps.nxs"), overwrite=True)
     print(f"   exported {nexus_path} (NeXus/HDF5: silx view, PyMca, h5py)")
+    return maps_path, nexus_path
+
+
+def _stats(scan, ims, out: str) -> str:
+    """Pixel-wise median and 10th percentile of the frames, to zarr."""
+    import dask
+    from dask.diagnostics import ProgressBar
+
+    from . import stats
+    from .store import write_stats
 
     print("3. pixel-wise median and 10th percentile of the frames (exact, bounded memory):")
     lazy = stats.lazy_stats(ims, ["median"], [10])
@@ -78,28 +105,33 @@ def main(argv=None) -> int:
     with ProgressBar(dt=0.5):
         images = dict(zip(lazy, dask.compute(*lazy.values())))
     write_stats(stats_path, images, {"nframes": len(ims), "units": "counts",
-                                     "source": scan_dir})
+                                     "source": scan.directory})
     print(f"   wrote {stats_path}")
+    return stats_path
+
+
+def _previews(scan, maps_path: str, stats_path: str, out: str) -> tuple[str, str]:
+    from .preview import preview_zarr
 
     print("4. previews:")
-    png_maps = os.path.join(out, "maps.png")
-    size = preview_zarr(maps_path, png_maps, mask=scan.mask_file)
-    print(f"   {png_maps} ({size[0]} x {size[1]} px)")
-    png_stats = os.path.join(out, "stats.png")
-    size = preview_zarr(stats_path, png_stats, title="background images", mask=scan.mask_file)
-    print(f"   {png_stats} ({size[0]} x {size[1]} px)")
+    pngs = (os.path.join(out, "maps.png"), os.path.join(out, "stats.png"))
+    for path, group, title in ((pngs[0], maps_path, None),
+                               (pngs[1], stats_path, "background images")):
+        size = preview_zarr(group, path, title=title, mask=scan.mask_file)
+        print(f"   {path} ({size[0]} x {size[1]} px)")
+    return pngs
 
+
+def _report(out: str, seconds: float, paths, maps_path: str) -> None:
     import zarr
 
-    group = zarr.open_group(maps_path, mode="r")
-    roi_sum = np.asarray(group["roi_sum"])
-    print(f"\ndone in {time.perf_counter() - t0:.1f} s. Outputs in {out}:")
-    for path in (scan_dir, maps_path, nexus_path, stats_path, png_maps, png_stats):
+    roi_sum = np.asarray(zarr.open_group(maps_path, mode="r")["roi_sum"])
+    print(f"\ndone in {seconds:.1f} s. Outputs in {out}:")
+    for path in paths:
         print(f"  {path}")
     print(f"ROI-sum map {roi_sum.shape}: min {roi_sum.min():.4g}, max {roi_sum.max():.4g}")
     print("open the maps with:  python -c \"import xarray; print(xarray.open_zarr("
           f"'{maps_path}'))\"")
-    return 0
 
 
 def write_demo_poni(scan) -> str:

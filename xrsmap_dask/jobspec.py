@@ -76,6 +76,16 @@ def _option_values(d: dict, w: _Where) -> dict:
     return raw
 
 
+def _with_defaults(raw: dict, defaults: dict) -> dict:
+    """A scan's keys over the spec's ``defaults``; a section (``corrections:``) key by key,
+    so a scan's own ``corrections: {mask: ...}`` keeps the default background."""
+    d = {**defaults, **raw}
+    for section in SECTIONS:
+        if isinstance(defaults.get(section), dict) and isinstance(raw.get(section), dict):
+            d[section] = {**defaults[section], **raw[section]}
+    return d
+
+
 def _mesh(d: dict, w: _Where) -> tuple[int, int]:
     try:
         if "mesh" in d:
@@ -99,7 +109,7 @@ def _parse_scan(raw: Any, defaults: dict, index: int, base: str, yaml_path: str,
     unknown = set(raw) - set(SCAN_KEYS)
     if unknown:
         raise w.error(sorted(unknown)[0], f"unknown key; allowed: {', '.join(SCAN_KEYS)}")
-    d = {**defaults, **raw}
+    d = _with_defaults(raw, defaults)
     if "inputs" not in d:
         raise w.error("inputs", "missing: where the frames are (glob, list, file.h5:/data)")
     try:

@@ -175,6 +175,20 @@ def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool,
 
 
 # -- graph builders ----------------------------------------------------------------------------
+def _source(src, roi) -> tuple:
+    """``(x, (rows, cols), dtype, nframes)`` of a dask stack or an image series: ``x`` the
+    stack restricted to the ROI (a dask array; None for a series, read tile by tile)."""
+    if _is_dask(src):
+        rows, cols = normalize_roi(roi, src.shape[1:])
+        x, dtype, nframes = src[:, rows, cols], np.dtype(src.dtype), int(src.shape[0])
+    else:
+        rows, cols = normalize_roi(roi, src.shape)
+        x, dtype, nframes = None, np.dtype(src.block_dtype()), len(src)
+    if nframes == 0:
+        raise InputError("no frames to reduce", argument="data")
+    return x, (rows, cols), dtype, nframes
+
+
 def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
                     invalid=None):
     method = _check_method(method)
@@ -185,19 +199,7 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
     nq = 1 if q is None or np.ndim(q) == 0 else len(q)
     listq = q is not None and np.ndim(q) == 1
 
-    if _is_dask(src):
-        x = src
-        frame_shape = x.shape[1:]
-        rows, cols = normalize_roi(roi, frame_shape)
-        x = x[:, rows, cols]
-        dtype = np.dtype(x.dtype)
-    else:
-        frame_shape = src.shape
-        rows, cols = normalize_roi(roi, frame_shape)
-        dtype = np.dtype(src.block_dtype())
-    nframes = int(src.shape[0]) if _is_dask(src) else len(src)
-    if nframes == 0:
-        raise InputError("no frames to reduce", argument="data")
+    x, (rows, cols), dtype, nframes = _source(src, roi)
     res_dtype = K.quantile_result_dtype(dtype, q if q is not None or method == "linear"
                                         else 50.0, method, skipna) if invalid is None \
         else invalid_result_dtype(dtype, stat, q, method, invalid)

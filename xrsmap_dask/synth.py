@@ -182,13 +182,8 @@ def make_scan(directory, npt_y: int = 7, npt_x: int = 5, frame_shape=(128, 128),
             img = finish(model_frame(i, npt_y, npt_x, frame_shape, centre, radii, background,
                                      spot=spot, _r=r))
             if edf:
-                iy, ix = divmod(i, npt_x)
-                header = {"scan_point": f"{iy} {ix}", "frame_index": str(i)}
-                if vary_headers:
-                    header["comment"] = "x" * int(rng.integers(0, 1500))
-                path = str(directory / f"{prefix}_{i:05d}.edf")
-                write_edf(path, img, header)
-                scan.files.append(path)
+                scan.files.append(_scan_point_edf(directory / f"{prefix}_{i:05d}.edf", img,
+                                                  i, npt_x, rng if vary_headers else None))
             if h5 is not None:
                 ds[i] = img
             if progress and (i + 1) % max(1, scan.nframes // 20) == 0:
@@ -205,6 +200,17 @@ def make_scan(directory, npt_y: int = 7, npt_x: int = 5, frame_shape=(128, 128),
         write_edf(scan.mask_file, mask_arr)
     scan.save()
     return scan
+
+
+def _scan_point_edf(path, img: np.ndarray, i: int, npt_x: int, rng) -> str:
+    """Write frame ``i`` (header: its scan point and index; with ``rng`` a comment of random
+    length, so header sizes differ between files); its path."""
+    iy, ix = divmod(i, npt_x)
+    header = {"scan_point": f"{iy} {ix}", "frame_index": str(i)}
+    if rng is not None:
+        header["comment"] = "x" * int(rng.integers(0, 1500))
+    write_edf(str(path), img, header)
+    return str(path)
 
 
 def main(argv=None) -> int:

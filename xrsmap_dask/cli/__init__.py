@@ -14,6 +14,7 @@ Layout: :mod:`.parser` (arguments; job settings come from the option table),
 """
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import traceback
@@ -44,12 +45,24 @@ def _on_sigterm(signum, frame):  # pragma: no cover - exercised by deploy script
     raise Terminated()
 
 
+#: keyword arguments the library's messages name (``pass overwrite=True``), as flags
+_KEYWORD_FLAGS = re.compile(r"\b(overwrite|allow_incomplete)=True\b")
+
+
 def _flag_label(exc: InputError) -> InputError:
-    """``exc`` with field names spelled as command-line flags."""
+    """``exc`` with field names spelled as command-line flags (also the keyword arguments
+    the library's reasons name: ``pass overwrite=True`` -> ``pass --overwrite``)."""
     aliases = dict(ALIASES)
     if exc.argument and exc.argument not in aliases and exc.argument.isidentifier():
         aliases.setdefault(exc.argument, "--" + exc.argument.replace("_", "-"))
-    return relabel(exc, MAPS, aliases=aliases)
+    out = relabel(exc, MAPS, aliases=aliases)
+    reason = _KEYWORD_FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), out.reason)
+    reason = reason.replace("--overwrite (--overwrite)", "--overwrite")
+    if reason == out.reason:
+        return out
+    new = type(out).__new__(type(out))
+    InputError.__init__(new, reason, path=out.path, frame=out.frame, argument=out.argument)
+    return new
 
 
 def main(argv: Sequence[str] | None = None) -> int:

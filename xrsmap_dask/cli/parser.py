@@ -19,16 +19,16 @@ examples (demo data: `make demo` writes demo_output/scan, 21 x 25 frames of 256 
   xrsmap-dask info 'demo_output/scan/scan_*.edf'
   xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
       --roi 64 64 191 191 --binning 8 --mask demo_output/scan/mask.edf \\
-      -o demo_output/maps.zarr --preview demo_output/maps.png
+      -o demo_output/cli/maps.zarr --preview demo_output/cli/maps.png
   xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
-      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 --width 4 -o demo_output/rings.zarr
+      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 --width 4 -o demo_output/cli/rings.zarr
   xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
-      --poni demo_output/scan/geometry.poni --radial-bins 100 -o demo_output/radial.nxs
-  xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median -o demo_output/median.edf
+      --poni demo_output/scan/geometry.poni --radial-bins 100 -o demo_output/cli/radial.nxs
+  xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median -o demo_output/cli/median.edf
   xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o demo_output/scan.h5 --format hdf5
   xrsmap-dask run survey.yaml --scheduler local --workers 4
-  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png --log on
-  xrsmap-dask export demo_output/maps.zarr demo_output/maps_export.nxs
+  xrsmap-dask preview demo_output/maps.zarr -o demo_output/cli/maps.png --log on
+  xrsmap-dask export demo_output/maps.zarr demo_output/cli/maps_export.nxs
 
 inputs: a glob (quote it), several files, @list.txt (one path per line),
 file.h5:/path/to/dataset, store.zarr:/group, or an imageseries file (YAML, npz, fch5, h5).
@@ -181,15 +181,6 @@ def _maps_parent(exclude=(), required=()) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    sched = _scheduler_parent()
-    inputs = _input_parent()
-    maps = _maps_parent()
-    on_error = argparse.ArgumentParser(add_help=False)   # convert copies frames as read
-    add_settings(on_error, STATS, exclude=("roi", "roi_origin", "mask", "detector_mask",
-                                           "invalid"))
-    rings_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"))
-    radial_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"),
-                               required=("radial_bins",))
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -198,7 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=MAIN_EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sched, inputs = _scheduler_parent(), _input_parent()
+    _add_map_commands(sub, inputs, sched)
+    _add_frame_commands(sub, inputs, sched)
+    _add_run_command(sub, sched)
+    _add_view_commands(sub)
+    return parser
 
+
+def _add_map_commands(sub, inputs, sched) -> None:
+    """``composite``, ``annulus``, ``radial``: one read pass, maps to zarr (or NeXus)."""
+    maps = _maps_parent()
+    rings_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"))
+    radial_only = _maps_parent(exclude=("roi", "roi_origin", "binning", "composite"),
+                               required=("radial_bins",))
     p = sub.add_parser(
         "composite", parents=[inputs, maps, sched], formatter_class=_Formatter,
         help="composite map (binned ROI per scan point) and ROI sum map, to zarr",
@@ -206,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "written chunk by chunk to a zarr group (resumable).",
         epilog="example:\n  xrsmap-dask composite 'demo_output/scan/scan_*.edf' --npt-y 21 "
                "--npt-x 25 --roi 64 64 191 191 \\\n      --binning 8 --mask "
-               "demo_output/scan/mask.edf -o demo_output/maps.zarr --preview "
-               "demo_output/maps.png")
+               "demo_output/scan/mask.edf -o demo_output/cli/maps.zarr --preview "
+               "demo_output/cli/maps.png")
     p.set_defaults(func=cmd_maps, mode="composite")
 
     p = sub.add_parser(
@@ -217,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(radius - width/2 <= d <= radius + width/2) per scan point.",
         epilog="example:\n  xrsmap-dask annulus 'demo_output/scan/scan_*.edf' --npt-y 21 "
                "--npt-x 25 \\\n      --cen-y 120.32 --cen-x 135.68 --radius 46.08 79.36 "
-               "--width 4 -o demo_output/rings.zarr")
+               "--width 4 -o demo_output/cli/rings.zarr")
     g = p.add_argument_group("rings (pixels around --cen-y/--cen-x, rows from the top; or "
                              "positions in --unit of --poni)")
     g.add_argument("--radius", nargs="+", required=True, help="radii (ring positions)")
@@ -233,12 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "flags on 'composite' and 'annulus' add the radial map to their read.",
         epilog="examples:\n  xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 "
                "--npt-x 25 \\\n      --poni demo_output/scan/geometry.poni --radial-bins 100 "
-               "--mask demo_output/scan/mask.edf -o demo_output/radial.nxs\n"
+               "--mask demo_output/scan/mask.edf -o demo_output/cli/radial.nxs\n"
                "  xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 "
                "\\\n      --cen-y 120.32 --cen-x 135.68 --radial-bins 60 --radial-range 0 "
-               "150 -o demo_output/radial_px.zarr")
+               "150 -o demo_output/cli/radial_px.zarr")
     p.set_defaults(func=cmd_maps, mode="radial")
 
+
+def _add_frame_commands(sub, inputs, sched) -> None:
+    """``stats``, ``convert``, ``info``: statistics over frames, formats, what inputs hold."""
+    on_error = argparse.ArgumentParser(add_help=False)   # convert copies frames as read
+    add_settings(on_error, STATS, exclude=("roi", "roi_origin", "mask", "detector_mask",
+                                           "invalid"))
     p = sub.add_parser(
         "stats", parents=[inputs, sched], formatter_class=_Formatter,
         help="pixel-wise median/percentile/max/min/mean over frames, to zarr or an image",
@@ -246,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "bounded memory).  OUTPUT ending in .zarr gets one array per statistic; "
                     "otherwise one statistic to an image file (.edf, .tif, .npy).",
         epilog="examples:\n  xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median "
-               "-o demo_output/median.edf\n  xrsmap-dask stats 'demo_output/scan/scan_*.edf' "
-               "--stat max mean --percentile 5 95 -o demo_output/stats.zarr")
+               "-o demo_output/cli/median.edf\n  xrsmap-dask stats 'demo_output/scan/scan_*.edf' "
+               "--stat max mean --percentile 5 95 -o demo_output/cli/stats.zarr")
     p.add_argument("--stat", nargs="+", default=[], choices=("median", "max", "min", "mean"),
                    help="statistics to compute")
     p.add_argument("--percentile", nargs="+", default=[], metavar="Q",
@@ -291,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=cmd_info, quiet=False)
 
+
+def _add_run_command(sub, sched) -> None:
+    """``run``: every scan of a survey job spec."""
     p = sub.add_parser(
         "run", parents=[sched], formatter_class=_Formatter,
         help="process every scan of a YAML job spec on one cluster",
@@ -313,14 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "the cluster's worker threads; 1 on threads/processes)")
     p.set_defaults(func=cmd_run)
 
+
+def _add_view_commands(sub) -> None:
+    """``preview``, ``export``, ``verify``: what is in an output, and whether it is whole."""
     p = sub.add_parser(
         "preview", formatter_class=_Formatter,
         help="PNG preview of a zarr map group",
         description="Sum map, annulus maps and a downsampled composite mosaic with colour "
                     "bars, axes in scan points.",
-        epilog="examples:\n  xrsmap-dask preview demo_output/maps.zarr -o demo_output/maps.png "
+        epilog="examples:\n  xrsmap-dask preview demo_output/maps.zarr -o demo_output/cli/maps.png "
                "--mask demo_output/scan/mask.edf\n  xrsmap-dask preview demo_output/stats.zarr "
-               "-o demo_output/stats.png --log on")
+               "-o demo_output/cli/stats.png --log on")
     p.add_argument("group", metavar="MAPS.zarr", help="a map group (survey: store.zarr/SCAN)")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
     add_log_option(p)
@@ -342,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "a survey store, one NXentry each) into a NeXus file: NXdata with "
                     "signal, axes and units, the job in an NXprocess.",
         epilog="example:\n  xrsmap-dask export demo_output/maps.zarr "
-               "demo_output/maps_export.nxs")
+               "demo_output/cli/maps_export.nxs")
     p.add_argument("group", metavar="MAPS.zarr", help="a map group or a survey store")
     p.add_argument("nexus", metavar="MAPS.nxs", help="NeXus file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -363,6 +379,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=cmd_verify)
-    return parser
 
 
