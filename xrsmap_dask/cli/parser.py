@@ -25,7 +25,8 @@ examples (demo data: `make demo` writes demo_output/scan, 21 x 25 frames of 256 
   xrsmap-dask radial 'demo_output/scan/scan_*.edf' --npt-y 21 --npt-x 25 \\
       --poni demo_output/scan/geometry.poni --radial-bins 100 -o demo_output/cli/radial.nxs
   xrsmap-dask stats 'demo_output/scan/scan_*.edf' --stat median -o demo_output/cli/median.edf
-  xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o demo_output/scan.h5 --format hdf5
+  xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o demo_output/scan.h5 --format hdf5 \\
+      --path /imageseries
   xrsmap-dask run survey.yaml --scheduler local --workers 4
   xrsmap-dask preview demo_output/maps.zarr -o demo_output/cli/maps.png --log on
   xrsmap-dask export demo_output/maps.zarr demo_output/cli/maps_export.nxs
@@ -272,7 +273,7 @@ def _add_frame_commands(sub, inputs, sched) -> None:
         help="convert frames between imageseries formats",
         description="Read any imageseries input and write it with imageseries.write.",
         epilog="examples:\n  xrsmap-dask convert 'demo_output/scan/scan_*.edf' -o "
-               "demo_output/scan.h5 --format hdf5\n  xrsmap-dask convert "
+               "demo_output/scan.h5 --format hdf5 --path /imageseries\n  xrsmap-dask convert "
                "demo_output/scan.h5:/imageseries/images -o demo_output/scan.npz "
                "--format frame-cache --threshold 30")
     p.add_argument("-o", "--output", required=True)
