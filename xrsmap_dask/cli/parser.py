@@ -181,6 +181,11 @@ def _maps_parent(exclude=(), required=()) -> argparse.ArgumentParser:
     return p
 
 
+#: settings of what is reduced, not of how frames are read: ``convert`` and ``info`` take
+#: frames as read, so only the reading options (``on_error``, ``missing_chunks``) apply
+FRAMES_AS_READ = ("roi", "roi_origin", "mask", "detector_mask", "invalid")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -247,9 +252,8 @@ def _add_map_commands(sub, inputs, sched) -> None:
 
 def _add_frame_commands(sub, inputs, sched) -> None:
     """``stats``, ``convert``, ``info``: statistics over frames, formats, what inputs hold."""
-    on_error = argparse.ArgumentParser(add_help=False)   # convert copies frames as read
-    add_settings(on_error, STATS, exclude=("roi", "roi_origin", "mask", "detector_mask",
-                                           "invalid"))
+    on_error = argparse.ArgumentParser(add_help=False)
+    add_settings(on_error, STATS, exclude=FRAMES_AS_READ)
     p = sub.add_parser(
         "stats", parents=[inputs, sched], formatter_class=_Formatter,
         help="pixel-wise median/percentile/max/min/mean over frames, to zarr or an image",
@@ -298,7 +302,7 @@ def _add_frame_commands(sub, inputs, sched) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--formats", action="store_true", help="list the imageseries formats")
-    add_settings(p, STATS, exclude=("roi", "roi_origin", "mask"))
+    add_settings(p, STATS, exclude=FRAMES_AS_READ)
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=cmd_info, quiet=False)
 
