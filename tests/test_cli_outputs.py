@@ -109,6 +109,24 @@ def test_another_jobs_output_names_the_flag(scan, capsys):
                                                                      SHAPE[1] // 2)
 
 
+def test_convert_and_image_stats_take_the_output_lock(scan, capsys):
+    """Like maps and zarr statistics, ``convert`` and a statistics image refuse an output
+    another writer holds (exit 2, naming the holder), and leave its file alone."""
+    from xrsmap_dask.store import OutputLock
+
+    s, tmp = scan
+    edf = os.path.join(s.directory, "scan_*.edf")
+    for argv, out in ((["convert", edf, "--format", "hdf5"], tmp / "c.h5"),
+                      (["stats", edf, "--stat", "max"], tmp / "max.edf")):
+        out.write_bytes(b"theirs")
+        with OutputLock(str(out)):
+            assert cli.main(argv + ["-o", str(out), "--overwrite", "-q"]) == 2
+            assert "another job is writing" in capsys.readouterr().err
+        assert out.read_bytes() == b"theirs"
+        assert cli.main(argv + ["-o", str(out), "--overwrite", "-q"]) == 0
+        assert out.read_bytes() != b"theirs"
+
+
 def test_bad_output_paths_exit_2(scan, capsys, tmp_path):
     s, tmp = scan
     afile = tmp / "afile"

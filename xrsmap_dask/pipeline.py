@@ -192,10 +192,18 @@ def input_paths(inputs, ims=None) -> list[str]:
 
 
 def replace_output(path: str, write) -> None:
-    """Run ``write(path)`` so that an existing output at ``path`` is replaced only once the
-    new one is whole: the old one is moved aside first and put back if writing fails (a
-    partial new output is removed); an ``OSError`` (no space left, permission) is an
-    :class:`InputError` naming the path."""
+    """Run ``write(path)`` under the output lock (one writer at a time, as for zarr outputs:
+    :class:`~xrsmap_dask.store.OutputLock`) so that an existing output at ``path`` is
+    replaced only once the new one is whole: the old one is moved aside first and put back
+    if writing fails (a partial new output is removed); an ``OSError`` (no space left,
+    permission) is an :class:`InputError` naming the path."""
+    from .store import OutputLock
+
+    with OutputLock(path):
+        _replace_output(path, write)
+
+
+def _replace_output(path: str, write) -> None:
     import shutil
 
     aside = None
