@@ -110,3 +110,57 @@ def test_info_shows_datasets_filters_and_mask(eiger, capsys):
     assert cli.main(["info", eiger["master"]]) == 0
     text = capsys.readouterr().out
     assert "detector mask" in text and "filters" in text
+
+
+def _digests(directory) -> dict:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_outputs_never_overwrite_the_linked_data_files(eiger, tmp_path, capsys):
+    """The data files behind the master's external links are inputs too: a NeXus map
+    output, a convert output or a zarr output there is refused (exit 2) before anything is
+    computed, and every file of the scan is unchanged; so is a user's file that is not an
+    xrsmap-dask NeXus file, unless --overwrite."""
+    before = _digests(eiger["dir"])
+    data = sorted(p for p in eiger["dir"].iterdir() if "data" in p.name)
+    assert len(data) == 3
+    maps = ["composite", eiger["master"], "--npt-y", str(NPT_Y), "--npt-x", str(NPT_X), "-q"]
+    for argv in (maps + ["-o", str(data[1])], maps + ["-o", str(data[0]), "--overwrite"],
+                 ["convert", eiger["master"], "-o", str(data[2]), "--format", "hdf5",
+                  "--path", "/x", "--overwrite", "-q"]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "input" in err and str(data[0].parent) in err, err
+    assert _digests(eiger["dir"]) == before
+    assert not [p for p in eiger["dir"].iterdir() if "xrsmap-old" in p.name]
+    notes = tmp_path / "notes.h5"
+    notes.write_text("precious")
+    assert cli.main(maps + ["-o", str(notes)]) == 2
+    assert "not a NeXus file written by xrsmap-dask" in capsys.readouterr().err
+    assert notes.read_text() == "precious"
+    assert cli.main(maps + ["-o", str(notes), "--overwrite"]) == 0
+    with h5py.File(notes, "r") as f:
+        assert f.attrs["creator"].startswith("xrsmap-dask")
+    assert cli.main(maps + ["-o", str(notes)]) == 0       # ours now: rewritten when recomputed
+    capsys.readouterr()
+
+
+def test_preview_never_replaces_what_is_not_a_png(eiger, tmp_path, capsys):
+    out = tmp_path / "m.zarr"
+    maps = ["composite", eiger["master"], "--npt-y", str(NPT_Y), "--npt-x", str(NPT_X), "-q"]
+    assert cli.main(maps + ["-o", str(out)]) == 0
+    frame = tmp_path / "frame.edf"
+    frame.write_bytes(b"{\nDim_1 = 1 ;\n}\n\0\0")
+    before = frame.read_bytes()
+    assert cli.main(["preview", str(out), "-o", str(frame)]) == 2
+    assert cli.main(maps + ["-o", str(out), "--preview", str(frame)]) == 2
+    assert "not a PNG image" in capsys.readouterr().err
+    assert frame.read_bytes() == before
+    png = tmp_path / "p.png"
+    for _ in range(2):                                    # a previous preview is replaced
+        assert cli.main(["preview", str(out), "-o", str(png), "-q"]) == 0
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if ".part-" in p.name]

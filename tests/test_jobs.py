@@ -268,6 +268,25 @@ scans:
     assert a.corrections.mask is not None and b.corrections.mask == a.corrections.mask
 
 
+def test_output_that_is_an_input_file_fails_the_check(scans, tmp_path, capsys):
+    """A job spec whose output is one of its input frames: ``run --check`` and ``run``
+    refuse it (exit 2, naming the output) and the frame is unchanged."""
+    root, synth = scans
+    frame = synth["a"].files[1]
+    before = open(frame, "rb").read()
+    spec = write_spec(tmp_path / "job.yaml", f"""\
+output: '{frame}'
+defaults: {{mesh: [4, 5]}}
+scans:
+  - {{name: a, inputs: '{root}/data/a/scan_*.edf'}}
+""")
+    for extra in (["--check"], []):
+        assert cli.main(["run", spec, "-q", *extra]) in (1, 2)
+        err = capsys.readouterr().err
+        assert "output" in err and "Traceback" not in err and "NotADirectory" not in err, err
+    assert open(frame, "rb").read() == before
+
+
 def test_resolve_inputs_forms(scans, tmp_path):
     root, synth = scans
     files = synth["a"].files

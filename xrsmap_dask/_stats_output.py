@@ -218,7 +218,7 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
                                    extra if invalid is None else
                                    {"invalid": invalid.to_attrs(), **(extra or {})}),
                          _attrs(tile), summarize, ("frame_unreadable",), relayout,
-                         tuple(ims.filenames or ()), kind="stats",
+                         tuple(ims.source_files), kind="stats",
                          task_name="stats-tile-write")
 
 

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from typing import Sequence
 
 from .errors import InputError
 from .jobspec import SurveyJob, _Where, load_job  # noqa: F401 - the job-spec API lives here too
-from .pipeline import ScanResult, plan_scan, run_scan
+from .pipeline import ScanResult, check_scan_outputs, plan_scan, run_scan
 from .settings import ScanJob
 
 # -- running --------------------------------------------------------------------------------
@@ -51,11 +52,14 @@ def scan_output_path(job: ScanJob) -> str:
     return job.output_path
 
 
-def check_scan(scan: ScanJob, progress=None):
-    """Open a scan's inputs (headers only) and plan its maps: every check that can run
-    before computing.  Returns the opened series; errors are in job-spec words."""
+def check_scan(scan: ScanJob, progress=None, overwrite: bool = False):
+    """Open a scan's inputs (headers only), plan its maps and check its outputs: every check
+    that can run before computing.  Returns the opened series; errors are in job-spec
+    words."""
     try:
-        return plan_scan(scan, progress=progress)[0]
+        ims = plan_scan(scan, progress=progress)[0]
+        check_scan_outputs(scan, ims, overwrite)
+        return ims
     except InputError as exc:
         raise _Where(None, scan.name).relabel(exc) from None
 
@@ -104,10 +108,10 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
     """
     results: dict[int, ScanResult] = {}
     try:
-        opened = _check_all(job, executor, results)
+        opened = _check_all(job, executor, results, overwrite)
         if results and not keep_going:
             return _ordered(job, results)
-        for root in sorted({s.output for s in job.scans}):
+        for root in sorted({job.scans[i].output for i in opened}):   # checked scans only
             _ensure_root(root)
         n = scans_in_flight(executor, max_in_flight, len(opened))
         if n <= 1:
@@ -125,17 +129,19 @@ def run_survey(job: SurveyJob, executor, *, overwrite: bool = False,
 
 
 def _failed(scan: ScanJob, exc: Exception, executor) -> ScanResult:
-    executor._say(f"{scan.name}: FAILED: {exc}")
+    # to stderr even with -q: a failure is not progress
+    print(f"{scan.name}: FAILED: {exc}", file=sys.stderr, flush=True)
     return ScanResult(scan.name, "failed", output=scan_output_path(scan), message=str(exc))
 
 
-def _check_all(job: SurveyJob, executor, results: dict) -> dict:
+def _check_all(job: SurveyJob, executor, results: dict, overwrite: bool) -> dict:
     """Open every scan (headers) and check it; failures go to ``results``."""
     opened: dict[int, object] = {}  # the series only: maps hold corrections, rebuilt later
     t0 = time.perf_counter()
     for i, scan in enumerate(job.scans):
         try:
-            opened[i] = check_scan(scan, executor.counter(f"{scan.name}: reading headers"))
+            opened[i] = check_scan(scan, executor.counter(f"{scan.name}: reading headers"),
+                                   overwrite)
         except InputError as exc:
             results[i] = _failed(scan, exc, executor)
     executor._say(f"checked {len(job.scans)} scans in {time.perf_counter() - t0:.1f} s: "

@@ -222,6 +222,29 @@ def _checked_group(zarr_path: str, nexus_path: str):
     return job, maps, coords
 
 
+def check_nexus_output(nexus_path, overwrite: bool = False) -> str:
+    """``nexus_path`` if a NeXus file may be written there: a new file, a NeXus file written
+    by xrsmap-dask before (its root ``creator``), or anything else with ``overwrite``; a
+    directory is never replaced.  Called before any map is computed."""
+    import h5py
+
+    path = os.path.abspath(os.fspath(nexus_path))
+    if os.path.isdir(path):
+        raise InputError("is a directory, not a NeXus file", path=path, argument="output")
+    if not os.path.lexists(path) or overwrite:
+        return path
+    try:
+        with h5py.File(path, "r") as f:
+            ours = str(f.attrs.get("creator", "")).startswith("xrsmap-dask")
+    except OSError:
+        ours = False
+    if not ours:
+        raise InputError("exists and is not a NeXus file written by xrsmap-dask; choose "
+                         "another output or pass overwrite=True to replace it", path=path,
+                         argument="output")
+    return path
+
+
 def export_entries(entries: Mapping[str, object], nexus_path, *,
                    overwrite: bool = False) -> str:
     """Write several map groups to one NeXus file, one NXentry each: ``entries`` maps the

@@ -174,7 +174,8 @@ def run_stats(job: StatsJob, executor, overwrite: bool = False) -> tuple:
 
 def input_paths(inputs, ims=None) -> list[str]:
     """Every file or directory a job reads (for the output-overlap check): the resolved
-    input paths, and the series' frame files."""
+    input paths, and the series' source files (frame files; HDF5 data files behind
+    external links and virtual datasets, external raw files)."""
     from .imageseries import split_inner_path
     from .inputs import InputSpec
 
@@ -186,8 +187,8 @@ def input_paths(inputs, ims=None) -> list[str]:
         paths = [os.fspath(p) for p in inputs]
     else:
         paths = []
-    if ims is not None and ims.filenames is not None:
-        paths.extend(dict.fromkeys(ims.filenames))
+    if ims is not None:
+        paths.extend(ims.source_files)
     return paths
 
 
@@ -308,6 +309,22 @@ class ScanResult:
                 "retries": self.retries, "output": self.output, "message": self.message}
 
 
+def check_scan_outputs(job: ScanJob, ims, overwrite: bool = False) -> None:
+    """Refuse, before anything is computed, outputs of ``job`` that would destroy an input
+    (any file ``ims`` reads), that cannot be written (under a file, read-only), or a NeXus
+    file that is not ours (unless ``overwrite``)."""
+    from .nexus_export import check_nexus_output
+    from .store import check_output_path, check_writable
+
+    inputs = input_paths(job.inputs, ims)
+    check_output_path(job.output_path, inputs)
+    check_writable(job.output_path)
+    if job.nexus:
+        check_output_path(job.nexus, inputs)
+        check_writable(job.nexus, directory=False)
+        check_nexus_output(job.nexus, overwrite)
+
+
 def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanResult:
     """Process one scan to ``job.output_path``: skip if complete, resume if not.
 
@@ -323,10 +340,7 @@ def run_scan(job: ScanJob, executor, overwrite: bool = False, ims=None) -> ScanR
     result = ScanResult(job.name, "failed", output=path)
     ims, maps = plan_scan(job, ims, executor.counter(f"{job.name}: reading headers"),
                           scheduler=executor.scheduler)
-    from .store import check_output_path
-
-    for target in (path, job.nexus) if job.nexus else (path,):
-        check_output_path(target, input_paths(job.inputs, ims))
+    check_scan_outputs(job, ims, overwrite)
     result.frames = len(ims)
     status = "skipped"
     bad: list = []

@@ -308,10 +308,41 @@ def render_preview(path, maps: Mapping[str, np.ndarray] | None = None,
     fig = build_figure(maps, composite, log=log, cmap=cmap, dpi=dpi, ncols=ncols, title=title,
                        max_mosaic_side=max_mosaic_side, panel_inches=panel_inches,
                        units=units, labels=labels, axes=axes)
-    path = os.fspath(path)
+    path = check_png_output(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
+    tmp = f"{path}.part-{os.getpid()}"
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)      # a reader never sees half a PNG
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return preview_size(len(maps or {}) + (composite is not None), ncols, dpi, panel_inches)
+
+
+#: the first bytes of every PNG file
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png_output(path, argument: str = "output") -> str:
+    """``path`` if a preview may be written there: a new file, or a PNG image (a previous
+    preview, replaced); anything else -- a frame, a user's file, a directory -- is refused
+    with an :class:`InputError`, never overwritten."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise InputError("is a directory, not a PNG file", path=path, argument=argument)
+    if os.path.lexists(path):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(PNG_SIGNATURE))
+        except OSError as exc:
+            raise InputError(f"cannot read the existing file: {exc.strerror}", path=path,
+                             argument=argument) from None
+        if head != PNG_SIGNATURE:
+            raise InputError("exists and is not a PNG image (a preview replaces only an "
+                             "earlier PNG); choose another file", path=path,
+                             argument=argument)
+    return path
 
 
 def annulus_label(radius: float, width: float) -> str:

@@ -62,6 +62,10 @@ class ProgressSeries:
                 self.bad_frames = ims.bad_frames
                 self.filenames = ims.filenames
 
+            @property
+            def source_files(self):
+                return ims.source_files
+
             def __len__(self):
                 return len(ims)
 

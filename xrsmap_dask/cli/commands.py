@@ -91,6 +91,10 @@ def cmd_maps(args) -> int:
     job = scan_job_from_values(values, name=out.group, inputs=inputs,
                                scan=scan_geometry(values), output=out.store, group=out.group,
                                nexus=nexus)
+    if args.preview:
+        from ..preview import check_png_output
+
+        check_png_output(args.preview, argument="preview")
     with execution(execution_spec(args), quiet=args.quiet) as ex:
         result = run_scan(job, ex, overwrite=args.overwrite)
     say(args, f"{result.status}: {result.frames} frames, {result.bad_frames} bad, "

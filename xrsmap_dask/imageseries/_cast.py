@@ -56,6 +56,10 @@ class CastImageSeries(ImageSeries):
     def filenames(self):
         return self._inner.filenames
 
+    @property
+    def source_files(self) -> list[str]:
+        return self._inner.source_files
+
     def __len__(self) -> int:
         return len(self._inner)
 

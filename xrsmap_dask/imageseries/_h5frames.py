@@ -63,6 +63,15 @@ class H5FramesSeries(ImageSeries):
     def segments(self) -> tuple[nx.Segment, ...]:
         return self._segments
 
+    @property
+    def source_files(self) -> list[str]:
+        files = []
+        for s in self._segments:
+            if s.data is not None:
+                files.append(s.data.filename)
+                files.extend(path for path, _, _ in s.data.streams or ())
+        return [f for f in dict.fromkeys(files) if f]
+
     def __len__(self) -> int:
         return self._nframes
 

@@ -59,6 +59,13 @@ class ImageSeries:
     #: Detector pixel mask from the file (True = pixel excluded), ``None`` when it has none.
     detector_mask: np.ndarray | None = None
 
+    @property
+    def source_files(self) -> list[str]:
+        """Every file the series reads frames from (for the check that an output never
+        overwrites an input): the frame files, or for HDF5 the data files behind external
+        links and virtual datasets and their external raw files."""
+        return list(dict.fromkeys(self.filenames or ()))
+
     # -- hexrd interface -------------------------------------------------------------------
     def __len__(self) -> int:
         raise NotImplementedError

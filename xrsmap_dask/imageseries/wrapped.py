@@ -58,6 +58,10 @@ class AdapterImageSeries(ImageSeries):
     def filenames(self):
         return self._series.filenames if self._series is not None else None
 
+    @property
+    def source_files(self) -> list[str]:
+        return self._series.source_files if self._series is not None else []
+
     def get_region(self, frame_idx: int, region) -> np.ndarray:
         own = getattr(self._adapter, "get_region", None)
         if self._series is None and callable(own):

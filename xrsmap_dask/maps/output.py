@@ -179,4 +179,4 @@ def map_request(maps, ims, extra: dict | None = None) -> OutputRequest:
         attrs=descriptive_attrs(maps, ims), summarize=summarize,
         summary_arrays=("frame_unreadable",) + tuple(
             n for n in INVALID_ARRAYS if n in maps.layout().unit_arrays), relayout=relayout,
-        inputs=tuple(ims.filenames or ()), kind="maps", task_name="map-reduce-write")
+        inputs=tuple(ims.source_files), kind="maps", task_name="map-reduce-write")
