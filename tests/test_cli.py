@@ -455,3 +455,18 @@ def test_hpc_flags_reach_the_execution_spec():
     with pytest.raises(Exception) as err:
         cli.execution_spec(args)
     assert "worker_memory_fraction" in str(err.value)
+
+
+def test_usage_errors_are_one_line(capsys, tmp_path):
+    """argparse's own errors: one line naming the command and the problem, exit 2; a
+    several-valued option before the inputs gets a hint."""
+    for argv, words in ((["composite", "--invalid", "none", "x.edf", "--npt-y", "2",
+                          "--npt-x", "3", "-o", str(tmp_path / "a.zarr")],
+                         "after the inputs"),
+                        (["composite", "x.edf", "--npt-y", "2", "--npt-x", "3", "--step",
+                          "0.1", "-o", str(tmp_path / "a.zarr")], "--step"),
+                        (["frobnicate"], "invalid choice")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err and "--help" in err, err
+    assert not (tmp_path / "a.zarr").exists()

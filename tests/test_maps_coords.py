@@ -4,6 +4,7 @@ groups with only the maps as data variables, .sel works, to_netcdf works; scan c
 from a step/origin or measured motor positions (npy, csv, HDF5 datasets)."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import h5py
@@ -137,3 +138,15 @@ def test_scan_axes_errors():
     axes = ScanAxes(positions=np.zeros((2, 2)))
     with pytest.raises(InputError, match="2 motor positions for 6 frames"):
         axes.arrays(np.arange(6).reshape(2, 3))
+
+
+def test_position_units_are_checked_on_every_face(small_scan, capsys):
+    """An unknown unit is refused by the CLI (exit 2, naming the flag) and Mapper alike."""
+    argv = ["composite", *small_scan.files, "--npt-y", "6", "--npt-x", "4", "--step", "1",
+            "1", "--position-units", "furlongs", "-o", "never.zarr", "-q"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--position-units" in err and "furlongs" in err and "mm" in err
+    with pytest.raises(InputError, match="furlongs"):
+        Mapper(4, 6, step=(1, 1), position_units="furlongs")
+    assert not os.path.exists("never.zarr")

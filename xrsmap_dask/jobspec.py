@@ -24,8 +24,8 @@ TOP_KEYS = ("output", "summary", "defaults", "scans", "cluster", "scans_in_fligh
 #: keys that shape the spec rather than set an option
 STRUCTURE_KEYS = ("name", "inputs", "mesh", "npt_y", "npt_x", "output", "group")
 SECTIONS = tuple(dict.fromkeys(o.section for o in options_for(JOB) if o.section))
-SCAN_KEYS = STRUCTURE_KEYS + tuple(o.name for o in options_for(JOB) if not o.section) \
-    + SECTIONS
+SCAN_KEYS = tuple(dict.fromkeys(STRUCTURE_KEYS + tuple(o.name for o in options_for(JOB)
+                                                         if not o.section) + SECTIONS))
 # a scan name or group path component: never '.' or '..' (the output must stay in its store)
 _NAME_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]+$")
 
@@ -112,8 +112,9 @@ def _parse_scan(raw: Any, defaults: dict, index: int, base: str, yaml_path: str,
     d = _with_defaults(raw, defaults)
     if "inputs" not in d:
         raise w.error("inputs", "missing: where the frames are (glob, list, file.h5:/data)")
+    raw_values = _option_values(d, w)          # its errors are already in spec words
     try:
-        values = parse_values(_option_values(d, w), JOB, Context(base))
+        values = parse_values(raw_values, JOB, Context(base))
         inputs = resolve_inputs(d["inputs"], base, "inputs",
                                 allow_missing=values["on_error"] == "fill",
                                 options=read_options(values))

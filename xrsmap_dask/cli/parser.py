@@ -39,6 +39,17 @@ exit codes: 0 ok, 1 error while running (or a failed scan), 2 bad usage or input
 
 
 # -- argument parsing -----------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the command and what is wrong (exit 2), not the
+    whole usage: ``COMMAND --help`` shows that."""
+
+    def error(self, message: str):
+        if "required: INPUT" in message:
+            message += (" (an option taking several values, such as --invalid or --radius, "
+                        "swallows what follows it: put it after the inputs)")
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Raw epilog (examples keep their lines); ``(default: X)`` only for real defaults."""
 
@@ -189,7 +200,7 @@ FRAMES_AS_READ = ("roi", "roi_origin", "mask", "detector_mask", "invalid")
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Lazy, parallel maps from scanning X-ray diffraction frames (dask).",
         epilog=MAIN_EPILOG)

@@ -55,8 +55,25 @@ def parse_origin(value) -> tuple[float, float] | None:
     return tuple(parse_number(v, "origin") for v in value)
 
 
+#: units a scan's motor positions are given in (lengths, angles, motor steps)
+POSITION_UNITS = ("m", "cm", "mm", "um", "µm", "micron", "nm", "deg", "degree", "rad",
+                  "mrad", "urad", "µrad", "steps")
+
+
 def parse_position_units(value) -> str | None:
-    """Units of the scan positions (``mm``, ``um``, ``deg``, ...); ``None``: ``mm``."""
+    """Units the user gives the scan positions in, one of :data:`POSITION_UNITS`;
+    ``None``: ``mm``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip() not in POSITION_UNITS:
+        raise InputError(f"must be one of {', '.join(POSITION_UNITS)}, got {short(value)}",
+                         argument="position_units")
+    return value.strip()
+
+
+def _units_string(value) -> str | None:
+    """Units of positions as a file states them (a dataset's ``units`` attr, a CSV header):
+    any short non-empty string; ``None``: ``mm``."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > 40:
@@ -82,7 +99,7 @@ class ScanAxes:
     def __post_init__(self):
         object.__setattr__(self, "step", parse_step(self.step))
         object.__setattr__(self, "origin", parse_origin(self.origin))
-        object.__setattr__(self, "units", parse_position_units(self.units) or DEFAULT_UNITS)
+        object.__setattr__(self, "units", _units_string(self.units) or DEFAULT_UNITS)
         if self.positions is not None:
             pos = np.asarray(self.positions, dtype=np.float64)
             if pos.ndim != 2 or pos.shape[1] != 2 or not len(pos):
