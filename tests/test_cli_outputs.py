@@ -103,6 +103,7 @@ def test_another_jobs_output_names_the_flag(scan, capsys):
     assert cli.main(["composite", edf, *MAPS, "--binning", "2", "-o", out]) == 2
     err = capsys.readouterr().err
     assert "different job" in err and "--overwrite" in err and "overwrite=True" not in err
+    assert "differs in: binning" in err                   # what changed, not just that
     assert cli.main(["composite", edf, *MAPS, "--binning", "2", "-o", out,
                      "--overwrite"]) == 0
     assert zarr.open_group(out, mode="r")["composite"].shape[2:] == (SHAPE[0] // 2,

@@ -160,13 +160,26 @@ def _create(path: str, request: OutputRequest) -> None:
     group.attrs.put(encode_attrs(attrs))
 
 
-def _refuse_other_job(path: str, have: dict, shown: str) -> None:
+def _refuse_other_job(path: str, have: dict, shown: str, request: OutputRequest) -> None:
     if have.get("xrsmap_dask_format") != FORMAT_VERSION:
         raise InputError(f"holds the output of a different job (written by an older "
                          f"xrsmap-dask, format {have.get('xrsmap_dask_format')}); pass "
                          f"overwrite=True to replace it", path=shown, argument="output")
-    raise InputError("holds the output of a different job (other inputs or settings); pass "
-                     "overwrite=True to replace it", path=shown, argument="output")
+    raise InputError(f"holds the output of a different job ({_what_differs(have, request)}); "
+                     "pass overwrite=True to replace it", path=shown, argument="output")
+
+
+def _what_differs(have: dict, request: OutputRequest) -> str:
+    """The identity keys in which the stored output and this job differ, in words."""
+    from ..layout import jsonable
+
+    new = jsonable(request.identity)
+    keys = sorted(k for k in new if jsonable(have.get(k)) != new[k])
+    if not keys:
+        return "other inputs or settings"
+    words = ["the input files changed (names, sizes or modification times)"
+             if k == "inputs_digest" else k for k in keys[:6]]
+    return "differs in: " + ", ".join(words) + (", ..." if len(keys) > 6 else "")
 
 
 def _resume_layout(request: OutputRequest, have: dict, shown: str) -> OutputRequest:
@@ -215,7 +228,7 @@ def prepare(target: str, request: OutputRequest, *, shown: str, fresh_ok: bool):
     stale = have.get("creating") is True and "job_digest" not in have
     if not stale and have.get("job_digest") != request.job_digest():
         if not fresh_ok:
-            _refuse_other_job(target, have, shown)
+            _refuse_other_job(target, have, shown, request)
         stale = True
     if not stale:
         request = _resume_layout(request, have, shown)
