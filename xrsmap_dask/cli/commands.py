@@ -233,8 +233,11 @@ def cmd_run(args) -> int:
     if args.check:
         for scan in job.scans:
             ims = check_scan(scan)
+            bad = list(ims.bad_frames)
             say(args, f"{scan.name}: ok ({len(ims)} frames, {scan.npt_y} x {scan.npt_x} "
-                      f"points)")
+                      f"points)" + (f"; {len(bad)} unreadable frame(s) will be NaN "
+                                    f"(on_error: fill), first: frame {bad[0][0]}, "
+                                    f"{bad[0][1]}: {bad[0][2]}" if bad else ""))
         say(args, f"{job.path}: {len(job.scans)} scans valid")
         return EXIT_OK
     say(args, f"{job.path}: {len(job.scans)} scans on {spec.kind}"
