@@ -99,6 +99,33 @@ def test_stats_mask_gives_nan(eiger, tmp_path):
         np.testing.assert_array_equal(got[~excluded], ref[~excluded])
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")
+def test_job_spec_stats_take_the_detector_mask(eiger, tmp_path):
+    """A job spec's statistics exclude the master's pixel_mask (and ``mask:``) as the CLI
+    ``stats`` does; ``detector_mask: false`` keeps the pixel_mask's pixels."""
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"output: {tmp_path / 's.zarr'}\nscans:\n"
+                    f"  - {{name: d, inputs: '{eiger['master']}', mesh: [{NPT_Y}, {NPT_X}], "
+                    "composite: false, roi_sum: false, stats: [median, max]}\n"
+                    f"  - {{name: u, inputs: '{eiger['master']}', mesh: [{NPT_Y}, {NPT_X}], "
+                    "composite: false, roi_sum: false, stats: [median, max], "
+                    f"corrections: {{mask: '{eiger['mask_h5']}', detector_mask: false}}}}\n")
+    assert cli.main(["run", str(spec), "-q"]) == 0
+    cli_out = tmp_path / "cli.zarr"
+    assert cli.main(["stats", eiger["master"], "--stat", "median", "max", "-o",
+                     str(cli_out), "-q"]) == 0
+    for name, excluded in (("d", eiger["pixel_mask"]), ("u", eiger["user"])):
+        g = zarr.open_group(str(tmp_path / "s.zarr" / name / "stats"), mode="r")
+        x = eiger["frames"].astype(np.float64)
+        x[:, excluded] = np.nan
+        np.testing.assert_array_equal(g["median"][...], np.nanmedian(x, 0))
+        np.testing.assert_array_equal(g["max"][...], np.nanmax(x, 0))
+        if name == "d":
+            ref = zarr.open_group(str(cli_out), mode="r")
+            for label in ("median", "max"):
+                np.testing.assert_array_equal(g[label][...], ref[label][...])
+
+
 def test_info_shows_datasets_filters_and_mask(eiger, capsys):
     assert cli.main(["info", eiger["master"], "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -193,3 +193,18 @@ def test_band_buffer_is_bounded(series, monkeypatch):
                           np.median(ref, axis=0).astype(np.float32))
     assert np.array_equal(stats.percentile(sources["edf"], [3, 97]),
                           np.percentile(ref, [3, 97], axis=0).astype(np.float32))
+
+
+def test_median_is_hexrds_float32_not_np_median(tmp_path):
+    """hexrd's ``stats.median`` is ``np.percentile(stack, 50, axis=0).astype(np.float32)``:
+    for uint32 values past 2**24 (float32 steps of 2) that is not ``np.median``; ours is
+    hexrd's, bit for bit."""
+    rng = np.random.default_rng(4)
+    s = rng.integers(2 * 10**7, 2 * 10**7 + 1000, (6,) + SHAPE).astype(np.uint32)
+    with h5py.File(tmp_path / "u.h5", "w") as f:
+        f["imageseries/images"] = s
+    ims = imageseries.open(str(tmp_path / "u.h5"), "hdf5", path="imageseries")
+    got = stats.median(ims)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.percentile(s, 50, axis=0).astype(np.float32))
+    assert not np.array_equal(got.astype(np.float64), np.median(s, axis=0))  # hexrd's rounding

@@ -109,8 +109,9 @@ def test_three_scans_written_then_skipped(scans, tmp_path, monkeypatch):
         np.testing.assert_allclose(g["composite"][...], comp, rtol=1e-6)
         np.testing.assert_array_equal(g["roi_sum"][...], roi_sum)
         np.testing.assert_array_equal(g["annulus_sum"][...], ann)
-        if name == "a":
+        if name == "a":        # the whole frame, the scan's mask NaN
             raw = frames_of(synth["a"])
+            raw[:, mask != 0] = np.nan
             np.testing.assert_array_equal(g["stats/max"][...], raw.max(axis=0))
             np.testing.assert_allclose(g["stats/percentile_90"][...],
                                        np.percentile(raw, 90, axis=0), rtol=1e-6)
@@ -476,6 +477,44 @@ def test_stats_only_scan_not_skipped_when_inputs_change(scans, tmp_path):
     assert run("b", overwrite=True).status == "done"
     stats = zarr.open_group(str(tmp_path / "o.zarr" / "s1" / "stats"), mode="r")
     np.testing.assert_array_equal(stats["max"][...], frames_of(made["b"]).max(axis=0))
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")
+def test_job_spec_stats_take_the_mask_as_the_cli(scans, tmp_path):
+    """A scan's ``corrections: {mask: ...}`` makes its statistics NaN at the masked pixels,
+    over the whole frame (not the maps' ROI), equal to ``xrsmap-dask stats --mask``."""
+    import fabio
+
+    _, made = scans
+    scan = made["b"]
+    mask = np.zeros((64, 64), np.uint8)
+    mask[3:7, 40:50] = 1            # outside the maps' ROI (rows 8..55) too
+    mask[30, 30] = 1
+    fabio.edfimage.EdfImage(data=mask).write(str(tmp_path / "mask.edf"))
+    spec = write_spec(tmp_path / "m.yaml", (
+        f"output: {tmp_path / 'o.zarr'}\nscans:\n  - name: s\n"
+        f"    inputs: '{scan.directory}/scan_*.edf'\n    mesh: [{NPT_Y}, {NPT_X}]\n"
+        f"    roi: {list(ROI)}\n    binning: {BIN}\n"
+        "    corrections: {mask: mask.edf}\n    stats: [median, max, {percentile: 5}]\n"))
+    assert cli.main(["run", spec, "-q"]) == 0
+    got = zarr.open_group(str(tmp_path / "o.zarr" / "s" / "stats"), mode="r")
+    x = frames_of(scan)
+    x[:, mask != 0] = np.nan
+    refs = {"median": np.nanmedian(x, axis=0), "max": np.nanmax(x, axis=0),
+            "percentile_5": np.nanpercentile(x, 5, axis=0)}
+    for label, ref in refs.items():
+        assert got[label].shape == (64, 64)
+        assert np.isnan(got[label][...][mask != 0]).all(), label
+        np.testing.assert_array_equal(got[label][...], ref, err_msg=label)
+    assert decode_attrs(got.attrs)["mask"]["excluded"] == int(mask.sum())
+    cli_out = tmp_path / "cli.zarr"
+    assert cli.main(["stats", f"{scan.directory}/scan_*.edf", "--stat", "median", "max",
+                     "--percentile", "5", "--mask", str(tmp_path / "mask.edf"),
+                     "-o", str(cli_out), "-q"]) == 0
+    ref = zarr.open_group(str(cli_out), mode="r")
+    for label in refs:
+        np.testing.assert_array_equal(got[label][...], ref[label][...], err_msg=label)
+        assert got[label].dtype == ref[label].dtype
 
 
 def test_nested_scan_groups_refused(scans, tmp_path):

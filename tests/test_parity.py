@@ -143,16 +143,21 @@ def test_stats_cli_and_job_identical_and_finite_under_fill(data, tmp_path):
     s = data["scan"]
     out = tmp_path / "stats.zarr"
     assert cli.main(["stats", *s.files, "--stat", "max", "median", "--on-error", "fill",
-                     "-o", str(out), "-q"]) == 0
-    job = _job(data, tmp_path, "mean")
+                     "--mask", s.mask_file, "-o", str(out), "-q"]) == 0
+    job = _job(data, tmp_path, "mean")      # its corrections' mask applies to its stats
     stats_cli = zarr.open_group(str(out), mode="r")
     stats_job = job["stats"]
+    import fabio
+
+    masked = fabio.open(s.mask_file).data != 0
+    assert masked.any()
     for label in ("max", "median"):
         got = stats_job[label][...]
         np.testing.assert_array_equal(got, stats_cli[label][...], err_msg=label)
-        assert np.isfinite(got).all(), f"{label} has NaN under fill"
-    # the median equals numpy's over the readable frames
-    import fabio
-
+        assert np.isnan(got[masked]).all(), f"{label} not NaN at masked pixels"
+        assert np.isfinite(got[~masked]).all(), f"{label} has NaN under fill"
+    # the median equals numpy's over the readable frames, masked pixels NaN
     frames = np.stack([fabio.open(f).data for i, f in enumerate(s.files) if i != BAD])
-    np.testing.assert_array_equal(stats_job["median"][...], np.median(frames, axis=0))
+    ref = np.median(frames, axis=0)
+    ref[masked] = np.nan
+    np.testing.assert_array_equal(stats_job["median"][...], ref)

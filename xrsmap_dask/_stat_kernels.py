@@ -165,11 +165,13 @@ def _pixel_block(nframes: int, itemsize: int) -> int:
 
 
 # -- order statistics from sorted rows --------------------------------------------------------
-def _median_sorted(s: np.ndarray, n: int, res_dtype: np.dtype) -> np.ndarray:
-    """Median of each row's first ``n`` (sorted) values, numpy's arithmetic (mean of the
-    middle one or two values in the mean's accumulator dtype)."""
+def _median_sorted(s: np.ndarray, n: int, res_dtype: np.dtype,
+                   data_dtype: np.dtype) -> np.ndarray:
+    """Median of each row's first ``n`` (sorted) values, numpy's arithmetic on
+    ``data_dtype`` values (mean of the middle one or two values in the mean's accumulator
+    dtype: float64 for integers)."""
     k = n // 2
-    acc = np.float64 if s.dtype.kind in "iub" else s.dtype
+    acc = np.float64 if np.dtype(data_dtype).kind in "iub" else data_dtype
     if n % 2:
         return s[:, k].astype(res_dtype)
     lo = s[:, k - 1].astype(acc)
@@ -221,7 +223,7 @@ def _generic_sorted(s: np.ndarray, n: int, q, method: str, res_dtype: np.dtype,
 
 def _rows_stat(s, n, q, qfrac, weak_q, method, res_dtype, data_dtype):
     if q is None and method == "linear":
-        return _median_sorted(s, n, res_dtype)
+        return _median_sorted(s, n, res_dtype, data_dtype)
     if method == "linear":
         return _linear_sorted(s, n, qfrac, weak_q, res_dtype, data_dtype)
     return _generic_sorted(s, n, q, method, res_dtype, data_dtype)
@@ -246,7 +248,7 @@ def _sorted_rows_stat(s: np.ndarray, dest: np.ndarray, skipna: bool, stat_args) 
 
 
 def quantile_tile(tile: np.ndarray, q=None, *, method: str = "linear",
-                  skipna: bool = False, work_dtype=None) -> np.ndarray:
+                  skipna: bool = False, work_dtype=None, data_dtype=None) -> np.ndarray:
     """Exact median (``q=None``) or percentile(s) ``q`` of a tile over its frame axis.
 
     Parameters
@@ -263,13 +265,19 @@ def quantile_tile(tile: np.ndarray, q=None, *, method: str = "linear",
     work_dtype : dtype, optional
         dtype of the sorted pixel-major buffer; default :func:`sort_dtype` of the tile's
         (must hold every value of the tile exactly).
+    data_dtype : dtype, optional
+        dtype of the values the tile stands for (default the tile's; it must hold every
+        value of the tile exactly): the result, its dtype and the interpolation are
+        numpy's on ``tile.astype(data_dtype)``, while the sort stays in the tile's own
+        (narrower) dtype.  E.g. float64 for a float32 tile of 16-bit integers read with
+        NaN for unreadable frames: float64 results, interpolated in float64.
 
     Returns
     -------
     ndarray
         (rows, cols) for the median or a scalar ``q``; (len(q), rows, cols) for a list.
-        dtype as numpy's (float64 for integer input; float32 stays float32 for the median
-        and a Python-scalar ``q``).
+        dtype as numpy's for ``data_dtype`` (float64 for integer input; float32 stays
+        float32 for the median and a Python-scalar ``q``).
     """
     tile = np.asarray(tile)
     if tile.ndim != 3:
@@ -286,7 +294,8 @@ def quantile_tile(tile: np.ndarray, q=None, *, method: str = "linear",
     n, h, w = tile.shape
     if n == 0:
         raise ValueError("no frames to reduce")
-    res_dtype = quantile_result_dtype(tile.dtype, q, method, skipna)
+    data_dtype = tile.dtype if data_dtype is None else np.dtype(data_dtype)
+    res_dtype = quantile_result_dtype(data_dtype, q, method, skipna)
     shape = (h, w) if q is None or np.ndim(q) == 0 else (len(q), h, w)
     out = np.empty(shape[:-2] + (h * w,), dtype=res_dtype)
     flat = tile.reshape(n, h * w)
@@ -296,7 +305,7 @@ def quantile_tile(tile: np.ndarray, q=None, *, method: str = "linear",
     pb = _pixel_block(n, work.itemsize)
     buf = np.empty((min(pb, h * w), n), dtype=work)
     stage = None if work == tile.dtype else np.empty(buf.shape, dtype=tile.dtype)
-    stat_args = (q, qfrac, weak_q, method, res_dtype, tile.dtype)
+    stat_args = (q, qfrac, weak_q, method, res_dtype, data_dtype)
     for j0 in range(0, h * w, pb):
         j1 = min(h * w, j0 + pb)
         s = pixel_major(flat, j0, j1, buf, stage)
@@ -316,26 +325,34 @@ def min_tile(tile: np.ndarray) -> np.ndarray:
     return np.min(tile, axis=0)
 
 
-def mean_tile(tile: np.ndarray, skipna: bool = False) -> np.ndarray:
-    """``np.mean(tile, axis=0)`` (``np.nanmean`` with ``skipna``); float64 for integers."""
+def mean_tile(tile: np.ndarray, skipna: bool = False, dtype=None) -> np.ndarray:
+    """``np.mean(tile, axis=0)`` (``np.nanmean`` with ``skipna``); float64 for integers.
+    ``dtype``: the accumulator and result dtype (numpy's ``dtype=``; default numpy's)."""
     if skipna and tile.dtype.kind == "f":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(tile, axis=0)
-    return np.mean(tile, axis=0)
+            return np.nanmean(tile, axis=0, dtype=dtype)
+    return np.mean(tile, axis=0, dtype=dtype)
 
 
 def stat_tile(tile: np.ndarray, stat: str, q=None, *, method: str = "linear",
-              skipna: bool = False) -> np.ndarray:
-    """Dispatch: ``stat`` in ``max``, ``min``, ``mean``, ``median``, ``percentile``."""
-    if stat == "max":
-        return np.nanmax(tile, axis=0) if skipna and tile.dtype.kind == "f" else max_tile(tile)
-    if stat == "min":
-        return np.nanmin(tile, axis=0) if skipna and tile.dtype.kind == "f" else min_tile(tile)
+              skipna: bool = False, data_dtype=None) -> np.ndarray:
+    """Dispatch: ``stat`` in ``max``, ``min``, ``mean``, ``median``, ``percentile``.
+
+    ``data_dtype`` (default the tile's; must hold every value of the tile exactly): the
+    result is numpy's for ``tile.astype(data_dtype)``, values and dtype, without that copy
+    (see :func:`quantile_tile`)."""
+    data = tile.dtype if data_dtype is None else np.dtype(data_dtype)
+    if stat in ("max", "min"):
+        nan = skipna and tile.dtype.kind == "f"
+        func = {"max": (max_tile, lambda t: np.nanmax(t, axis=0)),
+                "min": (min_tile, lambda t: np.nanmin(t, axis=0))}[stat][nan]
+        return func(tile).astype(data, copy=False)
     if stat == "mean":
-        return mean_tile(tile, skipna)
+        return mean_tile(tile, skipna, None if data_dtype is None else
+                         (np.float64 if data.kind in "iub" else data))
     if stat == "median":
-        return quantile_tile(tile, None, method=method, skipna=skipna)
+        return quantile_tile(tile, None, method=method, skipna=skipna, data_dtype=data)
     if stat == "percentile":
-        return quantile_tile(tile, q, method=method, skipna=skipna)
+        return quantile_tile(tile, q, method=method, skipna=skipna, data_dtype=data)
     raise ValueError(f"unknown statistic {stat!r}")

@@ -34,6 +34,21 @@ def skipna_for(ims) -> bool:
     return ims.on_error == "fill"
 
 
+def values_dtype(ims, invalid=None) -> np.dtype:
+    """The dtype whose numpy statistics the statistics of the series ``ims`` are (values,
+    dtype and arithmetic): the file's dtype, except float64 for integer data where NaN may
+    stand in for values (under ``on_error='fill'``, whose float blocks hold the integers
+    exactly, float32 for 16-bit data; with an active ``invalid`` rule).  So statistics of
+    integer data are float64 then (``max``/``min`` too) and equal ``np.nanmedian`` /
+    ``np.nanpercentile`` / ... of the float64 stack with those values NaN, the quantile
+    interpolation done in float64.  Float data keep their dtype."""
+    from .invalid import stat_dtype
+
+    if skipna_for(ims) and np.dtype(ims.dtype).kind in "iub":
+        return np.dtype(np.float64)
+    return stat_dtype(ims.block_dtype(), invalid)
+
+
 def stat_plan(names, percentiles) -> list[tuple[str, str, float | None]]:
     """``[(label, stat, q)]``: names first, then percentiles, duplicates dropped; labels
     as :func:`xrsmap_dask.stats.stat_label` (never two statistics under one label)."""
@@ -76,10 +91,11 @@ def invalid_result_dtype(dtype, stat: str, q, method: str, invalid) -> np.dtype:
 
 def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, method: str,
                 skipna: bool, detect_bad: bool, batch: int, excluded=None,
-                invalid=None) -> dict:
+                invalid=None, data_dtype=None) -> dict:
     """Unit task: read tile ``rows x cols`` of every frame once; every statistic of it
     (NaN at the ``excluded`` pixels of the tile, when given; pixels the ``invalid`` rule
-    excludes are NaN in their frames and skipped)."""
+    excludes are NaN in their frames and skipped), numpy's for ``data_dtype`` values
+    (:func:`values_dtype`)."""
     from .invalid import nan_invalid
 
     tile = read_band(ims, rows, cols, nframes, batch=batch)
@@ -95,8 +111,8 @@ def _stats_tile(ims, rows: slice, cols: slice, nframes: int, plan, dtypes, metho
         for (label, stat, q), dtype in zip(plan, dtypes):
             # one q per call: a scalar q gives exactly np.percentile(x, q) (a list of q
             # computes in float64 and would differ in the last bit for float32 frames)
-            out[label] = K.stat_tile(tile, stat, q, method=method,
-                                     skipna=skipna).astype(dtype, copy=False)
+            out[label] = K.stat_tile(tile, stat, q, method=method, skipna=skipna,
+                                     data_dtype=data_dtype).astype(dtype, copy=False)
             if excluded is not None:
                 out[label][excluded] = np.nan
     out["frame_unreadable"] = flags
@@ -167,7 +183,8 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     the identity.  Values equal :func:`xrsmap_dask.stats.median` and friends; ``skipna``
     follows :func:`skipna_for`.  ``invalid`` (an :class:`~xrsmap_dask.invalid.InvalidRule`):
     pixels holding its values are NaN in their frames and every statistic skips them
-    (integer statistics become float64).
+    (integer statistics become float64).  Values and dtypes are numpy's on
+    :func:`values_dtype` data (float64 for integer data under ``on_error='fill'``).
     """
     from .invalid import active_rule
     from .stats import READ_BATCH, _check_method
@@ -182,7 +199,9 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
     skipna = skipna_for(ims)
     invalid = active_rule(invalid)
     excluded = _excluded(mask, ims, (rows, cols))
-    dtypes = _stat_dtypes(dtype, plan, method, skipna, invalid, excluded is not None)
+    data_dtype = values_dtype(ims, invalid)
+    dtypes = _stat_dtypes(data_dtype, plan, method, skipna or invalid is not None,
+                          excluded is not None)
     # an excluded pixel turns an integer tile into a float64 copy beside it
     itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
     tile = tuple(tile_shape) if tile_shape else \
@@ -196,7 +215,7 @@ def stats_output(data, names=(), percentiles=(), *, roi=None,
         tcols = slice(cols.start + c.start, cols.start + c.stop)
         return (_stats_tile, skey, trows, tcols, nframes, plan, dtypes, method, skipna,
                 skipna, READ_BATCH, None if excluded is None else excluded[trows, tcols],
-                invalid)
+                invalid, data_dtype)
 
     def summarize(arrays: dict) -> dict:
         flagged = np.flatnonzero(np.asarray(arrays["frame_unreadable"]).any(axis=0))
@@ -235,12 +254,11 @@ def _series_of(data):
     return ims
 
 
-def _stat_dtypes(dtype: np.dtype, plan, method: str, skipna: bool, invalid,
+def _stat_dtypes(data_dtype: np.dtype, plan, method: str, skipna: bool,
                  masked: bool) -> list[np.dtype]:
-    """Each statistic's output dtype: float64 where excluded pixels (a mask, the invalid
-    rule) must be NaN in an integer statistic."""
-    dtypes = [_result_dtype(dtype, stat, q, method, skipna) if invalid is None else
-              invalid_result_dtype(dtype, stat, q, method, invalid) for _, stat, q in plan]
+    """Each statistic's output dtype: numpy's for ``data_dtype`` values
+    (:func:`values_dtype`), float64 where a mask must make an integer statistic NaN."""
+    dtypes = [_result_dtype(data_dtype, stat, q, method, skipna) for _, stat, q in plan]
     if masked:
         dtypes = [d if d.kind == "f" else np.dtype("float64") for d in dtypes]
     return dtypes

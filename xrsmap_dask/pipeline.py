@@ -126,13 +126,18 @@ def write_scan_stats(job: ScanJob, ims, path: str, executor, overwrite: bool = F
     """Write the scan's statistics to the group ``<path>/stats`` (tile by tile, under the
     output lock, resumably: :func:`xrsmap_dask.store.write_statistics`); False when they
     were already complete for the same inputs and statistics.  Statistics of other inputs
-    are refused unless ``overwrite``; the group's ``complete`` attr is set last."""
+    are refused unless ``overwrite``; the group's ``complete`` attr is set last.
+
+    Over the whole frame (the maps' ROI does not apply); the pixels the scan's corrections
+    mask and, unless ``detector_mask: false``, the series' detector mask exclude are NaN,
+    as with the CLI ``stats --mask`` (:func:`stats_mask`)."""
     from .store import write_statistics
 
+    mask = stats_mask(job.corrections.mask, ims, job.corrections.detector_mask)
     with executor.progress():
         res = write_statistics(ims, os.path.join(path, "stats"),
                                [s.name for s in job.stats if s.q is None],
-                               [s.q for s in job.stats if s.q is not None],
+                               [s.q for s in job.stats if s.q is not None], mask=mask,
                                overwrite=overwrite, scheduler=executor.scheduler,
                                invalid=invalid_rule(job.invalid, ims))
     return not res.skipped

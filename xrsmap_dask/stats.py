@@ -52,6 +52,11 @@ max / min / mean
 Ordinary dask tree reductions over frame-batched reads (``ims.to_dask``), chunks sized from
 the budget.  ``max``/``min`` keep the dtype; ``mean`` is float64 for integer data (exact for
 integers; floats equal ``np.mean`` to rounding, the summation order differs).
+
+Integer data under ``on_error='fill'`` (an image series; its blocks are float, NaN for an
+unreadable frame) or an active invalid rule: every statistic is numpy's on the float64
+frames (float64, ``max``/``min`` included; quantiles interpolated in float64), see
+:func:`values_dtype`.
 """
 from __future__ import annotations
 
@@ -82,7 +87,7 @@ MIN_TILES_PER_THREAD = 4
 
 __all__ = ["max", "min", "mean", "median", "percentile", "background", "default_memory_budget",
            "plan_tiles", "lazy_stats", "stat_label", "stats_output", "compute_statistics",
-           "skipna_for"]
+           "skipna_for", "values_dtype"]
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -131,22 +136,27 @@ def _offsets(chunks) -> list[int]:
 
 # -- task bodies (plain numpy, picklable arguments) --------------------------------------------
 def _series_tile(ims: ImageSeries, rows: slice, cols: slice, nframes: int, stat: str, q,
-                 method: str, skipna: bool, batch: int, invalid=None) -> np.ndarray:
+                 method: str, skipna: bool, batch: int, invalid=None,
+                 data_dtype=None) -> np.ndarray:
     """Read the tile ``rows x cols`` of every frame and reduce it over frames (pixels the
     ``invalid`` rule excludes are NaN in their frames; then ``skipna`` is true)."""
     tile = read_band(ims, rows, cols, nframes, batch=batch)
-    return _block_stat(tile, stat, q, method, skipna, invalid)
+    return _block_stat(tile, stat, q, method, skipna, invalid, data_dtype)
 
 
 def _block_stat(block: np.ndarray, stat: str, q, method: str, skipna: bool,
-                invalid=None) -> np.ndarray:
+                invalid=None, data_dtype=None) -> np.ndarray:
+    """``stat`` of ``block`` over frames, numpy's for ``data_dtype`` values (default the
+    block's, or :func:`~xrsmap_dask.invalid.stat_dtype` under ``invalid``)."""
     if invalid is None:
-        return K.stat_tile(block, stat, q, method=method, skipna=skipna)
-    dtype = invalid_result_dtype(block.dtype, stat, q, method, invalid)
+        return K.stat_tile(block, stat, q, method=method, skipna=skipna,
+                           data_dtype=data_dtype)
+    data_dtype = stat_dtype(block.dtype if data_dtype is None else data_dtype, invalid)
+    dtype = _result_dtype(data_dtype, stat, q, method, True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # pixels excluded in every frame
         return K.stat_tile(nan_invalid(block, invalid), stat, q, method=method,
-                           skipna=True).astype(dtype, copy=False)
+                           skipna=True, data_dtype=data_dtype).astype(dtype, copy=False)
 
 
 
@@ -160,7 +170,7 @@ class _Deferred:
 
 
 def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool,
-              invalid=None) -> np.ndarray:
+              invalid=None, data_dtype=None) -> np.ndarray:
     """Compute ``x[:, tile]`` one frame chunk at a time (sync scheduler) into one buffer."""
     import dask
 
@@ -171,22 +181,26 @@ def _dask_tile(deferred: _Deferred, stat: str, q, method: str, skipna: bool,
         (blk,) = dask.compute(sub.blocks[k], scheduler="sync")
         out[start:start + n] = blk
         start += n
-    return _block_stat(out, stat, q, method, skipna, invalid)
+    return _block_stat(out, stat, q, method, skipna, invalid, data_dtype)
 
 
 # -- graph builders ----------------------------------------------------------------------------
-def _source(src, roi) -> tuple:
-    """``(x, (rows, cols), dtype, nframes)`` of a dask stack or an image series: ``x`` the
-    stack restricted to the ROI (a dask array; None for a series, read tile by tile)."""
+def _source(src, roi, invalid=None) -> tuple:
+    """``(x, (rows, cols), dtype, data_dtype, nframes)`` of a dask stack or an image
+    series: ``x`` the stack restricted to the ROI (a dask array; None for a series, read
+    tile by tile), ``dtype`` that of its blocks, ``data_dtype`` the dtype whose numpy
+    statistics the results are (:func:`values_dtype` for a series)."""
     if _is_dask(src):
         rows, cols = normalize_roi(roi, src.shape[1:])
         x, dtype, nframes = src[:, rows, cols], np.dtype(src.dtype), int(src.shape[0])
+        data_dtype = stat_dtype(dtype, invalid)
     else:
         rows, cols = normalize_roi(roi, src.shape)
         x, dtype, nframes = None, np.dtype(src.block_dtype()), len(src)
+        data_dtype = values_dtype(src, invalid)
     if nframes == 0:
         raise InputError("no frames to reduce", argument="data")
-    return x, (rows, cols), dtype, nframes
+    return x, (rows, cols), dtype, data_dtype, nframes
 
 
 def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
@@ -199,10 +213,9 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
     nq = 1 if q is None or np.ndim(q) == 0 else len(q)
     listq = q is not None and np.ndim(q) == 1
 
-    x, (rows, cols), dtype, nframes = _source(src, roi)
-    res_dtype = K.quantile_result_dtype(dtype, q if q is not None or method == "linear"
-                                        else 50.0, method, skipna) if invalid is None \
-        else invalid_result_dtype(dtype, stat, q, method, invalid)
+    x, (rows, cols), dtype, data_dtype, nframes = _source(src, roi, invalid)
+    res_dtype = K.quantile_result_dtype(data_dtype, q if q is not None or method == "linear"
+                                        else 50.0, method, skipna or invalid is not None)
     hw = roi_shape((rows, cols))
     # an excluded pixel turns an integer tile into a float64 copy beside it
     itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
@@ -215,13 +228,14 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
             merged = x.rechunk({0: -1})
             if listq:
                 return merged.map_blocks(_block_stat, stat, q, method, skipna, invalid,
-                                         chunks=((nq,),) + merged.chunks[1:],
+                                         data_dtype, chunks=((nq,),) + merged.chunks[1:],
                                          dtype=res_dtype, name=f"{stat}-tile")
             return merged.map_blocks(_block_stat, stat, q, method, skipna, invalid,
-                                     drop_axis=0, dtype=res_dtype, name=f"{stat}-tile")
+                                     data_dtype, drop_axis=0, dtype=res_dtype,
+                                     name=f"{stat}-tile")
     name = layer_name(
         f"{stat}-tile", src.name if _is_dask(src) else src.token, rows.start, rows.stop, cols.start,
-        cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str,
+        cols.stop, stat, q, method, skipna, rchunks, cchunks, dtype.str, data_dtype.str,
         None if invalid is None else invalid.to_attrs())
     dsk: dict[Any, Any] = {}
     series_key = None
@@ -234,10 +248,10 @@ def _quantile_graph(data, stat: str, q, *, memory_budget, method, skipna, roi,
             tcols = slice(cols.start + c0, cols.start + c0 + cw)
             if series_key is not None:
                 task = (_series_tile, series_key, trows, tcols, nframes, stat, q, method,
-                        skipna, READ_BATCH, invalid)
+                        skipna, READ_BATCH, invalid, data_dtype)
             else:
                 sub = _Deferred(x[:, r0:r0 + rh, c0:c0 + cw])
-                task = (_dask_tile, sub, stat, q, method, skipna, invalid)
+                task = (_dask_tile, sub, stat, q, method, skipna, invalid, data_dtype)
             key = (name, 0, i, j) if listq else (name, i, j)
             dsk[key] = task
     chunks = ((nq,), rchunks, cchunks) if listq else (rchunks, cchunks)
@@ -286,7 +300,8 @@ def percentile(data, q, *, memory_budget: int | None = None, method: str = "line
 
 def _frames_lazy(data, memory_budget, roi, invalid=None):
     """(frames, roi rows, roi cols) dask array with frame chunks sized from the budget;
-    with an active ``invalid`` rule, excluded pixels NaN (integer data as float64)."""
+    with an active ``invalid`` rule, excluded pixels NaN (integer data as float64); a
+    series' blocks as its :func:`values_dtype` (float64 for integer data under fill)."""
     src = _as_input(data)
     invalid = active_rule(invalid)
     if _is_dask(src):
@@ -296,17 +311,22 @@ def _frames_lazy(data, memory_budget, roi, invalid=None):
     budget = _budget(memory_budget)
     h, w = roi_shape((rows, cols))
     dtype = np.dtype(src.block_dtype())
-    itemsize = dtype.itemsize + (8 if invalid is not None and dtype.kind != "f" else 0)
+    data_dtype = values_dtype(src, invalid)
+    itemsize = dtype.itemsize + (data_dtype.itemsize if data_dtype != dtype else 0)
     # a block, its reduction temporaries and the tree's partial results: ~4 blocks per thread
     per_chunk = budget // (4 * _threads())
     fpc = int(builtins.max(1, builtins.min(len(src), per_chunk // builtins.max(1, h * w * itemsize))))
-    return _nan_blocks(src.to_dask(roi=(rows, cols), frames_per_chunk=fpc), invalid)
+    return _nan_blocks(src.to_dask(roi=(rows, cols), frames_per_chunk=fpc), invalid,
+                       data_dtype)
 
 
-def _nan_blocks(x, invalid):
+def _nan_blocks(x, invalid, dtype=None):
+    """``x`` as ``dtype`` (default :func:`~xrsmap_dask.invalid.stat_dtype`; a cast that
+    is exact: fill blocks hold the integers), the ``invalid`` pixels NaN (compared in the
+    blocks as read)."""
+    dtype = stat_dtype(x.dtype, invalid) if dtype is None else np.dtype(dtype)
     if invalid is None:
-        return x
-    dtype = stat_dtype(x.dtype, invalid)
+        return x if x.dtype == dtype else x.astype(dtype)
     return x.map_blocks(nan_invalid, invalid, dtype, dtype=dtype, name="invalid-nan")
 
 
@@ -400,5 +420,5 @@ def lazy_stats(data, names=(), percentiles=(), *, roi=None, skipna: bool = False
     return out
 
 
-from ._stats_output import (compute_statistics, invalid_result_dtype,  # noqa: E402
-                            skipna_for, stats_output)
+from ._stats_output import (_result_dtype, compute_statistics,  # noqa: E402
+                            invalid_result_dtype, skipna_for, stats_output, values_dtype)
