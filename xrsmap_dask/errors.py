@@ -24,6 +24,15 @@ class InputError(ValueError):
             where.append(f"frame {frame}")
         super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
 
+    def replaced(self, **changes) -> "InputError":
+        """A copy of the same type with ``reason``, ``path``, ``frame`` or ``argument``
+        changed (how each face re-spells an error in its own words)."""
+        fields = {"reason": self.reason, "path": self.path, "frame": self.frame,
+                  "argument": self.argument, **changes}
+        new = type(self).__new__(type(self))
+        InputError.__init__(new, fields.pop("reason"), **fields)
+        return new
+
 
 class FrameReadError(InputError):
     """A frame could not be read: missing, truncated or corrupt file, wrong shape or dtype."""

@@ -224,13 +224,12 @@ def _checked_group(zarr_path: str, nexus_path: str):
 
 def check_nexus_output(nexus_path, overwrite: bool = False) -> str:
     """``nexus_path`` if a NeXus file may be written there: a new file, a NeXus file written
-    by xrsmap-dask before (its root ``creator``), or anything else with ``overwrite``; a
-    directory is never replaced.  Called before any map is computed."""
+    by xrsmap-dask before (its root ``creator``), or anything else with ``overwrite``.
+    Called before any map is computed, after :func:`~xrsmap_dask.store.check_writable`
+    (which refuses a directory)."""
     import h5py
 
     path = os.path.abspath(os.fspath(nexus_path))
-    if os.path.isdir(path):
-        raise InputError("is a directory, not a NeXus file", path=path, argument="output")
     if not os.path.lexists(path) or overwrite:
         return path
     try:
@@ -260,7 +259,7 @@ def export_entries(entries: Mapping[str, object], nexus_path, *,
     if not groups:
         raise InputError("no map group to export", path=nexus_path, argument="output")
     if os.path.exists(nexus_path) and not overwrite:
-        raise InputError("exists; pass overwrite=True (--overwrite) to replace it",
+        raise InputError("exists; pass overwrite=True to replace it",
                          path=nexus_path, argument="output")
     os.makedirs(os.path.dirname(nexus_path), exist_ok=True)
     tmp = f"{nexus_path}.part-{uuid.uuid4().hex[:8]}"

@@ -56,13 +56,8 @@ def _flag_label(exc: InputError) -> InputError:
     if exc.argument and exc.argument not in aliases and exc.argument.isidentifier():
         aliases.setdefault(exc.argument, "--" + exc.argument.replace("_", "-"))
     out = relabel(exc, MAPS, aliases=aliases)
-    reason = _KEYWORD_FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), out.reason)
-    reason = reason.replace("--overwrite (--overwrite)", "--overwrite")
-    if reason == out.reason:
-        return out
-    new = type(out).__new__(type(out))
-    InputError.__init__(new, reason, path=out.path, frame=out.frame, argument=out.argument)
-    return new
+    return out.replaced(reason=_KEYWORD_FLAGS.sub(
+        lambda m: "--" + m.group(1).replace("_", "-"), out.reason))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

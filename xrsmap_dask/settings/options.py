@@ -406,7 +406,5 @@ def relabel(exc: InputError, face: str, where: Callable[[str], str] | None = Non
     file = exc.path
     if path is not None and file is not None and file != path:
         reason = f"{reason}: {file}"
-    new = type(exc).__new__(type(exc))
-    InputError.__init__(new, reason, path=path if path is not None else file,
-                        frame=exc.frame, argument=argument)
-    return new
+    return exc.replaced(reason=reason, path=path if path is not None else file,
+                        argument=argument)

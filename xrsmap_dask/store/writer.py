@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from .. import _graph
 from ..errors import InputError
-from ..layout import FORMAT_VERSION, OutputRequest, decode_attrs, encode_attrs
+from ..layout import FORMAT_VERSION, OutputRequest, decode_attrs, encode_attrs, jsonable
 from . import chunks as C
 from .paths import check_free_space, makedirs
 
@@ -171,8 +171,6 @@ def _refuse_other_job(path: str, have: dict, shown: str, request: OutputRequest)
 
 def _what_differs(have: dict, request: OutputRequest) -> str:
     """The identity keys in which the stored output and this job differ, in words."""
-    from ..layout import jsonable
-
     new = jsonable(request.identity)
     keys = sorted(k for k in new if jsonable(have.get(k)) != new[k])
     if not keys:
